@@ -1,0 +1,93 @@
+"""The one exception tree of Hotline.
+
+Every error Hotline raises on purpose is a ``HotlineError``. Library exceptions
+(``cryptography``'s ``InvalidTag``/``InvalidSignature``, ``sqlite3.Error``,
+``msgpack`` errors, ``ssl.SSLError``) are converted into these at the module that
+calls the library, so callers above never see them.
+
+    HotlineError
+    ├── ConfigError              a home folder, config file or argument is wrong
+    │   └── PassphraseError      the key file could not be unlocked
+    ├── IdentityError            a contact card or key is invalid
+    │   ├── CardError            a card is malformed or its signature does not verify
+    │   └── PeerKeyMismatch      a peer presented a key other than the one paired
+    ├── CryptoError              end-to-end layer
+    │   ├── SignatureError       a signature does not verify
+    │   └── DecryptError         authenticated decryption failed, or a ratchet limit was hit
+    ├── ProtocolError            the link protocol
+    │   ├── LocalProtocolError   we were asked to do something the protocol forbids
+    │   └── RemoteProtocolError  the peer sent something malformed, oversize or out of place
+    ├── JournalError             the journal could not be read or written
+    │   └── JournalCorrupt       the hash chain or a signature in the journal is broken
+    ├── DeliveryError            a message cannot be accepted (unknown peer, too large)
+    └── ControlError             the local control socket failed or refused a request
+
+A ``RemoteProtocolError`` closes that one connection with a reason and becomes an
+event; it never propagates out of the terminal.
+"""
+
+from __future__ import annotations
+
+
+class HotlineError(Exception):
+    """Base of every error Hotline raises on purpose."""
+
+
+class ConfigError(HotlineError):
+    """A home folder, configuration file or command-line argument is wrong."""
+
+
+class PassphraseError(ConfigError):
+    """The key file could not be unlocked with the given passphrase."""
+
+
+class IdentityError(HotlineError):
+    """A contact card or key is invalid."""
+
+
+class CardError(IdentityError):
+    """A contact card is malformed or its signature does not verify."""
+
+
+class PeerKeyMismatch(IdentityError):
+    """A peer presented a different identity key than the one pinned at pairing."""
+
+
+class CryptoError(HotlineError):
+    """The end-to-end layer refused an input."""
+
+
+class SignatureError(CryptoError):
+    """A signature does not verify."""
+
+
+class DecryptError(CryptoError):
+    """Authenticated decryption failed, or a ratchet limit was exceeded."""
+
+
+class ProtocolError(HotlineError):
+    """The link protocol was violated."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We were asked to do something the protocol forbids (our bug or misuse)."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something malformed, oversize, replayed or out of place."""
+
+
+class JournalError(HotlineError):
+    """The journal could not be read or written."""
+
+
+class JournalCorrupt(JournalError):
+    """The journal's hash chain or one of its signatures is broken."""
+
+
+class DeliveryError(HotlineError):
+    """A message cannot be accepted for delivery."""
+
+
+class ControlError(HotlineError):
+    """The local control socket failed or refused a request."""
