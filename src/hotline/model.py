@@ -7,6 +7,7 @@ so a value that exists is a value that is well formed. Nothing here does I/O.
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -25,6 +26,14 @@ MAX_NAME_CHARS = 64
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 # BCP 47, loosely: a primary subtag and optional subtags of letters and digits.
 _LANG_RE = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")
+
+
+EMPTY_STREAM_HASH = bytes(32)
+
+
+def next_stream_hash(previous: bytes, envelope: bytes) -> bytes:
+    """Running hash over one direction's envelopes, so one receipt commits to all of them."""
+    return hashlib.sha256(previous + hashlib.sha256(envelope).digest()).digest()
 
 
 class Precedence(enum.IntEnum):

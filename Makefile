@@ -1,0 +1,43 @@
+# Everything Hotline needs is installed here, into .venv, from PyPI.
+# `make demo` and `make test` work on a fresh machine with only Python 3.11 and make.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test check lint typecheck unit bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/hotline demo
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+check: lint typecheck
+
+# The whole suite: lint, types, then every test (unit, property, end-to-end).
+test: check
+	$(VENV)/bin/pytest -n 2 --dist loadgroup
+
+unit: setup
+	$(VENV)/bin/pytest -n 2 -m "not e2e"
+
+bench: setup
+	$(PY) bench/latency.py
+	$(PY) bench/throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

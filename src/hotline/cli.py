@@ -1,0 +1,483 @@
+"""The `hotline` command.
+
+Every listing takes ``--json`` and then prints exactly one JSON document on
+stdout. Errors go to stderr as one line a person can act on, with exit code 1
+(2 for usage errors, from argparse). ``HOTLINE_HOME`` stands in for ``--home``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hotline import audit
+from hotline.config import (
+    CONFIG_FILE,
+    JOURNAL_FILE,
+    KEYS_FILE,
+    Config,
+    load_config,
+    resolve_home,
+    write_private,
+)
+from hotline.control import ControlClient, build_content
+from hotline.engine import seal_state
+from hotline.errors import ConfigError, ControlError, HotlineError, PassphraseError
+from hotline.identity import (
+    MAX_CARD_BYTES,
+    ContactCard,
+    Identity,
+    fingerprint,
+    load_keys,
+    make_card,
+    safety_number,
+    save_keys,
+)
+from hotline.journal import Journal
+from hotline.model import Address, validate_name
+from hotline.ratchet import Ratchet, initial_secret, is_initiator
+from hotline.store import Store
+
+CARD_FILE = "card.json"
+EPILOG = """\
+examples:
+  hotline init --home ~/dc-washington --name washington --listen 127.0.0.1:7401
+  hotline --home ~/dc-washington card > washington.card
+  hotline --home ~/dc-washington pair moscow.card      # read the safety number aloud
+  hotline --home ~/dc-washington run                   # the terminal, in the foreground
+  hotline --home ~/dc-washington send --to moscow --precedence flash "Call in ten minutes"
+  hotline --home ~/dc-washington outbox --json
+
+HOTLINE_HOME may replace --home; HOTLINE_PASSPHRASE supplies the key passphrase.
+"""
+
+
+def _now_ns() -> int:
+    return time.time_ns()
+
+
+def _out_json(value: Any) -> None:
+    json.dump(value, sys.stdout, ensure_ascii=False, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+def _ts(ns: int | None) -> str:
+    return audit.rfc3339(ns) if ns else "-"
+
+
+def _passphrase(config: Config | None, *, confirm: bool = False) -> str | None:
+    if config is not None and not config.passphrase:
+        return None
+    value = os.environ.get("HOTLINE_PASSPHRASE")
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        raise PassphraseError("the keys are passphrase-protected: set HOTLINE_PASSPHRASE or run from a terminal")
+    value = getpass.getpass("Hotline key passphrase: ")
+    if confirm and getpass.getpass("Repeat the passphrase: ") != value:
+        raise PassphraseError("the two passphrases differ")
+    if not value:
+        raise PassphraseError("an empty passphrase is not allowed; use --no-passphrase for a demo terminal")
+    return value
+
+
+def _open(args: argparse.Namespace) -> tuple[Path, Config]:
+    home = resolve_home(args.home)
+    return home, load_config(home)
+
+
+def _identity(home: Path, config: Config) -> Identity:
+    return load_keys(home / KEYS_FILE, _passphrase(config))
+
+
+def _journal(home: Path, *, readonly: bool = False) -> Journal:
+    return Journal(home / JOURNAL_FILE, readonly=readonly)
+
+
+# -- commands ----------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    home = resolve_home(args.home)
+    name = validate_name(args.name)
+    listen = tuple(Address.parse(text, path=("primary" if i == 0 else f"path{i + 1}")) for i, text in enumerate(args.listen))
+    if (home / CONFIG_FILE).exists():
+        raise ConfigError(f"{home} already holds a terminal; choose another --home")
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config = Config(name=name, listen=listen, passphrase=not args.no_passphrase)
+    passphrase = None if args.no_passphrase else _passphrase(None, confirm=True)
+    identity = Identity.generate(name)
+    save_keys(home / KEYS_FILE, identity, passphrase)
+    write_private(home / CONFIG_FILE, config.to_toml().encode(), 0o644)
+    card = make_card(identity, listen, audit.rfc3339(_now_ns()).split(".")[0] + "Z")
+    write_private(home / CARD_FILE, card.to_json().encode(), 0o644)
+    journal = _journal(home)
+    with journal.transaction():
+        Store(journal).record_created(name, identity.public_key, identity.dh_public, identity.cert_der, _now_ns())
+    journal.close()
+    print(f"created terminal {name!r} in {home}")
+    print(f"identity key fingerprint: {fingerprint(identity.public_key)}")
+    if args.no_passphrase:
+        print("WARNING: --no-passphrase: the private keys are stored unencrypted (demo and test use only)")
+    print(f"next: `hotline --home {home} card > {name}.card`, give it to your peer, and `hotline pair` theirs")
+    return 0
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    home, _ = _open(args)
+    sys.stdout.write((home / CARD_FILE).read_text())
+    if not (home / CARD_FILE).read_text().endswith("\n"):
+        sys.stdout.write("\n")
+    return 0
+
+
+def _read_card(path: str) -> ContactCard:
+    source = Path(path)
+    try:
+        with (sys.stdin.buffer if path == "-" else source.open("rb")) as f:
+            data = f.read(MAX_CARD_BYTES + 1)
+    except OSError as e:
+        raise ConfigError(f"cannot read card {path}: {e.strerror or e}") from None
+    return ContactCard.from_json(data)
+
+
+def _notify(home: Path, op: str) -> Any:
+    try:
+        with ControlClient(home, timeout=10) as client:
+            return client.request(op)
+    except ControlError:
+        return None  # not running: it reads the journal when it starts
+
+
+def cmd_pair(args: argparse.Namespace) -> int:
+    home, config = _open(args)
+    card = _read_card(args.file)
+    identity = _identity(home, config)
+    if card.identity_key == identity.public_key or card.name == identity.name:
+        raise ConfigError("that is this terminal's own card; pair with the other side's card")
+    number = safety_number(identity.public_key, identity.name.encode(), card.identity_key, card.name.encode())
+    journal = _journal(home)
+    store = Store(journal)
+    old = store.peer(card.name)
+    if old is not None and old.identity_key == card.identity_key and old.card == card.to_json():
+        print(f"{card.name} is already paired with this key (paired {_ts(old.paired_at_ns)}).")
+    else:
+        secret = initial_secret(identity.public_key, identity.dh_key, card.identity_key, card.dh_key)
+        if is_initiator(identity.public_key, card.identity_key):
+            ratchet = Ratchet.initiator(secret, identity.dh_key, card.dh_key)
+        else:
+            ratchet = Ratchet.responder(secret, identity.dh_key, card.dh_key)
+        with journal.transaction():
+            rekeyed = store.add_peer(
+                card.name, card.to_json(), card.identity_key, number,
+                seal_state(identity.state_key, card.name, ratchet.to_bytes()), _now_ns(),
+            )  # fmt: skip
+        if rekeyed and old is not None:
+            print(
+                f"WARNING: this REPLACES the key for {card.name} paired on {_ts(old.paired_at_ns)} "
+                f"({fingerprint(old.identity_key)} -> {fingerprint(card.identity_key)})."
+            )
+        print(f"paired {card.name} ({fingerprint(card.identity_key)}) at {', '.join(str(a) for a in card.addresses)}")
+    journal.close()
+    _notify(home, "reload")
+    print("safety number (read it aloud with the other operator; both screens must show the same digits):")
+    print(f"  {number[:35]}\n  {number[36:]}")
+    return 0
+
+
+def cmd_peers(args: argparse.Namespace) -> int:
+    home, _ = _open(args)
+    journal = _journal(home, readonly=True)
+    rows = Store(journal).peers()
+    peers = []
+    for row in rows:
+        card = ContactCard.from_json(row.card_json)
+        peers.append(
+            {
+                "name": row.name,
+                "fingerprint": fingerprint(row.identity_key),
+                "safety_number": row.safety_number,
+                "paired_at": _ts(row.paired_at_ns),
+                "addresses": [{"path": a.path, "address": str(a)} for a in card.addresses],
+                "verification": "pinned at pairing; compare the safety number by voice",
+            }
+        )
+    journal.close()
+    if args.json:
+        _out_json({"peers": peers})
+        return 0
+    if not peers:
+        print("no peers yet: `hotline pair FILE` with the other side's card")
+    for p in peers:
+        print(f"{p['name']:<16} {p['fingerprint']}  paired {p['paired_at']}")
+        print(f"  safety number {p['safety_number']}")
+        print(f"  paths: {', '.join(a['path'] + '=' + a['address'] for a in p['addresses'])}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    home, config = _open(args)
+    logging.basicConfig(
+        level=getattr(logging, (args.log_level or config.log_level).upper(), logging.INFO),
+        format="%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",
+        stream=sys.stderr,
+    )
+    logging.Formatter.converter = time.gmtime
+    identity = _identity(home, config)
+    from hotline.terminal import run_terminal
+
+    run_terminal(home, config, identity)
+    return 0
+
+
+def _read_attachment(path: str) -> list[Any]:
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > 16 * 1024 * 1024:
+            raise ConfigError(f"attachment {path} is {size} bytes; the limit is 16 MiB")
+        return [p.name, p.read_bytes()]
+    except OSError as e:
+        raise ConfigError(f"cannot read attachment {path}: {e.strerror or e}") from None
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    home, config = _open(args)
+    if (args.text is None) == (args.file is None):
+        raise ConfigError("give the message text, or --file F, but not both")
+    if args.file is not None:
+        try:
+            body = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"cannot read {args.file}: {e}") from None
+    else:
+        body = args.text
+    request = {
+        "to": args.to, "precedence": args.precedence, "lang": args.lang, "subject": args.subject or "",
+        "body": body, "attachments": [_read_attachment(a) for a in args.attach or []],
+    }  # fmt: skip
+    if args.id:
+        request["id"] = args.id
+    try:
+        client = ControlClient(home, timeout=60)
+    except ControlError:
+        client = None
+    if client is not None:
+        with client:
+            if args.wait:
+                request["wait"] = "delivered"
+            result = client.request("send", **request)
+        via = "running terminal"
+    else:
+        if args.wait:
+            raise ControlError("--wait needs the terminal running (`hotline run`)")
+        content = build_content(config.name, request, _now_ns())
+        journal = _journal(home)
+        with journal.transaction():
+            created = Store(journal).accept(content, _now_ns())
+        journal.close()
+        result = {"id": content.id, "created": created}
+        via = "journal (terminal not running; the next `hotline run` sends it)"
+    if args.json:
+        _out_json({**result, "queued_via": via})
+    else:
+        print(result["id"])
+    return 0
+
+
+def _listing(args: argparse.Namespace, direction: str) -> int:
+    home, _ = _open(args)
+    journal = _journal(home, readonly=True)
+    rows = Store(journal).messages(direction, peer=args.peer, limit=args.limit)
+    journal.close()
+    for row in rows:
+        for key in ("created_at_ns", "queued_at_ns", "sent_at_ns", "delivered_at_ns", "received_at_ns"):
+            row[key.removesuffix("_ns")] = audit.rfc3339(row[key]) if row[key] else None
+    if args.json:
+        _out_json({"messages": rows})
+        return 0
+    if not rows:
+        print("no messages")
+    for r in rows:
+        when = r["received_at"] if direction == "in" else (r["delivered_at"] or r["sent_at"] or r["queued_at"])
+        who = ("from " if direction == "in" else "to ") + r["peer"]
+        print(f"{when}  {r['precedence'].upper():<9} {r['state']:<9} #{r['seq'] or '-':<6} {who:<16} [{r['lang']}] {r['subject']}")
+        body = r["body"].replace("\n", " ")
+        print(f"    {body[:110]}{'…' if len(body) > 110 else ''}  ({r['id']})")
+    return 0
+
+
+def cmd_inbox(args: argparse.Namespace) -> int:
+    return _listing(args, "in")
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    return _listing(args, "out")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    home, config = _open(args)
+    try:
+        with ControlClient(home, timeout=10) as client:
+            status = client.request("status")
+    except ControlError:
+        journal = _journal(home, readonly=True)
+        store = Store(journal)
+        status = {"name": config.name, "running": False, "peers": []}
+        for row in store.peers():
+            cursors = store.cursors(row.name)
+            depth = store.queue_depth(row.name)
+            status["peers"].append(
+                {
+                    "name": row.name, "fingerprint": fingerprint(row.identity_key), "link": "down (terminal not running)",
+                    "last_contact_ns": cursors.last_contact_ns,
+                    "queue": {"queued": depth["queued"], "unacknowledged": depth["sent"],
+                              "next_seq": cursors.out_next_seq, "delivered_upto": cursors.out_acked,
+                              "received_upto": cursors.in_upto},
+                    "refused": None, "last_error": None,
+                }
+            )  # fmt: skip
+        journal.close()
+    for peer in status["peers"]:
+        peer["last_contact"] = _ts(peer.get("last_contact_ns"))
+    if args.json:
+        _out_json(status)
+        return 0
+    print(f"terminal {status['name']}: {'running' if status['running'] else 'NOT RUNNING'}")
+    for p in status["peers"]:
+        rtt = f" rtt {p['rtt_ms']:.2f} ms" if p.get("rtt_ms") else ""
+        via = f" via {p['address']}" if p.get("address") else ""
+        print(f"  {p['name']:<14} link {p['link'].upper()}{via}{rtt}; last contact {p['last_contact']}")
+        q = p["queue"]
+        print(
+            f"    queued {q['queued']}, awaiting receipt {q['unacknowledged']}, "
+            f"delivered up to #{q['delivered_upto']}, received up to #{q['received_upto']}"
+        )
+        if p.get("refused"):
+            print(f"    REFUSED: {p['refused']}")
+        elif p.get("last_error"):
+            print(f"    last error: {p['last_error']}")
+    return 0
+
+
+def cmd_journal(args: argparse.Namespace) -> int:
+    home, _ = _open(args)
+    journal = _journal(home, readonly=True)
+    try:
+        if args.journal_cmd == "verify":
+            report = audit.verify(journal)
+            if args.json:
+                _out_json(report.as_dict())
+            elif report.ok:
+                print(f"journal OK: {report.entries} entries, hash chain intact, {report.signatures} signatures verified")
+            else:
+                print(f"journal FAILED verification ({report.entries} entries read):", file=sys.stderr)
+                for text in report.problems:
+                    print(f"  {text}", file=sys.stderr)
+            return 0 if report.ok else 1
+        out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+        try:
+            for line in audit.export_lines(journal):
+                out.write(line + "\n")
+        finally:
+            if out is not sys.stdout:
+                out.close()
+        return 0
+    finally:
+        journal.close()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hotline.demo import run_demo
+
+    return run_demo(keep_running=not args.no_wait)
+
+
+# -- parser ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hotline",
+        description="Hotline: a direct, end-to-end encrypted, always-tested link between a few parties.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    home_help = "terminal home folder (default: $HOTLINE_HOME)"
+    parser.add_argument("--home", help=home_help)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Any, help_text: str, listing: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--home", help=home_help, default=argparse.SUPPRESS)
+        if listing:
+            p.add_argument("--json", action="store_true", help="print one JSON document")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("init", cmd_init, "create a terminal: keys, config and journal in a new home folder")
+    p.add_argument("--name", required=True, help="this terminal's name, e.g. washington")
+    p.add_argument("--listen", required=True, action="append", metavar="HOST:PORT",
+                   help="address to listen on and publish in the card (repeat for more paths)")  # fmt: skip
+    p.add_argument("--no-passphrase", action="store_true", help="store keys unencrypted (demos and tests only)")
+
+    add("card", cmd_card, "print this terminal's signed contact card")
+    p = add("pair", cmd_pair, "import a peer's contact card and print the safety number")
+    p.add_argument("file", help="the peer's card file, or - for stdin")
+    add("peers", cmd_peers, "list paired peers", listing=True)
+    p = add("run", cmd_run, "run the terminal in the foreground (SIGTERM or Ctrl-C stops it)")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override the config")
+
+    p = add("send", cmd_send, "journal a message for a peer and print its id", listing=True)
+    p.add_argument("--to", required=True, help="peer name")
+    p.add_argument("--precedence", default="routine", choices=["flash", "immediate", "priority", "routine"])
+    p.add_argument("--lang", default="en", help="BCP 47 language tag of the text (default en)")
+    p.add_argument("--subject", default="")
+    p.add_argument("--file", help="read the body from a file (- for stdin)")
+    p.add_argument("--attach", action="append", metavar="F", help="attach a file (up to 16 MiB; repeatable)")
+    p.add_argument("--id", help="message id (UUID) to make a retried send idempotent")
+    p.add_argument("--wait", action="store_true", help="return only once the signed delivery receipt is journaled")
+    p.add_argument("text", nargs="?", help="the message text")
+
+    for name, func, direction in (("inbox", cmd_inbox, "received"), ("outbox", cmd_outbox, "sent")):
+        p = add(name, func, f"list {direction} messages with their state and times", listing=True)
+        p.add_argument("--peer", help="only this peer")
+        p.add_argument("--limit", type=int, default=100, help="most recent N (default 100)")
+    add("status", cmd_status, "peers, link state, queue depth, last contact", listing=True)
+
+    p = add("journal", cmd_journal, "verify or export the hash-chained journal")
+    jsub = p.add_subparsers(dest="journal_cmd", required=True, metavar="verify|export")
+    v = jsub.add_parser("verify", help="check the hash chain and every signature; exit 1 on any fault")
+    v.add_argument("--json", action="store_true")
+    e = jsub.add_parser("export", help="write the journal as JSON lines")
+    e.add_argument("--output", "-o", help="file to write (default stdout)")
+
+    p = add("demo", cmd_demo, "two terminals, washington and moscow, on loopback, ready to try")
+    p.add_argument("--no-wait", action="store_true", help="exit after the exchange instead of waiting for Ctrl-C")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "home"):
+        args.home = None
+    try:
+        return int(args.func(args))
+    except HotlineError as e:
+        print(f"hotline: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""A terminal's home folder and its TOML configuration.
+
+    HOME/
+      config.toml      name, listen addresses, passphrase protection, timings
+      keys.json        identity keys, encrypted under the passphrase (see identity)
+      journal.sqlite   the record (see journal)
+      control.sock     the running terminal's local control socket
+      terminal.lock    held (flock) by the running terminal
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from hotline.errors import ConfigError, HotlineError
+from hotline.model import Address, validate_name
+
+CONFIG_FILE = "config.toml"
+KEYS_FILE = "keys.json"
+JOURNAL_FILE = "journal.sqlite"
+CONTROL_SOCKET = "control.sock"
+LOCK_FILE = "terminal.lock"
+MAX_CONFIG_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    name: str
+    listen: tuple[Address, ...]
+    passphrase: bool = True
+    heartbeat_ms: int = 200
+    missed_heartbeats: int = 3
+    synchronous: str = "FULL"
+    window: int = 1024
+    log_level: str = "INFO"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_toml(self) -> str:
+        doc: dict[str, Any] = {
+            "name": self.name,
+            "passphrase": self.passphrase,
+            "listen": [{"path": a.path, "host": a.host, "port": a.port} for a in self.listen],
+            "link": {"heartbeat_ms": self.heartbeat_ms, "missed_heartbeats": self.missed_heartbeats, "window": self.window},
+            "journal": {"synchronous": self.synchronous},
+            "log": {"level": self.log_level},
+        }
+        doc.update(self.extra)
+        header = "# Hotline terminal configuration.\n"
+        if not self.passphrase:
+            header += (
+                "# passphrase = false: the private keys in keys.json are NOT encrypted at rest.\n"
+                "# This is meant for demos and tests only.\n"
+            )
+        return header + tomli_w.dumps(doc)
+
+
+def resolve_home(home: str | None) -> Path:
+    """``--home`` wins, then ``HOTLINE_HOME``; one of them is required."""
+    value = home or os.environ.get("HOTLINE_HOME")
+    if not value:
+        raise ConfigError("no home folder: pass --home DIR or set HOTLINE_HOME")
+    return Path(value).expanduser().absolute()
+
+
+def _get(table: dict[str, Any], key: str, kind: type, default: Any, where: str) -> Any:
+    value = table.get(key, default)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: {key!r} must be {kind.__name__}, not {value!r}")
+    return value
+
+
+def load_config(home: Path) -> Config:
+    path = home / CONFIG_FILE
+    if not path.exists():
+        raise ConfigError(f"{home} is not a Hotline home (no {CONFIG_FILE}); create one with `hotline init`")
+    raw = path.read_bytes()
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path} is larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        doc = tomllib.loads(raw.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    where = str(path)
+    try:
+        listen = tuple(
+            Address(path=_get(a, "path", str, "primary", where), host=_get(a, "host", str, "", where),
+                    port=_get(a, "port", int, 0, where))
+            for a in _get(doc, "listen", list, [], where)
+        )  # fmt: skip
+        link = _get(doc, "link", dict, {}, where)
+        journal = _get(doc, "journal", dict, {}, where)
+        log = _get(doc, "log", dict, {}, where)
+        known = {"name", "passphrase", "listen", "link", "journal", "log"}
+        config = Config(
+            name=validate_name(_get(doc, "name", str, "", where)),
+            listen=listen,
+            passphrase=_get(doc, "passphrase", bool, True, where),
+            heartbeat_ms=_get(link, "heartbeat_ms", int, 200, where),
+            missed_heartbeats=_get(link, "missed_heartbeats", int, 3, where),
+            window=_get(link, "window", int, 1024, where),
+            synchronous=_get(journal, "synchronous", str, "FULL", where),
+            log_level=_get(log, "level", str, "INFO", where),
+            extra={k: v for k, v in doc.items() if k not in known},
+        )
+    except ConfigError:
+        raise
+    except HotlineError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    if not config.listen:
+        raise ConfigError(f"{where}: no [[listen]] address")
+    if not 10 <= config.heartbeat_ms <= 60_000 or not 1 <= config.missed_heartbeats <= 100:
+        raise ConfigError(f"{where}: heartbeat_ms must be 10-60000 and missed_heartbeats 1-100")
+    if not 1 <= config.window <= 65536:
+        raise ConfigError(f"{where}: window must be 1-65536")
+    return config
+
+
+def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write a file atomically and durably: temp file, fsync, rename, fsync the folder."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,540 @@
+"""The terminal's engine: every decision between the links and the journal, without asyncio.
+
+The engine owns, per peer, the ratchet, the delivery state (``delivery``) and the
+active link; it turns protocol events into journal work and journal commits into
+bytes on links. The asyncio shell (``terminal``) only moves bytes, calls
+``tick`` on a timer and ``flush`` when asked.
+
+Group commit: events are processed as they arrive into *pending* work; one
+``flush`` then writes all of it in one transaction and only after the commit
+sends what depends on it — a receipt never leaves before the messages it covers
+are durable, and an envelope never leaves before its ciphertext and the ratchet
+state that produced it are durable (DESIGN: crash safety of the ratchet).
+
+If a journal write fails, the engine raises and the terminal stops: in-memory
+state may then be ahead of the journal, and restarting from the journal is the
+only safe way on (restoring an older ratchet state is never done; nothing sealed
+in the failed transaction left the process).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from hotline import envelope as env
+from hotline.config import Config
+from hotline.delivery import Inbound, Outbound, OutboxQueue, Verdict
+from hotline.errors import CryptoError, DeliveryError, JournalError, ProtocolError, RemoteProtocolError
+from hotline.identity import ContactCard, Identity, fingerprint
+from hotline.journal import Journal
+from hotline.model import MessageContent, ReceiptKind
+from hotline.protocol import (
+    Connection,
+    ConnectionClosed,
+    EnvelopeReceived,
+    HelloReceived,
+    ReceiptReceived,
+    ResumeRequested,
+    State,
+)
+from hotline.ratchet import Ratchet
+from hotline.store import Store
+
+log = logging.getLogger("hotline.engine")
+
+SEAL_BATCH = 256  # messages sealed per commit at most, so one flush stays short
+SESSION_AD = b"hotline-session-v1\x00"
+
+
+def seal_state(key: bytes, peer: str, state: bytes) -> bytes:
+    """Encrypt a ratchet state at rest under the terminal's state key."""
+    nonce = os.urandom(12)
+    return nonce + AESGCM(key).encrypt(nonce, state, SESSION_AD + peer.encode())
+
+
+def open_state(key: bytes, peer: str, blob: bytes) -> bytes:
+    try:
+        return AESGCM(key).decrypt(blob[:12], blob[12:], SESSION_AD + peer.encode())
+    except (InvalidTag, ValueError):
+        raise JournalError(f"the ratchet session for {peer!r} does not decrypt with this terminal's keys") from None
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+    def wall_ns(self) -> int: ...
+
+
+class LinkIO(Protocol):
+    """What the engine needs from a transport: write bytes, close."""
+
+    def write(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass(eq=False)
+class Link:
+    """One authenticated connection to a peer."""
+
+    peer: str
+    io: LinkIO
+    conn: Connection
+    dialed: bool  # we opened it
+    preferred: bool  # opened by the side with the smaller identity key (tie-break)
+    address: str
+    up_journaled: bool = False
+
+    def pump(self) -> None:
+        data = self.conn.data_to_send()
+        if data:
+            self.io.write(data)
+
+
+@dataclass(eq=False)
+class PeerState:
+    name: str
+    identity_key: bytes
+    card: ContactCard
+    ratchet: Ratchet
+    outbound: Outbound
+    inbound: Inbound
+    queue: OutboxQueue
+    out_stream_hash: bytes
+    committed_in_upto: int
+    last_receipt_out: bytes | None
+    last_contact_ns: int | None
+    stream_hashes: dict[int, bytes] = field(default_factory=dict)  # unacked seq -> our running hash
+    active: Link | None = None
+    links: set[Link] = field(default_factory=set)
+    pending_in: list[tuple[int, bytes, bytes, MessageContent]] = field(default_factory=list)
+    pending_receipt: tuple[int, bytes] | None = None
+    resend_receipt_on: set[Link] = field(default_factory=set)
+    ratchet_dirty: bool = False
+    refused: str | None = None  # why the last link attempt was refused (key mismatch...)
+    last_error: str | None = None
+    link_since_ns: int | None = None
+
+
+@dataclass
+class _Accept:
+    content: MessageContent
+    done: Callable[[Exception | None, bool], None]
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        identity: Identity,
+        config: Config,
+        journal: Journal,
+        clock: Clock,
+        request_flush: Callable[[], None],
+    ) -> None:
+        self.identity = identity
+        self.name = identity.name
+        self.config = config
+        self.journal = journal
+        self.store = Store(journal)
+        self.clock = clock
+        self._request_flush = request_flush
+        self.peers: dict[str, PeerState] = {}
+        self._accepts: list[_Accept] = []
+        self._contents: dict[str, MessageContent] = {}
+        self._delivered_waiters: dict[str, list[Callable[[], None]]] = {}
+        self._link_events: list[tuple[str, str, dict[str, Any]]] = []
+        self.reload_peers()
+
+    # -- peers ------------------------------------------------------------------------------
+
+    def reload_peers(self) -> list[str]:
+        """(Re)load peers from the journal; a re-paired peer gets fresh state. Returns changed names."""
+        changed = []
+        for row in self.store.peers():
+            current = self.peers.get(row.name)
+            if current is not None and current.identity_key == row.identity_key:
+                continue
+            if current is not None:
+                for link in list(current.links):
+                    self._close_link(link, "peer was re-paired with a new key")
+            card = ContactCard.from_json(row.card_json)
+            cursors = self.store.cursors(row.name)
+            unacked = self.store.unacked(row.name)
+            state = PeerState(
+                name=row.name,
+                identity_key=row.identity_key,
+                card=card,
+                ratchet=Ratchet.from_bytes(open_state(self.identity.state_key, row.name, self.store.load_session(row.name))),
+                outbound=Outbound(
+                    next_seq=cursors.out_next_seq, acked=cursors.out_acked, unacked=unacked, window=self.config.window
+                ),
+                inbound=Inbound(upto=cursors.in_upto, stream_hash=cursors.in_stream_hash),
+                queue=OutboxQueue(),
+                out_stream_hash=cursors.out_stream_hash,
+                committed_in_upto=cursors.in_upto,
+                last_receipt_out=cursors.last_receipt_out,
+                last_contact_ns=cursors.last_contact_ns,
+            )
+            for seq in unacked:
+                sh = self.store.stream_hash_at(row.name, seq)
+                if sh is not None:
+                    state.stream_hashes[seq] = sh
+            for message_id, precedence, order in self.store.queued(row.name):
+                state.queue.push(message_id, precedence, order)
+            self.peers[row.name] = state
+            changed.append(row.name)
+        if changed:
+            self._request_flush()
+        return changed
+
+    def peer_by_key(self, identity_key: bytes) -> PeerState | None:
+        for peer in self.peers.values():
+            if peer.identity_key == identity_key:
+                return peer
+        return None
+
+    def refuse(self, peer_name: str, reason: str, detail: dict[str, Any]) -> None:
+        """A link attempt to a known peer was refused (wrong key, TLS failure). Journal once per reason."""
+        peer = self.peers.get(peer_name)
+        if peer is None:
+            return
+        if peer.refused != reason:
+            log.error("refused link to %s: %s", peer_name, reason)
+            self._link_events.append(("link.refused", peer_name, {"reason": reason, **detail}))
+            self._request_flush()
+        peer.refused = reason
+
+    # -- links ------------------------------------------------------------------------------
+
+    def link_established(self, peer_name: str, io: LinkIO, *, dialed: bool, address: str) -> Link | None:
+        """A TLS connection whose certificate matches ``peer_name``'s pinned key is up."""
+        peer = self.peers[peer_name]
+        we_are_smaller = self.identity.public_key < peer.identity_key
+        link = Link(
+            peer=peer_name,
+            io=io,
+            conn=Connection(
+                local_name=self.name,
+                peer_name=peer_name,
+                now=self.clock.monotonic(),
+                heartbeat_interval=self.config.heartbeat_ms / 1000,
+                missed_limit=self.config.missed_heartbeats,
+            ),
+            dialed=dialed,
+            preferred=(dialed == we_are_smaller),
+            address=address,
+        )
+        current = peer.active
+        if current is not None and current.conn.state is not State.CLOSED and current.preferred and not link.preferred:
+            # Both sides dialled at once: keep the connection the smaller key opened,
+            # so both ends settle on the same one.
+            link.conn.close("duplicate connection; keeping the existing one")
+            link.pump()
+            io.close()
+            return None
+        if current is not None:
+            self._close_link(current, "superseded by a newer connection")
+        peer.refused = None
+        peer.active = link
+        peer.links.add(link)
+        link.conn.send_hello(peer.committed_in_upto, peer.last_receipt_out)
+        link.pump()
+        return link
+
+    def _close_link(self, link: Link, reason: str) -> None:
+        if link.conn.state is not State.CLOSED:
+            link.conn.close(reason)
+            link.pump()
+        link.io.close()
+        self._link_gone(link, reason)
+
+    def _link_gone(self, link: Link, reason: str) -> None:
+        peer = self.peers.get(link.peer)
+        if peer is None:
+            return
+        peer.links.discard(link)
+        peer.resend_receipt_on.discard(link)
+        if peer.active is link:
+            peer.active = None
+            peer.outbound.link_down()
+            peer.last_error = reason
+            peer.link_since_ns = self.clock.wall_ns()
+            if link.up_journaled:
+                log.warning("link to %s down: %s", link.peer, reason)
+                self._link_events.append(("link.down", link.peer, {"address": link.address, "reason": reason}))
+                self._request_flush()
+
+    def connection_lost(self, link: Link, reason: str) -> None:
+        """The transport is gone (reset, EOF, error)."""
+        if link.conn.state is not State.CLOSED:
+            link.conn.state = State.CLOSED
+        self._link_gone(link, reason)
+
+    def data_received(self, link: Link, data: bytes) -> None:
+        link.conn.receive_data(data, self.clock.monotonic())
+        self._drain(link)
+
+    def _drain(self, link: Link) -> None:
+        """Handle every event the connection has produced; write what it wants to send."""
+        peer = self.peers.get(link.peer)
+        while (event := link.conn.next_event()) is not None:
+            if peer is None:
+                break
+            try:
+                if isinstance(event, EnvelopeReceived):
+                    self._on_envelope(peer, link, event.seq, event.data)
+                elif isinstance(event, ReceiptReceived):
+                    self._on_receipt(peer, event.data)
+                elif isinstance(event, HelloReceived):
+                    self._on_hello(peer, link, event)
+                elif isinstance(event, ResumeRequested):
+                    peer.outbound.on_resume(event.cursor)
+                    self._transmit(peer)
+                elif isinstance(event, ConnectionClosed):
+                    (log.warning if event.by_peer else log.info)("link to %s closed: %s", link.peer, event.reason)
+                    link.pump()
+                    link.io.close()
+                    self._link_gone(link, event.reason)
+                    return
+            except (ProtocolError, CryptoError) as e:
+                # The peer sent something we refuse: close this connection with the
+                # reason; nothing of it reached the journal.
+                log.error("refusing input from %s: %s", link.peer, e)
+                self._close_link(link, f"refused: {e}")
+                return
+        link.pump()
+
+    def _on_hello(self, peer: PeerState, link: Link, hello: HelloReceived) -> None:
+        if hello.receipt is not None:
+            self._on_receipt(peer, hello.receipt)
+        if peer.active is link:
+            peer.outbound.link_up(hello.cursor, self.clock.monotonic())
+            peer.inbound.link_up()
+            peer.last_error = None
+            peer.link_since_ns = self.clock.wall_ns()
+            link.up_journaled = True
+            log.info("link to %s up via %s (peer has our messages up to %d)", peer.name, link.address, hello.cursor)
+            self._link_events.append(
+                ("link.up", peer.name, {"address": link.address, "dialed": link.dialed, "peer_cursor": hello.cursor})
+            )
+            self._request_flush()
+            self._transmit(peer)
+
+    def _on_envelope(self, peer: PeerState, link: Link, seq: int, data: bytes) -> None:
+        verdict = peer.inbound.classify(seq)
+        if verdict is Verdict.DUPLICATE:
+            # A replay or a resend: dropped before any key is touched; remind the
+            # sender where we stand once the journal is caught up.
+            log.debug("dropping duplicate envelope %d from %s", seq, peer.name)
+            peer.resend_receipt_on.add(link)
+            self._request_flush()
+            return
+        if verdict is Verdict.GAP:
+            log.info("gap from %s: got %d, expected %d", peer.name, seq, peer.inbound.upto + 1)
+            if peer.inbound.should_request_resume():
+                link.conn.send_resume(peer.committed_in_upto if not peer.pending_in else peer.inbound.upto)
+            return
+        sealed = env.open_envelope(data, peer.identity_key)  # signature first (DESIGN)
+        if sealed.sender != peer.name or sealed.recipient != self.name or sealed.seq != seq:
+            raise RemoteProtocolError(
+                f"envelope {seq} is addressed {sealed.sender}->{sealed.recipient} seq {sealed.seq}; "
+                f"expected {peer.name}->{self.name} seq {seq}"
+            )
+        content = env.decrypt(sealed, peer.ratchet)  # the ratchet changes only on success
+        if content.id in self._contents or self.store.journal.execute(
+            "SELECT 1 FROM messages WHERE id = ?", (content.id,)
+        ).fetchone():
+            raise RemoteProtocolError(f"envelope {seq} reuses message id {content.id}")
+        self._contents[content.id] = content
+        stream_hash = peer.inbound.accept(seq, data)
+        peer.pending_in.append((seq, data, stream_hash, content))
+        peer.ratchet_dirty = True
+        self._request_flush()
+
+    def _on_receipt(self, peer: PeerState, data: bytes) -> None:
+        receipt = env.open_receipt(data, peer.identity_key)
+        if receipt.sender != peer.name or receipt.recipient != self.name:
+            raise RemoteProtocolError(f"receipt from {receipt.sender} to {receipt.recipient} arrived on {peer.name}'s link")
+        if receipt.kind is not ReceiptKind.DELIVERED:
+            log.info("receipt %s for %s from %s (not yet handled)", receipt.kind, receipt.message_id, peer.name)
+            return
+        if receipt.upto <= peer.outbound.acked:
+            return
+        expected = peer.stream_hashes.get(receipt.upto)
+        if expected is not None and expected != receipt.stream_hash:
+            raise RemoteProtocolError(
+                f"receipt up to {receipt.upto} commits to different envelopes than we sent; "
+                "the two journals disagree — investigate before re-pairing"
+            )
+        peer.outbound.on_receipt(receipt.upto, self.clock.monotonic())
+        for seq in [s for s in peer.stream_hashes if s <= receipt.upto]:
+            del peer.stream_hashes[seq]
+        peer.pending_receipt = (receipt.upto, data)
+        self._request_flush()
+
+    def _transmit(self, peer: PeerState) -> None:
+        link = peer.active
+        if link is None or link.conn.state is not State.OPEN:
+            return
+        for seq, data in peer.outbound.to_transmit():
+            link.conn.send_envelope(seq, data)
+        link.pump()
+
+    # -- accepting messages -----------------------------------------------------------------
+
+    def submit(self, content: MessageContent, done: Callable[[Exception | None, bool], None]) -> None:
+        """Queue a message for the next commit; ``done(error, created)`` runs after it."""
+        if content.recipient not in self.peers:
+            done(DeliveryError(f"no peer named {content.recipient!r}; see `hotline peers`"), False)
+            return
+        self._accepts.append(_Accept(content, done))
+        self._request_flush()
+
+    def on_delivered(self, message_id: str, callback: Callable[[], None]) -> None:
+        row = self.journal.execute("SELECT state FROM messages WHERE id = ?", (message_id,)).fetchone()
+        if row is not None and row[0] == "delivered":
+            callback()
+            return
+        self._delivered_waiters.setdefault(message_id, []).append(callback)
+
+    def wake(self) -> None:
+        """Another process journaled messages (``hotline send`` racing the start): pick them up."""
+        for peer in self.peers.values():
+            for message_id, precedence, order in self.store.queued(peer.name):
+                peer.queue.push(message_id, precedence, order)
+        self._request_flush()
+
+    # -- the group commit -------------------------------------------------------------------
+
+    def flush(self) -> None:
+        now_ns = self.clock.wall_ns()
+        accepts, self._accepts = self._accepts, []
+        results: list[tuple[_Accept, Exception | None, bool]] = []
+        receipts_out: dict[str, bytes] = {}
+        delivered_ids: list[str] = []
+        with self.journal.transaction():
+            for kind, peer_name, detail in self._link_events:
+                self.store.record_link(kind, peer_name, detail, now_ns)
+            self._link_events.clear()
+            for item in accepts:
+                try:
+                    created = self.store.accept(item.content, now_ns)
+                except DeliveryError as e:
+                    results.append((item, e, False))
+                    continue
+                results.append((item, None, created))
+                if created:
+                    self._contents[item.content.id] = item.content
+                    self.peers[item.content.recipient].queue.push(item.content.id, item.content.precedence)
+            for peer in self.peers.values():
+                if peer.pending_in:
+                    for seq, data, stream_hash, content in peer.pending_in:
+                        self.store.record_received(content, seq, data, stream_hash, now_ns)
+                        self._contents.pop(content.id, None)
+                    receipt = env.make_receipt(
+                        self.identity, kind=ReceiptKind.DELIVERED, sender=self.name, recipient=peer.name,
+                        upto=peer.inbound.upto, stream_hash=peer.inbound.stream_hash, at_ns=now_ns,
+                    )  # fmt: skip
+                    self.store.record_receipt_sent(peer.name, receipt, peer.inbound.upto, now_ns)
+                    receipts_out[peer.name] = receipt
+                    peer.pending_in.clear()
+                if peer.pending_receipt is not None:
+                    upto, raw = peer.pending_receipt
+                    delivered_ids += self.store.record_delivered(peer.name, raw, upto, now_ns)
+                    peer.pending_receipt = None
+                    peer.last_contact_ns = now_ns
+                self._seal(peer, now_ns)
+                if peer.ratchet_dirty:
+                    blob = seal_state(self.identity.state_key, peer.name, peer.ratchet.to_bytes())
+                    self.store.save_session(peer.name, blob)
+                    peer.ratchet_dirty = False
+        # Committed: now, and only now, things may leave.
+        for item, error, created in results:
+            item.done(error, created)
+        for peer in self.peers.values():
+            receipt = receipts_out.get(peer.name)
+            if receipt is not None:
+                peer.last_receipt_out = receipt
+                peer.committed_in_upto = peer.inbound.upto
+                peer.last_contact_ns = now_ns
+                if peer.active is not None and peer.active.conn.state is State.OPEN:
+                    peer.active.conn.send_receipt(receipt)
+                    peer.active.pump()
+            if peer.last_receipt_out is not None:
+                for link in peer.resend_receipt_on:
+                    already_told = receipt is not None and link is peer.active
+                    if link.conn.state is State.OPEN and not already_told:
+                        link.conn.send_receipt(peer.last_receipt_out)
+                        link.pump()
+            peer.resend_receipt_on.clear()
+            self._transmit(peer)
+        for message_id in delivered_ids:
+            self._contents.pop(message_id, None)
+            for callback in self._delivered_waiters.pop(message_id, []):
+                callback()
+        if any(p.queue and p.outbound.room() for p in self.peers.values()):
+            self._request_flush()  # more to seal than one batch
+
+    def _seal(self, peer: PeerState, now_ns: int) -> None:
+        budget = min(peer.outbound.room(), SEAL_BATCH)
+        while budget > 0:
+            message_id = peer.queue.pop()
+            if message_id is None:
+                return
+            content = self._contents.get(message_id) or self.store.load_content(message_id, self.name)
+            seq = peer.outbound.next_seq
+            sealed = env.seal(self.identity, peer.ratchet, content, seq)
+            peer.ratchet_dirty = True
+            peer.out_stream_hash = env.next_stream_hash(peer.out_stream_hash, sealed)
+            self.store.record_sealed(message_id, peer.name, seq, sealed, peer.out_stream_hash, now_ns)
+            peer.outbound.sealed(seq, sealed)
+            peer.stream_hashes[seq] = peer.out_stream_hash
+            budget -= 1
+
+    # -- time -------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        now = self.clock.monotonic()
+        for peer in self.peers.values():
+            for link in list(peer.links):
+                link.conn.handle_timer(now)
+                self._drain(link)
+            if peer.active is not None and peer.active.conn.state is State.OPEN:
+                for seq, data in peer.outbound.handle_timer(now):
+                    peer.active.conn.send_envelope(seq, data)
+                peer.active.pump()
+
+    # -- status -----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        peers = []
+        for peer in self.peers.values():
+            link = peer.active
+            up = link is not None and link.conn.state is State.OPEN and link.up_journaled
+            peers.append(
+                {
+                    "name": peer.name,
+                    "fingerprint": fingerprint(peer.identity_key),
+                    "link": "up" if up else ("refused" if peer.refused else "down"),
+                    "address": link.address if up and link else None,
+                    "rtt_ms": round(link.conn.last_rtt * 1000, 3) if up and link and link.conn.last_rtt else None,
+                    "since_ns": peer.link_since_ns,
+                    "last_contact_ns": peer.last_contact_ns,
+                    "queue": {
+                        "queued": len(peer.queue),
+                        "unacknowledged": peer.outbound.unacked_count,
+                        "next_seq": peer.outbound.next_seq,
+                        "delivered_upto": peer.outbound.acked,
+                        "received_upto": peer.committed_in_upto,
+                    },
+                    "refused": peer.refused,
+                    "last_error": peer.last_error,
+                }
+            )
+        return {"name": self.name, "running": True, "peers": peers}

@@ -1,0 +1,269 @@
+"""The per-connection link protocol, sans-IO.
+
+The shell hands this object the bytes that came out of an authenticated TLS 1.3
+connection (the peer is already known by its pinned certificate) and the current
+time; it hands back typed events and the bytes to write. It never touches a
+socket or a clock.
+
+States (every legal move is in ``_TRANSITIONS``)::
+
+    AWAIT_HELLO --hello--> OPEN --bye / error / silence--> CLOSED
+         \\_____________ error / silence / bye ____________/
+
+Frames (msgpack maps, see ``wire``):
+
+    hello   {pv, name, cursor, receipt}  first frame each way: who I am, the highest
+                                         sequence of yours I have journaled, and my
+                                         latest signed delivery receipt for you
+    env     {seq, e}                     one signed envelope
+    rcpt    {r}                          one signed receipt
+    resume  {cursor}                     "I have up to cursor; send from cursor+1"
+    ping    {n} / pong {n}               liveness and round-trip time
+    bye     {reason}                     orderly close
+
+Liveness follows the idea of BFD (RFC 5880): a ping every ``heartbeat_interval``
+and the connection is declared dead after ``missed_limit`` intervals with
+nothing at all received.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from hotline.errors import LocalProtocolError, RemoteProtocolError
+from hotline.wire import FrameDecoder, encode_frame
+
+PROTOCOL_VERSION = 1
+MAX_REASON_CHARS = 200
+
+
+class State(enum.Enum):
+    AWAIT_HELLO = "await-hello"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+# Which incoming frame types each state accepts. Anything else is a protocol error.
+_TRANSITIONS: dict[State, dict[str, State]] = {
+    State.AWAIT_HELLO: {"hello": State.OPEN, "bye": State.CLOSED},
+    State.OPEN: {
+        "env": State.OPEN,
+        "rcpt": State.OPEN,
+        "resume": State.OPEN,
+        "ping": State.OPEN,
+        "pong": State.OPEN,
+        "bye": State.CLOSED,
+    },
+    State.CLOSED: {},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HelloReceived:
+    name: str
+    cursor: int
+    receipt: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeReceived:
+    seq: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptReceived:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeRequested:
+    cursor: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    reason: str
+    by_peer: bool  # True: the peer said bye or misbehaved; False: we closed or it went silent
+
+
+Event = HelloReceived | EnvelopeReceived | ReceiptReceived | ResumeRequested | ConnectionClosed
+
+
+def _int(frame: dict[str, Any], key: str) -> int:
+    value = frame.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0 or value >= 1 << 63:
+        raise RemoteProtocolError(f"{frame['t']} frame field {key!r} must be a non-negative integer")
+    return value
+
+
+def _bytes(frame: dict[str, Any], key: str) -> bytes:
+    value = frame.get(key)
+    if not isinstance(value, bytes):
+        raise RemoteProtocolError(f"{frame['t']} frame field {key!r} must be bytes")
+    return value
+
+
+class Connection:
+    """One authenticated connection to one peer, as a pure state machine."""
+
+    def __init__(
+        self,
+        *,
+        local_name: str,
+        peer_name: str,
+        now: float,
+        heartbeat_interval: float = 0.2,
+        missed_limit: int = 3,
+    ) -> None:
+        if heartbeat_interval <= 0 or missed_limit < 1:
+            raise LocalProtocolError("heartbeat interval must be positive and missed limit >= 1")
+        self.local_name = local_name
+        self.peer_name = peer_name
+        self.state = State.AWAIT_HELLO
+        self._decoder = FrameDecoder()
+        self._events: list[Event] = []
+        self._out = bytearray()
+        self._interval = heartbeat_interval
+        self._missed_limit = missed_limit
+        self._last_received = now
+        self._next_ping = now + heartbeat_interval
+        self._ping_sent: dict[int, float] = {}
+        self._ping_counter = 0
+        self.last_rtt: float | None = None
+        self.close_reason: str | None = None
+
+    # -- outgoing ---------------------------------------------------------------------------
+
+    def _emit(self, frame: dict[str, Any]) -> None:
+        if self.state is State.CLOSED:
+            raise LocalProtocolError(f"cannot send {frame['t']!r}: connection to {self.peer_name} is closed")
+        self._out += encode_frame(frame)
+
+    def send_hello(self, cursor: int, receipt: bytes | None) -> None:
+        self._emit({"t": "hello", "pv": PROTOCOL_VERSION, "name": self.local_name, "cursor": cursor, "receipt": receipt})
+
+    def _require_open(self, what: str) -> None:
+        if self.state is not State.OPEN:
+            raise LocalProtocolError(f"cannot send {what} before the peer's hello (state {self.state.value})")
+
+    def send_envelope(self, seq: int, data: bytes) -> None:
+        self._require_open("an envelope")
+        self._emit({"t": "env", "seq": seq, "e": data})
+
+    def send_receipt(self, data: bytes) -> None:
+        self._require_open("a receipt")
+        self._emit({"t": "rcpt", "r": data})
+
+    def send_resume(self, cursor: int) -> None:
+        self._require_open("a resume request")
+        self._emit({"t": "resume", "cursor": cursor})
+
+    def close(self, reason: str) -> None:
+        """Close from our side: queue a bye and report the closure as an event."""
+        if self.state is State.CLOSED:
+            return
+        self._emit({"t": "bye", "reason": reason[:MAX_REASON_CHARS]})
+        self._closed(reason, by_peer=False)
+
+    def data_to_send(self) -> bytes:
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+    # -- incoming ---------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Feed bytes from the peer. Protocol errors close the connection and become events."""
+        if self.state is State.CLOSED:
+            return
+        self._last_received = now
+        self._decoder.receive_data(data)
+        try:
+            while self.state is not State.CLOSED:
+                frame = self._decoder.next_frame()
+                if frame is None:
+                    break
+                self._handle_frame(frame, now)
+        except RemoteProtocolError as e:
+            self._fail(str(e))
+
+    def _fail(self, reason: str) -> None:
+        """The peer broke the protocol: say why, then close."""
+        self._out += encode_frame({"t": "bye", "reason": f"protocol error: {reason}"[:MAX_REASON_CHARS]})
+        self._closed(f"protocol error from {self.peer_name}: {reason}", by_peer=True)
+
+    def _closed(self, reason: str, *, by_peer: bool) -> None:
+        self.state = State.CLOSED
+        self.close_reason = reason
+        self._events.append(ConnectionClosed(reason=reason, by_peer=by_peer))
+
+    def _handle_frame(self, frame: dict[str, Any], now: float) -> None:
+        kind = frame["t"]
+        allowed = _TRANSITIONS[self.state]
+        if kind not in allowed:
+            raise RemoteProtocolError(f"unexpected {kind!r} frame in state {self.state.value}")
+        next_state = allowed[kind]
+        if kind == "hello":
+            if frame.get("pv") != PROTOCOL_VERSION:
+                raise RemoteProtocolError(
+                    f"peer speaks protocol version {frame.get('pv')!r}; this terminal speaks {PROTOCOL_VERSION}"
+                )
+            if frame.get("name") != self.peer_name:
+                raise RemoteProtocolError(
+                    f"peer introduced itself as {frame.get('name')!r}, but its key is paired as {self.peer_name!r}"
+                )
+            receipt = frame.get("receipt")
+            if receipt is not None and not isinstance(receipt, bytes):
+                raise RemoteProtocolError("hello frame field 'receipt' must be bytes or nil")
+            self._events.append(HelloReceived(name=self.peer_name, cursor=_int(frame, "cursor"), receipt=receipt))
+        elif kind == "env":
+            self._events.append(EnvelopeReceived(seq=_int(frame, "seq"), data=_bytes(frame, "e")))
+        elif kind == "rcpt":
+            self._events.append(ReceiptReceived(data=_bytes(frame, "r")))
+        elif kind == "resume":
+            self._events.append(ResumeRequested(cursor=_int(frame, "cursor")))
+        elif kind == "ping":
+            self._out += encode_frame({"t": "pong", "n": _int(frame, "n")})
+        elif kind == "pong":
+            sent = self._ping_sent.pop(_int(frame, "n"), None)
+            if sent is not None:
+                self.last_rtt = now - sent
+        elif kind == "bye":
+            reason = frame.get("reason")
+            text = reason[:MAX_REASON_CHARS] if isinstance(reason, str) else "no reason given"
+            self._closed(f"{self.peer_name} closed the connection: {text}", by_peer=True)
+            return
+        self.state = next_state
+
+    def next_event(self) -> Event | None:
+        return self._events.pop(0) if self._events else None
+
+    # -- time -------------------------------------------------------------------------------
+
+    def get_timer(self) -> float | None:
+        if self.state is State.CLOSED:
+            return None
+        return min(self._next_ping, self._last_received + self._interval * self._missed_limit)
+
+    def handle_timer(self, now: float) -> None:
+        if self.state is State.CLOSED:
+            return
+        silent_for = now - self._last_received
+        if silent_for >= self._interval * self._missed_limit:
+            self._closed(
+                f"no heartbeat from {self.peer_name} for {silent_for * 1000:.0f} ms "
+                f"({self._missed_limit} intervals of {self._interval * 1000:.0f} ms)",
+                by_peer=False,
+            )
+            return
+        if now >= self._next_ping:
+            self._ping_counter += 1
+            self._ping_sent[self._ping_counter] = now
+            # Unanswered pings older than the dead interval are of no use; keep the map small.
+            for n in [n for n, t in self._ping_sent.items() if now - t > self._interval * self._missed_limit]:
+                del self._ping_sent[n]
+            self._out += encode_frame({"t": "ping", "n": self._ping_counter})
+            self._next_ping = now + self._interval

@@ -1,0 +1,153 @@
+"""Helpers for end-to-end tests: real `hotline` processes in temporary homes on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hotline.control import ControlClient
+from hotline.errors import ControlError
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], deadline_s: float, what: str) -> Any:
+    """Poll a condition until it holds or the deadline passes (then fail, naming it)."""
+    end = time.monotonic() + deadline_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {deadline_s}s waiting for {what}")
+        time.sleep(0.02)
+
+
+class Terminal:
+    """One terminal: a home folder and, while running, a `hotline run` process."""
+
+    def __init__(self, root: Path, name: str, port: int | None = None, passphrase: str | None = None) -> None:
+        self.name = name
+        self.home = root / name
+        self.port = port or free_port()
+        self.passphrase = passphrase
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = root / f"{name}.log"
+        self._log_offset = 0
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("HOTLINE_HOME", None)
+        if self.passphrase:
+            env["HOTLINE_PASSPHRASE"] = self.passphrase
+        return env
+
+    def cli(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "hotline", "--home", str(self.home), *args],
+            capture_output=True, text=True, env=self.env(), input=input, timeout=60,
+        )  # fmt: skip
+        if check and result.returncode != 0:
+            raise AssertionError(f"hotline {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+        return result
+
+    def cli_json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args, "--json").stdout)
+
+    def init(self) -> None:
+        extra = [] if self.passphrase else ["--no-passphrase"]
+        self.cli("init", "--name", self.name, "--listen", f"127.0.0.1:{self.port}", *extra)
+
+    def card(self) -> str:
+        return self.cli("card").stdout
+
+    def pair_with(self, other: Terminal) -> str:
+        card = self.home.parent / f"{other.name}.card"
+        card.write_text(other.card())
+        return self.cli("pair", str(card)).stdout
+
+    def start(self) -> None:
+        assert self.proc is None or self.proc.poll() is not None
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hotline", "--home", str(self.home), "run"], stderr=log, env=self.env()
+        )
+        log.close()
+        wait_for(self._answers, 20, f"{self.name} to answer on its control socket")
+
+    def _answers(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
+        try:
+            with ControlClient(self.home, timeout=2) as c:
+                c.request("ping")
+            return True
+        except ControlError:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=timeout)
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def client(self, timeout: float = 30) -> ControlClient:
+        return ControlClient(self.home, timeout=timeout)
+
+    def status(self) -> dict[str, Any]:
+        with self.client() as c:
+            return dict(c.request("status"))
+
+    def link_up(self, peer: str) -> bool:
+        return any(p["name"] == peer and p["link"] == "up" for p in self.status()["peers"])
+
+    def wait_link(self, peer: str, deadline_s: float = 20) -> None:
+        wait_for(lambda: self.link_up(peer), deadline_s, f"{self.name}'s link to {peer}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def make_terminal(tmp_path: Path) -> Iterator[Callable[..., Terminal]]:
+    made: list[Terminal] = []
+
+    def make(name: str, **kwargs: Any) -> Terminal:
+        t = Terminal(tmp_path, name, **kwargs)
+        made.append(t)
+        return t
+
+    yield make
+    for t in made:
+        if t.proc is not None and t.proc.poll() is None:
+            t.proc.kill()
+            t.proc.wait()
+
+
+@pytest.fixture
+def paired(make_terminal: Callable[..., Terminal]) -> tuple[Terminal, Terminal]:
+    """washington and moscow, initialised and paired both ways, not yet running."""
+    a, b = make_terminal("washington"), make_terminal("moscow")
+    a.init()
+    b.init()
+    a.pair_with(b)
+    b.pair_with(a)
+    return a, b

@@ -1,0 +1,135 @@
+"""The link protocol state machine, two instances back to back with a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from hotline.protocol import (
+    Connection,
+    ConnectionClosed,
+    EnvelopeReceived,
+    Event,
+    HelloReceived,
+    ReceiptReceived,
+    ResumeRequested,
+    State,
+)
+from hotline.wire import encode_frame
+
+
+def pair(now: float = 0.0) -> tuple[Connection, Connection]:
+    a = Connection(local_name="washington", peer_name="moscow", now=now)
+    b = Connection(local_name="moscow", peer_name="washington", now=now)
+    return a, b
+
+
+def shuttle(src: Connection, dst: Connection, now: float = 0.0) -> list[Event]:
+    dst.receive_data(src.data_to_send(), now)
+    events = []
+    while (e := dst.next_event()) is not None:
+        events.append(e)
+    return events
+
+
+def open_pair() -> tuple[Connection, Connection]:
+    a, b = pair()
+    a.send_hello(0, None)
+    b.send_hello(3, b"receipt")
+    assert shuttle(a, b) == [HelloReceived("washington", 0, None)]
+    assert shuttle(b, a) == [HelloReceived("moscow", 3, b"receipt")]
+    return a, b
+
+
+def test_hello_then_frames_round_trip() -> None:
+    a, b = open_pair()
+    a.send_envelope(1, b"env-1")
+    a.send_receipt(b"rcpt")
+    a.send_resume(7)
+    assert shuttle(a, b) == [EnvelopeReceived(1, b"env-1"), ReceiptReceived(b"rcpt"), ResumeRequested(7)]
+    assert a.state is State.OPEN and b.state is State.OPEN
+
+
+def test_frames_split_byte_by_byte_arrive_whole() -> None:
+    a, b = open_pair()
+    a.send_envelope(1, b"x" * 100)
+    data = a.data_to_send()
+    for i in range(len(data)):
+        b.receive_data(data[i : i + 1], 0.0)
+    assert b.next_event() == EnvelopeReceived(1, b"x" * 100)
+
+
+def test_cannot_send_envelope_before_hello() -> None:
+    a, _ = pair()
+    with pytest.raises(Exception, match="before the peer's hello"):
+        a.send_envelope(1, b"x")
+
+
+@pytest.mark.parametrize(
+    "frame, reason",
+    [
+        ({"t": "env", "seq": 1, "e": b"x"}, "unexpected 'env' frame in state await-hello"),
+        ({"t": "hello", "pv": 99, "name": "washington", "cursor": 0, "receipt": None}, "protocol version 99"),
+        ({"t": "hello", "pv": 1, "name": "beijing", "cursor": 0, "receipt": None}, "introduced itself as 'beijing'"),
+        ({"t": "hello", "pv": 1, "name": "washington", "cursor": -1, "receipt": None}, "non-negative integer"),
+        ({"t": "hello", "pv": 1, "name": "washington", "cursor": 0, "receipt": 5}, "bytes or nil"),
+        ({"t": "nonsense"}, "unexpected 'nonsense'"),
+    ],
+)
+def test_bad_frames_close_with_a_reason(frame: dict[str, object], reason: str) -> None:
+    _, b = pair()
+    b.receive_data(encode_frame(frame), 0.0)
+    event = b.next_event()
+    assert isinstance(event, ConnectionClosed) and event.by_peer
+    assert reason in event.reason
+    assert b.state is State.CLOSED
+    assert b"protocol error" in b.data_to_send()  # the peer is told why
+
+
+def test_garbage_closes_the_connection_without_raising() -> None:
+    _, b = pair()
+    b.receive_data(b"\xff\xff\xff\xffgarbage", 0.0)
+    event = b.next_event()
+    assert isinstance(event, ConnectionClosed) and "exceeds the cap" in event.reason
+
+
+def test_a_second_hello_is_refused() -> None:
+    a, b = open_pair()
+    a._emit({"t": "hello", "pv": 1, "name": "washington", "cursor": 0, "receipt": None})
+    events = shuttle(a, b)
+    assert isinstance(events[-1], ConnectionClosed) and "unexpected 'hello'" in events[-1].reason
+
+
+def test_nothing_is_processed_after_close() -> None:
+    a, b = open_pair()
+    a.send_envelope(1, b"x")
+    data = a.data_to_send() + b"\x00\x00\x00\x02\x09\x00" + encode_frame({"t": "env", "seq": 2, "e": b"y"})
+    b.receive_data(data, 0.0)
+    events = [b.next_event(), b.next_event(), b.next_event()]
+    assert events[0] == EnvelopeReceived(1, b"x")
+    assert isinstance(events[1], ConnectionClosed)
+    assert events[2] is None
+
+
+def test_heartbeats_measure_rtt_and_silence_closes() -> None:
+    a, b = open_pair()
+    assert a.get_timer() == pytest.approx(0.2)
+    a.handle_timer(0.2)  # ping
+    shuttle(a, b, now=0.25)  # b answers pong
+    shuttle(b, a, now=0.26)
+    assert a.last_rtt == pytest.approx(0.06)
+    # b goes silent: a declares the link dead after 3 intervals without anything received.
+    a.handle_timer(0.4)
+    a.handle_timer(0.6)
+    assert a.state is State.OPEN
+    a.handle_timer(0.87)
+    event = a.next_event()
+    assert isinstance(event, ConnectionClosed) and "no heartbeat from moscow" in event.reason
+    assert a.get_timer() is None
+
+
+def test_orderly_bye() -> None:
+    a, b = open_pair()
+    a.close("terminal shutting down")
+    assert isinstance(a.next_event(), ConnectionClosed)
+    events = shuttle(a, b)
+    assert isinstance(events[0], ConnectionClosed) and "terminal shutting down" in events[0].reason
