@@ -59,7 +59,7 @@ class Terminal:
     def cli(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [sys.executable, "-m", "hotline", "--home", str(self.home), *args],
-            capture_output=True, text=True, env=self.env(), input=input, timeout=60,
+            capture_output=True, text=True, env=self.env(), input=input, timeout=60, check=False,
         )  # fmt: skip
         if check and result.returncode != 0:
             raise AssertionError(f"hotline {' '.join(args)} failed ({result.returncode}): {result.stderr}")
@@ -84,7 +84,9 @@ class Terminal:
         assert self.proc is None or self.proc.poll() is not None
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hotline", "--home", str(self.home), "run"], stderr=log, env=self.env()
+            [sys.executable, "-m", "hotline", "--home", str(self.home), "run"],
+            stderr=log,
+            env=self.env(),
         )
         log.close()
         wait_for(self._answers, 20, f"{self.name} to answer on its control socket")

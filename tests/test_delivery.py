@@ -39,8 +39,13 @@ class Side:
     def restart(self) -> None:
         """A crash: everything not in the journal is gone; rebuild from it."""
         unacked = {s: e for s, e in self.sealed.items() if s > self.acked}
-        self.out = Outbound(next_seq=len(self.sealed) + 1, acked=self.acked, unacked=unacked,
-                            window=self.window, probe_timeout=1.0)
+        self.out = Outbound(
+            next_seq=len(self.sealed) + 1,
+            acked=self.acked,
+            unacked=unacked,
+            window=self.window,
+            probe_timeout=1.0,
+        )
         self.inb = Inbound(upto=len(self.received))
 
     def seal(self) -> None:
@@ -109,7 +114,7 @@ class World:
         self.wire = {"a": [], "b": []}
         self.linked = True
         a, b = self.sides["a"], self.sides["b"]
-        for me, peer in ((a, b), (b, a)):
+        for me in (a, b):
             me.out.link_down()
             me.inb.link_up()
         for me, peer in ((a, b), (b, a)):
@@ -194,7 +199,14 @@ def test_flash_overtakes_queued_lower_precedence() -> None:
     queue.push("priority", Precedence.PRIORITY)
     queue.push("flash", Precedence.FLASH)
     queue.push("flash-2", Precedence.FLASH)
-    assert [queue.pop() for _ in range(6)] == ["flash", "flash-2", "priority", "routine-0", "routine-1", "routine-2"]
+    assert [queue.pop() for _ in range(6)] == [
+        "flash",
+        "flash-2",
+        "priority",
+        "routine-0",
+        "routine-1",
+        "routine-2",
+    ]
     assert queue.pop() is None
 
 

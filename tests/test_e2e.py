@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
+import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -22,14 +25,26 @@ def test_send_both_ways_and_verify(paired: tuple[Terminal, Terminal]) -> None:
     first = a.cli("send", "--to", "moscow", "--precedence", "immediate", "--subject", "Proposal",
                   "Call at 14:00 UTC?").stdout.strip()  # fmt: skip
     reply = b.cli("send", "--to", "washington", "--lang", "ru", "--subject", "Ответ", "Согласны.").stdout.strip()
-    wait_for(lambda: any(m["id"] == first for m in b.cli_json("inbox")["messages"]), 10, "moscow to receive")
-    wait_for(lambda: any(m["id"] == reply for m in a.cli_json("inbox")["messages"]), 10, "washington to receive")
+    wait_for(
+        lambda: any(m["id"] == first for m in b.cli_json("inbox")["messages"]),
+        10,
+        "moscow to receive",
+    )
+    wait_for(
+        lambda: any(m["id"] == reply for m in a.cli_json("inbox")["messages"]),
+        10,
+        "washington to receive",
+    )
     inbox = b.cli_json("inbox")["messages"]
     assert [(m["subject"], m["body"], m["precedence"], m["peer"]) for m in inbox] == [
         ("Proposal", "Call at 14:00 UTC?", "immediate", "washington")
     ]
     assert a.cli_json("inbox")["messages"][0]["lang"] == "ru"
-    wait_for(lambda: a.cli_json("outbox")["messages"][0]["state"] == "delivered", 10, "the delivery receipt")
+    wait_for(
+        lambda: a.cli_json("outbox")["messages"][0]["state"] == "delivered",
+        10,
+        "the delivery receipt",
+    )
     status = a.cli_json("status")
     assert status["running"] is True and status["peers"][0]["link"] == "up"
     for t in (a, b):
@@ -39,7 +54,7 @@ def test_send_both_ways_and_verify(paired: tuple[Terminal, Terminal]) -> None:
     kinds = {x["kind"] for x in lines}
     assert {"terminal.created", "peer.paired", "message.accepted", "message.sealed", "receipt.received",
             "message.received", "receipt.sent", "link.up"} <= kinds  # fmt: skip
-    assert all(x["prev"] == y["hash"] for y, x in zip(lines, lines[1:], strict=False))
+    assert all(x["prev"] == y["hash"] for y, x in itertools.pairwise(lines))
 
 
 def test_send_while_stopped_is_sent_by_the_next_run(paired: tuple[Terminal, Terminal], tmp_path: Path) -> None:
@@ -52,7 +67,11 @@ def test_send_while_stopped_is_sent_by_the_next_run(paired: tuple[Terminal, Term
     assert a.cli_json("outbox")["messages"][0]["state"] == "queued"
     b.start()
     a.start()
-    wait_for(lambda: a.cli_json("outbox")["messages"][0]["state"] == "delivered", 15, "delivery after start")
+    wait_for(
+        lambda: a.cli_json("outbox")["messages"][0]["state"] == "delivered",
+        15,
+        "delivery after start",
+    )
     got = b.cli_json("inbox")["messages"][0]
     assert got["id"] == sent["id"] and got["attachments"] == 1
     db = sqlite3.connect(b.home / "journal.sqlite")
@@ -70,8 +89,78 @@ def test_flash_overtakes_queued_routine_traffic(paired: tuple[Terminal, Terminal
             c.result(i)
         flash = c.request("send", to="moscow", precedence="flash", body="FLASH")["id"]
     b.start()
-    wait_for(lambda: len(b.cli_json("inbox", "--limit", "2000")["messages"]) == 1101, 30, "all 1101 to arrive")
+    wait_for(
+        lambda: len(b.cli_json("inbox", "--limit", "2000")["messages"]) == 1101,
+        30,
+        "all 1101 to arrive",
+    )
     inbox = b.cli_json("inbox", "--limit", "2000")["messages"]
     position = [m["id"] for m in inbox].index(flash)
     assert position < 1100  # it did not wait behind the queue
     assert inbox[position]["seq"] <= 1025  # sealed as soon as the window had room
+
+
+def _inbox_count(t: Terminal) -> int:
+    db = sqlite3.connect(f"file:{t.home / 'journal.sqlite'}?mode=ro", uri=True)
+    try:
+        return int(db.execute("SELECT count(*) FROM messages WHERE direction = 'in'").fetchone()[0])
+    finally:
+        db.close()
+
+
+def _submit_all(t: Terminal, ids: list[str], to: str) -> None:
+    """Pipeline sends with client-chosen ids, so a retry after a crash is idempotent."""
+    with t.client(timeout=60) as c:
+        pending = [c.submit("send", to=to, id=i, body=f"{t.name} message {n}") for n, i in enumerate(ids)]
+        for p in pending:
+            c.result(p)
+
+
+def test_thousand_each_way_survive_sigkill_mid_stream(paired: tuple[Terminal, Terminal]) -> None:
+    a, b = paired
+    a.start()
+    b.start()
+    a.wait_link("moscow")
+    n = 1000
+    a_ids = [str(uuid.uuid4()) for _ in range(n)]
+    b_ids = [str(uuid.uuid4()) for _ in range(n)]
+    _submit_all(a, a_ids, "moscow")
+
+    # moscow sends its 1,000 while washington's stream pours in; kill moscow mid-stream.
+    failures: list[BaseException] = []
+
+    def b_sends() -> None:
+        try:
+            _submit_all(b, b_ids, "washington")
+        except BaseException as e:  # the kill cuts this short; that is the point
+            failures.append(e)
+
+    sender = threading.Thread(target=b_sends)
+    sender.start()
+    wait_for(lambda: _inbox_count(b) >= 200, 30, "moscow to be mid-stream")
+    b.kill()
+    sender.join(timeout=30)
+    received_at_kill = _inbox_count(b)
+    print(f"moscow had {received_at_kill} of {n} when killed")
+    assert received_at_kill < n, "the stream finished before the kill; the test proved nothing"
+
+    b.start()
+    _submit_all(b, b_ids, "washington")  # resubmit everything: already-journaled ids are not sent twice
+    wait_for(lambda: _inbox_count(a) == n and _inbox_count(b) == n, 90, "all 2,000 messages to arrive")
+
+    for receiver, ids in ((b, a_ids), (a, b_ids)):
+        inbox = sorted(receiver.cli_json("inbox", "--limit", "5000")["messages"], key=lambda m: m["seq"])
+        assert [m["id"] for m in inbox] == ids  # exactly once, in order
+        assert [m["seq"] for m in inbox] == list(range(1, n + 1))
+    for sender_t in (a, b):
+        wait_for(
+            lambda t=sender_t: all(
+                m["state"] == "delivered" for m in t.cli_json("outbox", "--limit", "5000")["messages"]
+            ),
+            30,
+            f"{sender_t.name}'s receipts",
+        )
+        assert len(sender_t.cli_json("outbox", "--limit", "5000")["messages"]) == n
+    for t in (a, b):
+        t.stop()
+        assert t.cli("journal", "verify").returncode == 0

@@ -238,9 +238,7 @@ def _handshake(client: ssl.SSLContext, server: ssl.SSLContext) -> tuple[bytes, b
     return c_seen, s_seen
 
 
-def test_tls_contract_mutual_pinning(
-    moscow: Identity, washington: Identity, tmp_path: Path
-) -> None:
+def test_tls_contract_mutual_pinning(moscow: Identity, washington: Identity, tmp_path: Path) -> None:
     client = _context(moscow, washington, tmp_path, server=False)
     server = _context(washington, moscow, tmp_path, server=True)
     client_saw, server_saw = _handshake(client, server)
@@ -384,12 +382,8 @@ CORRUPTIONS: list[tuple[str, Callable[[dict[str, Any]], object], str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("change", "message"), [c[1:] for c in CORRUPTIONS], ids=[c[0] for c in CORRUPTIONS]
-)
-def test_corrupt_card(
-    card: ContactCard, change: Callable[[dict[str, Any]], object], message: str
-) -> None:
+@pytest.mark.parametrize(("change", "message"), [c[1:] for c in CORRUPTIONS], ids=[c[0] for c in CORRUPTIONS])
+def test_corrupt_card(card: ContactCard, change: Callable[[dict[str, Any]], object], message: str) -> None:
     with pytest.raises(CardError, match=re.escape(message)):
         ContactCard.from_json(_edit(card, change))
 
@@ -479,9 +473,7 @@ def test_passphrase_is_normalised(sealed: Path, moscow: Identity, tmp_path: Path
 
 
 def test_wrong_passphrase(sealed: Path) -> None:
-    with pytest.raises(
-        PassphraseError, match=f"wrong passphrase for keys file {re.escape(str(sealed))}"
-    ):
+    with pytest.raises(PassphraseError, match=f"wrong passphrase for keys file {re.escape(str(sealed))}"):
         load_keys(sealed, "Kreml-1964 ☎")
 
 
@@ -493,18 +485,14 @@ def test_missing_passphrase_for_protected_file(sealed: Path) -> None:
 @pytest.mark.parametrize(
     "change",
     [
-        lambda d: d.update(
-            ciphertext=d["ciphertext"][:-4] + ("AAAA" if d["ciphertext"][-4:] != "AAAA" else "BBBB")
-        ),
+        lambda d: d.update(ciphertext=d["ciphertext"][:-4] + ("AAAA" if d["ciphertext"][-4:] != "AAAA" else "BBBB")),
         lambda d: d.update(nonce=base64.b64encode(b"\x00" * 12).decode()),
         lambda d: d["kdf"].update(n=2**14),
         lambda d: d["kdf"].update(salt=base64.b64encode(b"\x00" * 16).decode()),
     ],
     ids=["ciphertext", "nonce", "kdf-n", "salt"],
 )
-def test_tampered_sealed_file(
-    sealed: Path, tmp_path: Path, change: Callable[[dict[str, Any]], object]
-) -> None:
+def test_tampered_sealed_file(sealed: Path, tmp_path: Path, change: Callable[[dict[str, Any]], object]) -> None:
     doc = json.loads(sealed.read_text())
     change(doc)
     path = tmp_path / "keys.json"
@@ -513,12 +501,8 @@ def test_tampered_sealed_file(
         load_keys(path, "Kreml-1963 ☎")
 
 
-@pytest.mark.parametrize(
-    "kdf", [{"n": 2**30}, {"n": 1000}, {"r": 0}, {"p": 100}, {"n": "32768"}], ids=str
-)
-def test_doctored_kdf_parameters_are_refused_before_deriving(
-    sealed: Path, tmp_path: Path, kdf: dict[str, Any]
-) -> None:
+@pytest.mark.parametrize("kdf", [{"n": 2**30}, {"n": 1000}, {"r": 0}, {"p": 100}, {"n": "32768"}], ids=str)
+def test_doctored_kdf_parameters_are_refused_before_deriving(sealed: Path, tmp_path: Path, kdf: dict[str, Any]) -> None:
     doc = json.loads(sealed.read_text())
     doc["kdf"].update(kdf)
     path = tmp_path / "keys.json"

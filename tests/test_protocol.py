@@ -45,7 +45,11 @@ def test_hello_then_frames_round_trip() -> None:
     a.send_envelope(1, b"env-1")
     a.send_receipt(b"rcpt")
     a.send_resume(7)
-    assert shuttle(a, b) == [EnvelopeReceived(1, b"env-1"), ReceiptReceived(b"rcpt"), ResumeRequested(7)]
+    assert shuttle(a, b) == [
+        EnvelopeReceived(1, b"env-1"),
+        ReceiptReceived(b"rcpt"),
+        ResumeRequested(7),
+    ]
     assert a.state is State.OPEN and b.state is State.OPEN
 
 
@@ -68,9 +72,18 @@ def test_cannot_send_envelope_before_hello() -> None:
     "frame, reason",
     [
         ({"t": "env", "seq": 1, "e": b"x"}, "unexpected 'env' frame in state await-hello"),
-        ({"t": "hello", "pv": 99, "name": "washington", "cursor": 0, "receipt": None}, "protocol version 99"),
-        ({"t": "hello", "pv": 1, "name": "beijing", "cursor": 0, "receipt": None}, "introduced itself as 'beijing'"),
-        ({"t": "hello", "pv": 1, "name": "washington", "cursor": -1, "receipt": None}, "non-negative integer"),
+        (
+            {"t": "hello", "pv": 99, "name": "washington", "cursor": 0, "receipt": None},
+            "protocol version 99",
+        ),
+        (
+            {"t": "hello", "pv": 1, "name": "beijing", "cursor": 0, "receipt": None},
+            "introduced itself as 'beijing'",
+        ),
+        (
+            {"t": "hello", "pv": 1, "name": "washington", "cursor": -1, "receipt": None},
+            "non-negative integer",
+        ),
         ({"t": "hello", "pv": 1, "name": "washington", "cursor": 0, "receipt": 5}, "bytes or nil"),
         ({"t": "nonsense"}, "unexpected 'nonsense'"),
     ],

@@ -106,9 +106,7 @@ def skipped_count(r: Ratchet) -> int:
 @pytest.mark.parametrize("vector", VECTORS["hkdf"], ids=lambda v: v["name"])
 def test_reference_hkdf_matches_signal(vector: dict[str, Any]) -> None:
     okm = x(vector["okm"])
-    got = signal_hkdf(
-        x(vector["salt"]), x(vector["ikm"]), x(vector["info"]), len(okm), vector["version"]
-    )
+    got = signal_hkdf(x(vector["salt"]), x(vector["ikm"]), x(vector["info"]), len(okm), vector["version"])
     assert got == okm
 
 
@@ -160,9 +158,7 @@ def test_header_strict_length() -> None:
         Header.from_bytes(data + b"\x00")  # trailing garbage
 
 
-@pytest.mark.parametrize(
-    ("dh", "pn", "n"), [(bytes(31), 0, 0), (bytes(32), -1, 0), (bytes(32), 0, 2**32)]
-)
+@pytest.mark.parametrize(("dh", "pn", "n"), [(bytes(31), 0, 0), (bytes(32), -1, 0), (bytes(32), 0, 2**32)])
 def test_header_validates_fields(dh: bytes, pn: int, n: int) -> None:
     with pytest.raises(DecryptError):
         Header(dh, pn, n)
@@ -456,9 +452,7 @@ STEP = st.sampled_from(["a_send", "b_send", "to_a", "to_b", "save_a", "save_b"])
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**16), steps=st.lists(STEP, max_size=80), data=st.data())
-def test_any_schedule_with_reordering_decrypts(
-    seed: int, steps: list[str], data: st.DataObject
-) -> None:
+def test_any_schedule_with_reordering_decrypts(seed: int, steps: list[str], data: st.DataObject) -> None:
     parties = dict(zip("ab", make_pair(seed), strict=True))
     inflight: dict[str, list[tuple[Header, bytes, bytes]]] = {"a": [], "b": []}
     other = {"a": "b", "b": "a"}
@@ -558,9 +552,7 @@ def _mutations() -> list[tuple[str, Callable[[dict[str, Any]], Any]]]:
 
 
 @pytest.mark.parametrize(("name", "mutate"), _mutations(), ids=[n for n, _ in _mutations()])
-def test_from_bytes_rejects_malformed_fields(
-    name: str, mutate: Callable[[dict[str, Any]], Any]
-) -> None:
+def test_from_bytes_rejects_malformed_fields(name: str, mutate: Callable[[dict[str, Any]], Any]) -> None:
     fields = msgpack.unpackb(saved_state())
     Ratchet.from_bytes(msgpack.packb(fields))  # the unmutated state is fine
     with pytest.raises(CryptoError):

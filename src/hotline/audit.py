@@ -24,6 +24,7 @@ from typing import Any
 from hotline import envelope as env
 from hotline.errors import HotlineError
 from hotline.journal import GENESIS_HASH, Journal, entry_hash
+from hotline.model import EMPTY_STREAM_HASH, next_stream_hash
 
 
 @dataclass
@@ -37,7 +38,12 @@ class VerifyReport:
         return not self.problems
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "entries": self.entries, "signatures": self.signatures, "problems": self.problems}
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "signatures": self.signatures,
+            "problems": self.problems,
+        }
 
 
 def rfc3339(ns: int) -> str:
@@ -47,9 +53,9 @@ def rfc3339(ns: int) -> str:
 
 @dataclass
 class _Stream:
-    out_hash: bytes = env.EMPTY_STREAM_HASH
+    out_hash: bytes = EMPTY_STREAM_HASH
     out_hashes: dict[int, bytes] = field(default_factory=dict)
-    in_hash: bytes = env.EMPTY_STREAM_HASH
+    in_hash: bytes = EMPTY_STREAM_HASH
     in_upto: int = 0
 
 
@@ -89,7 +95,7 @@ def verify(journal: Journal, max_problems: int = 20) -> VerifyReport:
                 stream = streams.setdefault(entry.peer, _Stream())
                 if entry.kind == "message.sealed":
                     sealed = env.open_envelope(body["envelope"], own_key)
-                    stream.out_hash = env.next_stream_hash(stream.out_hash, body["envelope"])
+                    stream.out_hash = next_stream_hash(stream.out_hash, body["envelope"])
                     stream.out_hashes[sealed.seq] = stream.out_hash
                     if body["sh"] != stream.out_hash or sealed.seq != body["seq"]:
                         raise HotlineError("sealed envelope does not continue the outgoing stream")
@@ -108,7 +114,7 @@ def verify(journal: Journal, max_problems: int = 20) -> VerifyReport:
                     if received.seq != stream.in_upto + 1:
                         raise HotlineError(f"received sequence {received.seq} after {stream.in_upto}")
                     stream.in_upto = received.seq
-                    stream.in_hash = env.next_stream_hash(stream.in_hash, body["envelope"])
+                    stream.in_hash = next_stream_hash(stream.in_hash, body["envelope"])
                     if body["sh"] != stream.in_hash:
                         raise HotlineError("stream hash does not match the envelopes received")
                 else:

@@ -107,7 +107,9 @@ def _journal(home: Path, *, readonly: bool = False) -> Journal:
 def cmd_init(args: argparse.Namespace) -> int:
     home = resolve_home(args.home)
     name = validate_name(args.name)
-    listen = tuple(Address.parse(text, path=("primary" if i == 0 else f"path{i + 1}")) for i, text in enumerate(args.listen))
+    listen = tuple(
+        Address.parse(text, path=("primary" if i == 0 else f"path{i + 1}")) for i, text in enumerate(args.listen)
+    )
     if (home / CONFIG_FILE).exists():
         raise ConfigError(f"{home} already holds a terminal; choose another --home")
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -141,7 +143,7 @@ def cmd_card(args: argparse.Namespace) -> int:
 def _read_card(path: str) -> ContactCard:
     source = Path(path)
     try:
-        with (sys.stdin.buffer if path == "-" else source.open("rb")) as f:
+        with sys.stdin.buffer if path == "-" else source.open("rb") as f:
             data = f.read(MAX_CARD_BYTES + 1)
     except OSError as e:
         raise ConfigError(f"cannot read card {path}: {e.strerror or e}") from None
@@ -166,7 +168,7 @@ def cmd_pair(args: argparse.Namespace) -> int:
     journal = _journal(home)
     store = Store(journal)
     old = store.peer(card.name)
-    if old is not None and old.identity_key == card.identity_key and old.card == card.to_json():
+    if old is not None and old.identity_key == card.identity_key and old.card_json == card.to_json():
         print(f"{card.name} is already paired with this key (paired {_ts(old.paired_at_ns)}).")
     else:
         secret = initial_secret(identity.public_key, identity.dh_key, card.identity_key, card.dh_key)
@@ -196,7 +198,7 @@ def cmd_peers(args: argparse.Namespace) -> int:
     home, _ = _open(args)
     journal = _journal(home, readonly=True)
     rows = Store(journal).peers()
-    peers = []
+    peers: list[dict[str, Any]] = []
     for row in rows:
         card = ContactCard.from_json(row.card_json)
         peers.append(
@@ -299,7 +301,13 @@ def _listing(args: argparse.Namespace, direction: str) -> int:
     rows = Store(journal).messages(direction, peer=args.peer, limit=args.limit)
     journal.close()
     for row in rows:
-        for key in ("created_at_ns", "queued_at_ns", "sent_at_ns", "delivered_at_ns", "received_at_ns"):
+        for key in (
+            "created_at_ns",
+            "queued_at_ns",
+            "sent_at_ns",
+            "delivered_at_ns",
+            "received_at_ns",
+        ):
             row[key.removesuffix("_ns")] = audit.rfc3339(row[key]) if row[key] else None
     if args.json:
         _out_json({"messages": rows})
@@ -309,7 +317,10 @@ def _listing(args: argparse.Namespace, direction: str) -> int:
     for r in rows:
         when = r["received_at"] if direction == "in" else (r["delivered_at"] or r["sent_at"] or r["queued_at"])
         who = ("from " if direction == "in" else "to ") + r["peer"]
-        print(f"{when}  {r['precedence'].upper():<9} {r['state']:<9} #{r['seq'] or '-':<6} {who:<16} [{r['lang']}] {r['subject']}")
+        print(
+            f"{when}  {r['precedence'].upper():<9} {r['state']:<9} #{r['seq'] or '-':<6} {who:<16} "
+            f"[{r['lang']}] {r['subject']}"
+        )
         body = r["body"].replace("\n", " ")
         print(f"    {body[:110]}{'…' if len(body) > 110 else ''}  ({r['id']})")
     return 0
@@ -337,7 +348,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             depth = store.queue_depth(row.name)
             status["peers"].append(
                 {
-                    "name": row.name, "fingerprint": fingerprint(row.identity_key), "link": "down (terminal not running)",
+                    "name": row.name, "fingerprint": fingerprint(row.identity_key),
+                    "link": "down (terminal not running)",
                     "last_contact_ns": cursors.last_contact_ns,
                     "queue": {"queued": depth["queued"], "unacknowledged": depth["sent"],
                               "next_seq": cursors.out_next_seq, "delivered_upto": cursors.out_acked,
@@ -377,7 +389,9 @@ def cmd_journal(args: argparse.Namespace) -> int:
             if args.json:
                 _out_json(report.as_dict())
             elif report.ok:
-                print(f"journal OK: {report.entries} entries, hash chain intact, {report.signatures} signatures verified")
+                print(
+                    f"journal OK: {report.entries} entries, hash chain intact, {report.signatures} signatures verified"
+                )
             else:
                 print(f"journal FAILED verification ({report.entries} entries read):", file=sys.stderr)
                 for text in report.problems:
@@ -444,7 +458,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="read the body from a file (- for stdin)")
     p.add_argument("--attach", action="append", metavar="F", help="attach a file (up to 16 MiB; repeatable)")
     p.add_argument("--id", help="message id (UUID) to make a retried send idempotent")
-    p.add_argument("--wait", action="store_true", help="return only once the signed delivery receipt is journaled")
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="return only once the signed delivery receipt is journaled",
+    )
     p.add_argument("text", nargs="?", help="the message text")
 
     for name, func, direction in (("inbox", cmd_inbox, "received"), ("outbox", cmd_outbox, "sent")):
@@ -461,7 +479,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--output", "-o", help="file to write (default stdout)")
 
     p = add("demo", cmd_demo, "two terminals, washington and moscow, on loopback, ready to try")
-    p.add_argument("--no-wait", action="store_true", help="exit after the exchange instead of waiting for Ctrl-C")
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="exit after the exchange instead of waiting for Ctrl-C",
+    )
     return parser
 
 

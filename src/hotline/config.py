@@ -1,11 +1,11 @@
 """A terminal's home folder and its TOML configuration.
 
-    HOME/
-      config.toml      name, listen addresses, passphrase protection, timings
-      keys.json        identity keys, encrypted under the passphrase (see identity)
-      journal.sqlite   the record (see journal)
-      control.sock     the running terminal's local control socket
-      terminal.lock    held (flock) by the running terminal
+HOME/
+  config.toml      name, listen addresses, passphrase protection, timings
+  keys.json        identity keys, encrypted under the passphrase (see identity)
+  journal.sqlite   the record (see journal)
+  control.sock     the running terminal's local control socket
+  terminal.lock    held (flock) by the running terminal
 """
 
 from __future__ import annotations
@@ -46,7 +46,11 @@ class Config:
             "name": self.name,
             "passphrase": self.passphrase,
             "listen": [{"path": a.path, "host": a.host, "port": a.port} for a in self.listen],
-            "link": {"heartbeat_ms": self.heartbeat_ms, "missed_heartbeats": self.missed_heartbeats, "window": self.window},
+            "link": {
+                "heartbeat_ms": self.heartbeat_ms,
+                "missed_heartbeats": self.missed_heartbeats,
+                "window": self.window,
+            },
             "journal": {"synchronous": self.synchronous},
             "log": {"level": self.log_level},
         }

@@ -35,6 +35,7 @@ MAX_CONTROL_FRAME = 40 * 1024 * 1024
 
 def build_content(sender: str, args: dict[str, Any], now_ns: int) -> MessageContent:
     """Turn request arguments into a validated message (the model checks every field)."""
+
     def text(key: str, default: str = "") -> str:
         value = args.get(key, default)
         if not isinstance(value, str):
@@ -99,12 +100,16 @@ async def serve_client(terminal: Terminal, reader: asyncio.StreamReader, writer:
                         respond(req_id, error=str(error))
                     elif wait == "delivered":
                         terminal.engine.on_delivered(
-                            content.id, lambda: respond(req_id, {"id": content.id, "created": created})
+                            content.id,
+                            lambda: respond(req_id, {"id": content.id, "created": created}),
                         )
                     else:
                         respond(req_id, {"id": content.id, "created": created})
 
-                terminal.engine.submit(content, lambda e, c: loop.call_soon(done, e, c))
+                def committed(error: Exception | None, created: bool) -> None:
+                    loop.call_soon(done, error, created)
+
+                terminal.engine.submit(content, committed)
             else:
                 respond(req_id, error=f"unknown operation {op!r}")
         except HotlineError as e:

@@ -19,11 +19,39 @@ from hotline.control import ControlClient
 from hotline.errors import ControlError, HotlineError
 
 EXCHANGE = [
-    ("washington", "moscow", "immediate", "en", "Proposal", "We propose a call at 14:00 UTC on the energy-site moratorium."),
+    (
+        "washington",
+        "moscow",
+        "immediate",
+        "en",
+        "Proposal",
+        "We propose a call at 14:00 UTC on the energy-site moratorium.",
+    ),
     ("moscow", "washington", "immediate", "ru", "Ответ", "Согласны на звонок в 14:00 UTC."),
-    ("washington", "moscow", "flash", "en", "Urgent", "Unexplained launch detected; please confirm it is your test."),
-    ("moscow", "washington", "flash", "ru", "Срочно", "Подтверждаем: плановое испытание, уведомление направлено."),
-    ("washington", "moscow", "routine", "en", "Readout", "Our readout will be published at 18:00 UTC."),
+    (
+        "washington",
+        "moscow",
+        "flash",
+        "en",
+        "Urgent",
+        "Unexplained launch detected; please confirm it is your test.",
+    ),
+    (
+        "moscow",
+        "washington",
+        "flash",
+        "ru",
+        "Срочно",
+        "Подтверждаем: плановое испытание, уведомление направлено.",
+    ),
+    (
+        "washington",
+        "moscow",
+        "routine",
+        "en",
+        "Readout",
+        "Our readout will be published at 18:00 UTC.",
+    ),
 ]
 
 
@@ -62,7 +90,15 @@ def run_demo(keep_running: bool = True) -> int:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for name, home in homes.items():
-            hotline(home, "init", "--name", name, "--listen", f"127.0.0.1:{free_port()}", "--no-passphrase")
+            hotline(
+                home,
+                "init",
+                "--name",
+                name,
+                "--listen",
+                f"127.0.0.1:{free_port()}",
+                "--no-passphrase",
+            )
             (root / f"{name}.card").write_text(hotline(home, "card"))
         print("== pairing (each side imports the other's card; both see the same safety number)")
         print(hotline(homes["washington"], "pair", str(root / "moscow.card")))
@@ -78,7 +114,13 @@ def run_demo(keep_running: bool = True) -> int:
             started = time.perf_counter()
             with ControlClient(homes[sender], timeout=20) as client:
                 result = client.request(
-                    "send", to=recipient, precedence=precedence, lang=lang, subject=subject, body=body, wait="delivered"
+                    "send",
+                    to=recipient,
+                    precedence=precedence,
+                    lang=lang,
+                    subject=subject,
+                    body=body,
+                    wait="delivered",
                 )
             took = (time.perf_counter() - started) * 1000
             print(f"  {sender} -> {recipient} [{precedence}] {subject!r}: delivered in {took:.1f} ms ({result['id']})")

@@ -31,10 +31,16 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hotline import envelope as env
 from hotline.config import Config
 from hotline.delivery import Inbound, Outbound, OutboxQueue, Verdict
-from hotline.errors import CryptoError, DeliveryError, JournalError, ProtocolError, RemoteProtocolError
+from hotline.errors import (
+    CryptoError,
+    DeliveryError,
+    JournalError,
+    ProtocolError,
+    RemoteProtocolError,
+)
 from hotline.identity import ContactCard, Identity, fingerprint
 from hotline.journal import Journal
-from hotline.model import MessageContent, ReceiptKind
+from hotline.model import MessageContent, ReceiptKind, next_stream_hash
 from hotline.protocol import (
     Connection,
     ConnectionClosed,
@@ -170,9 +176,14 @@ class Engine:
                 name=row.name,
                 identity_key=row.identity_key,
                 card=card,
-                ratchet=Ratchet.from_bytes(open_state(self.identity.state_key, row.name, self.store.load_session(row.name))),
+                ratchet=Ratchet.from_bytes(
+                    open_state(self.identity.state_key, row.name, self.store.load_session(row.name))
+                ),
                 outbound=Outbound(
-                    next_seq=cursors.out_next_seq, acked=cursors.out_acked, unacked=unacked, window=self.config.window
+                    next_seq=cursors.out_next_seq,
+                    acked=cursors.out_acked,
+                    unacked=unacked,
+                    window=self.config.window,
                 ),
                 inbound=Inbound(upto=cursors.in_upto, stream_hash=cursors.in_stream_hash),
                 queue=OutboxQueue(),
@@ -319,9 +330,18 @@ class Engine:
             peer.last_error = None
             peer.link_since_ns = self.clock.wall_ns()
             link.up_journaled = True
-            log.info("link to %s up via %s (peer has our messages up to %d)", peer.name, link.address, hello.cursor)
+            log.info(
+                "link to %s up via %s (peer has our messages up to %d)",
+                peer.name,
+                link.address,
+                hello.cursor,
+            )
             self._link_events.append(
-                ("link.up", peer.name, {"address": link.address, "dialed": link.dialed, "peer_cursor": hello.cursor})
+                (
+                    "link.up",
+                    peer.name,
+                    {"address": link.address, "dialed": link.dialed, "peer_cursor": hello.cursor},
+                )
             )
             self._request_flush()
             self._transmit(peer)
@@ -347,9 +367,10 @@ class Engine:
                 f"expected {peer.name}->{self.name} seq {seq}"
             )
         content = env.decrypt(sealed, peer.ratchet)  # the ratchet changes only on success
-        if content.id in self._contents or self.store.journal.execute(
-            "SELECT 1 FROM messages WHERE id = ?", (content.id,)
-        ).fetchone():
+        if (
+            content.id in self._contents
+            or self.store.journal.execute("SELECT 1 FROM messages WHERE id = ?", (content.id,)).fetchone()
+        ):
             raise RemoteProtocolError(f"envelope {seq} reuses message id {content.id}")
         self._contents[content.id] = content
         stream_hash = peer.inbound.accept(seq, data)
@@ -360,9 +381,16 @@ class Engine:
     def _on_receipt(self, peer: PeerState, data: bytes) -> None:
         receipt = env.open_receipt(data, peer.identity_key)
         if receipt.sender != peer.name or receipt.recipient != self.name:
-            raise RemoteProtocolError(f"receipt from {receipt.sender} to {receipt.recipient} arrived on {peer.name}'s link")
+            raise RemoteProtocolError(
+                f"receipt from {receipt.sender} to {receipt.recipient} arrived on {peer.name}'s link"
+            )
         if receipt.kind is not ReceiptKind.DELIVERED:
-            log.info("receipt %s for %s from %s (not yet handled)", receipt.kind, receipt.message_id, peer.name)
+            log.info(
+                "receipt %s for %s from %s (not yet handled)",
+                receipt.kind,
+                receipt.message_id,
+                peer.name,
+            )
             return
         if receipt.upto <= peer.outbound.acked:
             return
@@ -458,17 +486,17 @@ class Engine:
         for item, error, created in results:
             item.done(error, created)
         for peer in self.peers.values():
-            receipt = receipts_out.get(peer.name)
-            if receipt is not None:
-                peer.last_receipt_out = receipt
+            new_receipt = receipts_out.get(peer.name)
+            if new_receipt is not None:
+                peer.last_receipt_out = new_receipt
                 peer.committed_in_upto = peer.inbound.upto
                 peer.last_contact_ns = now_ns
                 if peer.active is not None and peer.active.conn.state is State.OPEN:
-                    peer.active.conn.send_receipt(receipt)
+                    peer.active.conn.send_receipt(new_receipt)
                     peer.active.pump()
             if peer.last_receipt_out is not None:
                 for link in peer.resend_receipt_on:
-                    already_told = receipt is not None and link is peer.active
+                    already_told = new_receipt is not None and link is peer.active
                     if link.conn.state is State.OPEN and not already_told:
                         link.conn.send_receipt(peer.last_receipt_out)
                         link.pump()
@@ -491,7 +519,7 @@ class Engine:
             seq = peer.outbound.next_seq
             sealed = env.seal(self.identity, peer.ratchet, content, seq)
             peer.ratchet_dirty = True
-            peer.out_stream_hash = env.next_stream_hash(peer.out_stream_hash, sealed)
+            peer.out_stream_hash = next_stream_hash(peer.out_stream_hash, sealed)
             self.store.record_sealed(message_id, peer.name, seq, sealed, peer.out_stream_hash, now_ns)
             peer.outbound.sealed(seq, sealed)
             peer.stream_hashes[seq] = peer.out_stream_hash

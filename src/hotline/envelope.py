@@ -24,13 +24,11 @@ from typing import Any
 from hotline.errors import CryptoError, DecryptError, RemoteProtocolError, SignatureError
 from hotline.identity import Identity, verify
 from hotline.model import (
-    EMPTY_STREAM_HASH,
     MAX_MESSAGE_BYTES,
     Attachment,
     MessageContent,
     Precedence,
     ReceiptKind,
-    next_stream_hash,
 )
 from hotline.ratchet import Header, Ratchet
 from hotline.wire import pack, unpack

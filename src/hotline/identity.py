@@ -251,9 +251,7 @@ def _side_fingerprint(key: bytes, stable_id: bytes, iterations: int) -> bytes:
 
 def _digits(fprint: bytes) -> str:
     # Six 5-byte big-endian chunks, each mod 100000 as five digits (get_encoded_string).
-    return "".join(
-        f"{int.from_bytes(fprint[i : i + 5], 'big') % 100_000:05d}" for i in range(0, 30, 5)
-    )
+    return "".join(f"{int.from_bytes(fprint[i : i + 5], 'big') % 100_000:05d}" for i in range(0, 30, 5))
 
 
 def safety_number(
@@ -316,8 +314,7 @@ class ContactCard:
             raise CardError(f"card certificate is unusable: {e}") from None
         if cert_key != self.identity_key:
             raise CardError(
-                "card certificate carries a different key than identity_key: "
-                "the card was altered or assembled wrongly"
+                "card certificate carries a different key than identity_key: the card was altered or assembled wrongly"
             )
 
     def _body(self) -> dict[str, Any]:
@@ -340,9 +337,7 @@ class ContactCard:
         try:
             verify(self.identity_key, CARD_CONTEXT, self.signed_bytes(), self.signature)
         except SignatureError:
-            raise CardError(
-                "card signature does not verify: the file was altered or is not a Hotline card"
-            ) from None
+            raise CardError("card signature does not verify: the file was altered or is not a Hotline card") from None
 
     @property
     def fingerprint(self) -> str:
@@ -479,14 +474,10 @@ def save_keys(path: Path, identity: Identity, passphrase: str | None) -> None:
     doc: dict[str, Any] = {"format": KEYS_FORMAT, "version": KEYS_VERSION}
     if passphrase is None:
         doc["protection"] = "none"
-        doc["keys"] = {
-            k: _b64(v) if isinstance(v, bytes) else v for k, v in identity._secrets().items()
-        }
+        doc["keys"] = {k: _b64(v) if isinstance(v, bytes) else v for k, v in identity._secrets().items()}
     else:
         if not passphrase:
-            raise PassphraseError(
-                "an empty passphrase is not allowed; use --no-passphrase for a demo terminal"
-            )
+            raise PassphraseError("an empty passphrase is not allowed; use --no-passphrase for a demo terminal")
         salt = os.urandom(16)
         doc["protection"] = "scrypt+aes-256-gcm"
         doc["kdf"] = {"n": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P, "salt": _b64(salt)}
@@ -550,8 +541,7 @@ def load_keys(path: Path, passphrase: str | None) -> Identity:
         elif doc.get("protection") == "scrypt+aes-256-gcm":
             if passphrase is None:
                 raise PassphraseError(
-                    f"keys file {path} is passphrase-protected: "
-                    "set HOTLINE_PASSPHRASE or run from a terminal"
+                    f"keys file {path} is passphrase-protected: set HOTLINE_PASSPHRASE or run from a terminal"
                 )
             secrets = _unseal(doc, passphrase, path)
         else:

@@ -209,7 +209,8 @@ class Journal:
 
     def entries(self, start: int = 1) -> Iterator[Entry]:
         cur = self.execute(
-            "SELECT seq, at_ns, kind, peer, body, prev, hash FROM entries WHERE seq >= ? ORDER BY seq", (start,)
+            "SELECT seq, at_ns, kind, peer, body, prev, hash FROM entries WHERE seq >= ? ORDER BY seq",
+            (start,),
         )
         for row in cur:
             yield Entry(*row)

@@ -135,6 +135,10 @@ class Connection:
         self.last_rtt: float | None = None
         self.close_reason: str | None = None
 
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED
+
     # -- outgoing ---------------------------------------------------------------------------
 
     def _emit(self, frame: dict[str, Any]) -> None:
@@ -143,7 +147,15 @@ class Connection:
         self._out += encode_frame(frame)
 
     def send_hello(self, cursor: int, receipt: bytes | None) -> None:
-        self._emit({"t": "hello", "pv": PROTOCOL_VERSION, "name": self.local_name, "cursor": cursor, "receipt": receipt})
+        self._emit(
+            {
+                "t": "hello",
+                "pv": PROTOCOL_VERSION,
+                "name": self.local_name,
+                "cursor": cursor,
+                "receipt": receipt,
+            }
+        )
 
     def _require_open(self, what: str) -> None:
         if self.state is not State.OPEN:
@@ -182,7 +194,7 @@ class Connection:
         self._last_received = now
         self._decoder.receive_data(data)
         try:
-            while self.state is not State.CLOSED:
+            while not self.closed:
                 frame = self._decoder.next_frame()
                 if frame is None:
                     break

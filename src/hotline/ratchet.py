@@ -107,9 +107,7 @@ def is_initiator(own_identity: bytes, peer_identity: bytes) -> bool:
     return own_identity < peer_identity
 
 
-def initial_secret(
-    own_identity: bytes, own_dh: X25519PrivateKey, peer_identity: bytes, peer_dh_public: bytes
-) -> bytes:
+def initial_secret(own_identity: bytes, own_dh: X25519PrivateKey, peer_identity: bytes, peer_dh_public: bytes) -> bytes:
     """The shared secret SK (spec §3.3) from the long-term keys exchanged at pairing.
 
     One static-static X25519, bound to both Ed25519 identity keys (in a fixed order

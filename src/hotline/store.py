@@ -84,7 +84,15 @@ class Store:
             at_ns,
         )
 
-    def add_peer(self, name: str, card_json: str, identity_key: bytes, safety_number: str, session: bytes, at_ns: int) -> bool:
+    def add_peer(
+        self,
+        name: str,
+        card_json: str,
+        identity_key: bytes,
+        safety_number: str,
+        session: bytes,
+        at_ns: int,
+    ) -> bool:
         """Pin a peer's card. Re-pairing replaces the key, the session and the cursors.
 
         Returns True if this replaced an earlier pairing with a different key.
@@ -92,7 +100,12 @@ class Store:
         old = self.peer(name)
         entry = self.journal.append(
             "peer.paired",
-            {"name": name, "card": card_json, "identity_key": identity_key, "safety_number": safety_number},
+            {
+                "name": name,
+                "card": card_json,
+                "identity_key": identity_key,
+                "safety_number": safety_number,
+            },
             at_ns,
             peer=name,
         )
@@ -110,16 +123,15 @@ class Store:
                 "sent_at_ns = NULL WHERE direction = 'out' AND peer = ? AND state = 'sent'",
                 (name,),
             )
-            self.journal.execute(
-                "UPDATE messages SET seq = NULL WHERE peer = ? AND seq IS NOT NULL", (name,)
-            )
+            self.journal.execute("UPDATE messages SET seq = NULL WHERE peer = ? AND seq IS NOT NULL", (name,))
             self.journal.execute("INSERT OR REPLACE INTO cursors(peer) VALUES (?)", (name,))
             self.journal.execute("INSERT OR REPLACE INTO sessions(peer, state) VALUES (?, ?)", (name, session))
         return rekeyed
 
     def peer(self, name: str) -> PeerRow | None:
         row = self.journal.execute(
-            "SELECT name, card, identity_key, safety_number, paired_at_ns FROM peers WHERE name = ?", (name,)
+            "SELECT name, card, identity_key, safety_number, paired_at_ns FROM peers WHERE name = ?",
+            (name,),
         ).fetchone()
         return None if row is None else PeerRow(row[0], row[1], bytes(row[2]), row[3], row[4])
 
@@ -179,7 +191,10 @@ class Store:
         )  # fmt: skip
         self.journal.executemany(
             "INSERT INTO attachments(message_id, idx, name, sha256, data) VALUES (?,?,?,?,?)",
-            [(content.id, i, a.name, hashlib.sha256(a.data).digest(), a.data) for i, a in enumerate(content.attachments)],
+            [
+                (content.id, i, a.name, hashlib.sha256(a.data).digest(), a.data)
+                for i, a in enumerate(content.attachments)
+            ],
         )
         return True
 
@@ -202,7 +217,8 @@ class Store:
         attachments = tuple(
             Attachment(name=r[0], data=bytes(r[1]))
             for r in self.journal.execute(
-                "SELECT name, data FROM attachments WHERE message_id = ? ORDER BY idx", (message_id,)
+                "SELECT name, data FROM attachments WHERE message_id = ? ORDER BY idx",
+                (message_id,),
             )
         )
         sender, recipient = (own_name, peer) if direction == "out" else (peer, own_name)
@@ -211,9 +227,14 @@ class Store:
             subject=row[4], body=row[5], created_at_ns=row[6], attachments=attachments,
         )  # fmt: skip
 
-    def record_sealed(self, message_id: str, peer: str, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int) -> None:
+    def record_sealed(
+        self, message_id: str, peer: str, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int
+    ) -> None:
         self.journal.append(
-            "message.sealed", {"id": message_id, "seq": seq, "envelope": envelope, "sh": stream_hash}, at_ns, peer=peer
+            "message.sealed",
+            {"id": message_id, "seq": seq, "envelope": envelope, "sh": stream_hash},
+            at_ns,
+            peer=peer,
         )
         self.journal.execute(
             "UPDATE messages SET seq = ?, envelope = ?, stream_hash = ?, state = 'sent', sent_at_ns = ? "
@@ -221,7 +242,8 @@ class Store:
             (seq, envelope, stream_hash, at_ns, message_id),
         )
         self.journal.execute(
-            "UPDATE cursors SET out_next_seq = ?, out_stream_hash = ? WHERE peer = ?", (seq + 1, stream_hash, peer)
+            "UPDATE cursors SET out_next_seq = ?, out_stream_hash = ? WHERE peer = ?",
+            (seq + 1, stream_hash, peer),
         )
 
     def unacked(self, peer: str) -> dict[int, bytes]:
@@ -233,13 +255,19 @@ class Store:
 
     def stream_hash_at(self, peer: str, seq: int) -> bytes | None:
         row = self.journal.execute(
-            "SELECT stream_hash FROM messages WHERE direction = 'out' AND peer = ? AND seq = ?", (peer, seq)
+            "SELECT stream_hash FROM messages WHERE direction = 'out' AND peer = ? AND seq = ?",
+            (peer, seq),
         ).fetchone()
         return None if row is None or row[0] is None else bytes(row[0])
 
     def record_delivered(self, peer: str, receipt: bytes, upto: int, at_ns: int) -> list[str]:
         """Journal a verified delivery receipt; mark the messages it covers delivered."""
-        self.journal.append("receipt.received", {"kind": "delivered", "upto": upto, "receipt": receipt}, at_ns, peer=peer)
+        self.journal.append(
+            "receipt.received",
+            {"kind": "delivered", "upto": upto, "receipt": receipt},
+            at_ns,
+            peer=peer,
+        )
         ids = [
             r[0]
             for r in self.journal.execute(
@@ -260,19 +288,25 @@ class Store:
 
     # -- incoming messages ------------------------------------------------------------------
 
-    def record_received(self, content: MessageContent, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int) -> None:
+    def record_received(
+        self, content: MessageContent, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int
+    ) -> None:
         fields = _content_fields(content)
         fields.update({"seq": seq, "envelope": envelope, "sh": stream_hash})
         entry = self.journal.append("message.received", fields, at_ns, peer=content.sender)
         self.journal.execute(
             "INSERT INTO messages(id, direction, peer, seq, precedence, lang, subject, body, created_at_ns, state, "
-            "received_at_ns, envelope, stream_hash, order_key) VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?, 'received', ?, ?, ?, ?)",
+            "received_at_ns, envelope, stream_hash, order_key) "
+            "VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?, 'received', ?, ?, ?, ?)",
             (content.id, content.sender, seq, int(content.precedence), content.lang, content.subject, content.body,
              content.created_at_ns, at_ns, envelope, stream_hash, entry),
         )  # fmt: skip
         self.journal.executemany(
             "INSERT INTO attachments(message_id, idx, name, sha256, data) VALUES (?,?,?,?,?)",
-            [(content.id, i, a.name, hashlib.sha256(a.data).digest(), a.data) for i, a in enumerate(content.attachments)],
+            [
+                (content.id, i, a.name, hashlib.sha256(a.data).digest(), a.data)
+                for i, a in enumerate(content.attachments)
+            ],
         )
         self.journal.execute(
             "UPDATE cursors SET in_upto = ?, in_stream_hash = ?, last_contact_ns = ? WHERE peer = ?",
@@ -280,7 +314,12 @@ class Store:
         )
 
     def record_receipt_sent(self, peer: str, receipt: bytes, upto: int, at_ns: int) -> None:
-        self.journal.append("receipt.sent", {"kind": "delivered", "upto": upto, "receipt": receipt}, at_ns, peer=peer)
+        self.journal.append(
+            "receipt.sent",
+            {"kind": "delivered", "upto": upto, "receipt": receipt},
+            at_ns,
+            peer=peer,
+        )
         self.journal.execute("UPDATE cursors SET last_receipt_out = ? WHERE peer = ?", (receipt, peer))
 
     # -- link events and operator actions ---------------------------------------------------
@@ -323,7 +362,8 @@ class Store:
 
     def queue_depth(self, peer: str) -> dict[str, int]:
         rows = self.journal.execute(
-            "SELECT state, count(*) FROM messages WHERE direction = 'out' AND peer = ? GROUP BY state", (peer,)
+            "SELECT state, count(*) FROM messages WHERE direction = 'out' AND peer = ? GROUP BY state",
+            (peer,),
         ).fetchall()
         depth = {"queued": 0, "sent": 0, "delivered": 0}
         depth.update({r[0]: r[1] for r in rows})

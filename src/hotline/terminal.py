@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import secrets
@@ -111,6 +112,10 @@ class LinkProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.transport is None:
             self.transport = transport
+            if not self.dialed:
+                peername = transport.get_extra_info("peername")
+                if peername:
+                    self.address = f"{peername[0]}:{peername[1]}"
             self.terminal.spawn(self._upgrade(transport))
 
     async def _upgrade(self, raw: asyncio.BaseTransport) -> None:
@@ -120,7 +125,11 @@ class LinkProtocol(asyncio.Protocol):
         try:
             ctx = t.client_ctx if self.dialed else t.server_ctx
             tls = await loop.start_tls(
-                cast(asyncio.WriteTransport, raw), self, ctx, server_side=not self.dialed, ssl_handshake_timeout=HANDSHAKE_TIMEOUT
+                cast(asyncio.WriteTransport, raw),
+                self,
+                ctx,
+                server_side=not self.dialed,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
             )
             if tls is None:
                 raise ConnectionError("connection closed during the TLS handshake")
@@ -200,7 +209,11 @@ class Terminal:
         self._stopping: asyncio.Event | None = None
         self._fatal: BaseException | None = None
         self.engine = Engine(
-            identity=identity, config=config, journal=self.journal, clock=self.clock, request_flush=self.request_flush
+            identity=identity,
+            config=config,
+            journal=self.journal,
+            clock=self.clock,
+            request_flush=self.request_flush,
         )
         self._dialing: set[str] = set()
         self._next_dial: dict[str, float] = {}
@@ -275,7 +288,7 @@ class Terminal:
             try:
                 servers.append(
                     await loop.create_server(
-                        lambda a=address: LinkProtocol(self, dialed=False, expected_peer=None, address=str(a)),
+                        functools.partial(LinkProtocol, self, dialed=False, expected_peer=None, address=str(address)),
                         address.host,
                         address.port,
                         reuse_address=True,
@@ -358,16 +371,16 @@ class Terminal:
         try:
             for address in addresses:
                 proto: LinkProtocol | None = None
+                link: Link | None = None
                 try:
-                    _, proto = await asyncio.wait_for(
-                        loop.create_connection(
-                            lambda a=address: LinkProtocol(self, dialed=True, expected_peer=name, address=str(a)),
-                            address.host,
-                            address.port,
-                        ),
-                        timeout=HANDSHAKE_TIMEOUT,
+                    factory = functools.partial(
+                        LinkProtocol, self, dialed=True, expected_peer=name, address=str(address)
                     )
-                    link = await asyncio.wait_for(proto.established, timeout=HANDSHAKE_TIMEOUT * 2)
+                    _, connected = await asyncio.wait_for(
+                        loop.create_connection(factory, address.host, address.port), timeout=HANDSHAKE_TIMEOUT
+                    )
+                    proto = connected
+                    link = await asyncio.wait_for(connected.established, timeout=HANDSHAKE_TIMEOUT * 2)
                 except (OSError, TimeoutError) as e:
                     log.debug("dial %s at %s failed: %s", name, address, e)
                     if proto is not None:
