@@ -20,8 +20,8 @@ demo: setup
 	$(VENV)/bin/hotline demo
 
 lint: setup
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests $(wildcard bench)
+	$(VENV)/bin/ruff format --check src tests $(wildcard bench)
 
 typecheck: setup
 	$(VENV)/bin/mypy
