@@ -208,7 +208,8 @@ def cmd_peers(args: argparse.Namespace) -> int:
                 "safety_number": row.safety_number,
                 "paired_at": _ts(row.paired_at_ns),
                 "addresses": [{"path": a.path, "address": str(a)} for a in card.addresses],
-                "verification": "pinned at pairing; compare the safety number by voice",
+                "verified": row.verified_at_ns is not None,
+                "verified_at": _ts(row.verified_at_ns) if row.verified_at_ns else None,
             }
         )
     journal.close()
@@ -218,9 +219,32 @@ def cmd_peers(args: argparse.Namespace) -> int:
     if not peers:
         print("no peers yet: `hotline pair FILE` with the other side's card")
     for p in peers:
-        print(f"{p['name']:<16} {p['fingerprint']}  paired {p['paired_at']}")
+        state = f"verified {p['verified_at']}" if p["verified"] else "UNVERIFIED (see `hotline verify`)"
+        print(f"{p['name']:<16} {p['fingerprint']}  paired {p['paired_at']}  {state}")
         print(f"  safety number {p['safety_number']}")
         print(f"  paths: {', '.join(a['path'] + '=' + a['address'] for a in p['addresses'])}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    home, _ = _open(args)
+    journal = _journal(home)
+    try:
+        store = Store(journal)
+        peer = store.peer(args.peer)
+        if peer is None:
+            raise ConfigError(f"no peer named {args.peer!r}; see `hotline peers`")
+        heard = "".join(ch for ch in args.safety_number if ch.isdigit())
+        if heard != peer.safety_number.replace(" ", ""):
+            raise ConfigError(
+                f"the safety number you heard does not match the one for {args.peer!r}: do NOT trust this pairing; "
+                "compare the cards out of band and re-pair"
+            )
+        with journal.transaction():
+            store.mark_verified(args.peer, _now_ns())
+    finally:
+        journal.close()
+    print(f"{args.peer}: safety number confirmed and recorded in the journal")
     return 0
 
 
@@ -446,7 +470,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("card", cmd_card, "print this terminal's signed contact card")
     p = add("pair", cmd_pair, "import a peer's contact card and print the safety number")
     p.add_argument("file", help="the peer's card file, or - for stdin")
-    add("peers", cmd_peers, "list paired peers", listing=True)
+    add("peers", cmd_peers, "list paired peers and whether their safety number was confirmed", listing=True)
+    p = add("verify", cmd_verify, "record that the other operator read you the same safety number")
+    p.add_argument("peer", help="peer name")
+    p.add_argument("safety_number", help="the 60 digits as the other operator read them (spaces allowed)")
     p = add("run", cmd_run, "run the terminal in the foreground (SIGTERM or Ctrl-C stops it)")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override the config")
 

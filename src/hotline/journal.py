@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS peers(
     identity_key BLOB NOT NULL,
     safety_number TEXT NOT NULL,
     paired_at_ns INTEGER NOT NULL,
+    verified_at_ns INTEGER,
     entry INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sessions(peer TEXT PRIMARY KEY, state BLOB NOT NULL);

@@ -39,6 +39,7 @@ class PeerRow:
     identity_key: bytes
     safety_number: str
     paired_at_ns: int
+    verified_at_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,16 +131,26 @@ class Store:
 
     def peer(self, name: str) -> PeerRow | None:
         row = self.journal.execute(
-            "SELECT name, card, identity_key, safety_number, paired_at_ns FROM peers WHERE name = ?",
+            "SELECT name, card, identity_key, safety_number, paired_at_ns, verified_at_ns FROM peers WHERE name = ?",
             (name,),
         ).fetchone()
-        return None if row is None else PeerRow(row[0], row[1], bytes(row[2]), row[3], row[4])
+        return None if row is None else PeerRow(row[0], row[1], bytes(row[2]), row[3], row[4], row[5])
 
     def peers(self) -> list[PeerRow]:
         rows = self.journal.execute(
-            "SELECT name, card, identity_key, safety_number, paired_at_ns FROM peers ORDER BY name"
+            "SELECT name, card, identity_key, safety_number, paired_at_ns, verified_at_ns FROM peers ORDER BY name"
         ).fetchall()
-        return [PeerRow(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in rows]
+        return [PeerRow(r[0], r[1], bytes(r[2]), r[3], r[4], r[5]) for r in rows]
+
+    def mark_verified(self, name: str, at_ns: int) -> None:
+        """An operator confirmed, by voice, that both sides show the same safety number."""
+        peer = self.peer(name)
+        if peer is None:
+            raise DeliveryError(f"no peer named {name!r}; see `hotline peers`")
+        self.journal.append(
+            "operator.action", {"action": "verify-peer", "peer": name, "safety_number": peer.safety_number}, at_ns
+        )
+        self.journal.execute("UPDATE peers SET verified_at_ns = ? WHERE name = ?", (at_ns, name))
 
     def load_session(self, peer: str) -> bytes:
         row = self.journal.execute("SELECT state FROM sessions WHERE peer = ?", (peer,)).fetchone()

@@ -1,0 +1,90 @@
+"""The command-line contract, without running terminals: what an operator types and reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import Terminal
+
+
+def test_pairing_gives_the_same_safety_number_on_both_sides(paired: tuple[Terminal, Terminal]) -> None:
+    a, b = paired
+    na = a.cli_json("peers")["peers"][0]["safety_number"]
+    nb = b.cli_json("peers")["peers"][0]["safety_number"]
+    assert na == nb
+    groups = na.split(" ")
+    assert len(groups) == 12 and all(len(g) == 5 and g.isdigit() for g in groups)
+
+
+def test_verify_records_a_matching_safety_number_and_refuses_another(paired: tuple[Terminal, Terminal]) -> None:
+    a, _ = paired
+    peer = a.cli_json("peers")["peers"][0]
+    assert peer["verified"] is False
+    wrong = a.cli("verify", "moscow", "1" * 60, check=False)
+    assert wrong.returncode == 1 and "does not match" in wrong.stderr
+    assert a.cli_json("peers")["peers"][0]["verified"] is False
+    a.cli("verify", "moscow", peer["safety_number"])
+    assert a.cli_json("peers")["peers"][0]["verified"] is True
+    export = [json.loads(x) for x in a.cli("journal", "export").stdout.splitlines()]
+    assert any(e["body"].get("action") == "verify-peer" for e in export)
+
+
+def test_pairing_the_same_card_twice_is_harmless(paired: tuple[Terminal, Terminal]) -> None:
+    a, b = paired
+    assert "already paired" in a.pair_with(b)
+    assert len(a.cli_json("peers")["peers"]) == 1
+
+
+def test_send_offline_is_queued_and_listed(paired: tuple[Terminal, Terminal]) -> None:
+    a, _ = paired
+    out = json.loads(a.cli("send", "--to", "moscow", "--precedence", "flash", "--subject", "S", "--json", "hi").stdout)
+    outbox = a.cli_json("outbox")["messages"]
+    assert [(m["id"], m["state"], m["precedence"]) for m in outbox] == [(out["id"], "queued", "flash")]
+    status = a.cli_json("status")
+    assert status["running"] is False and status["peers"][0]["queue"]["queued"] == 1
+
+
+def test_send_refuses_an_unknown_peer_and_bad_arguments(paired: tuple[Terminal, Terminal]) -> None:
+    a, _ = paired
+    r = a.cli("send", "--to", "beijing", "hello", check=False)
+    assert r.returncode == 1 and "no peer named 'beijing'" in r.stderr
+    r = a.cli("send", "--to", "moscow", "--lang", "not a tag!", "hello", check=False)
+    assert r.returncode == 1 and "invalid language tag" in r.stderr
+    r = a.cli("send", "--to", "moscow", check=False)
+    assert r.returncode == 1 and "give the message text" in r.stderr
+    assert a.cli_json("outbox")["messages"] == []
+
+
+def test_send_with_the_same_id_is_idempotent(paired: tuple[Terminal, Terminal]) -> None:
+    a, _ = paired
+    mid = "0190f2a0-0000-7000-8000-000000000001"
+    first = json.loads(a.cli("send", "--to", "moscow", "--id", mid, "--json", "once").stdout)
+    again = json.loads(a.cli("send", "--to", "moscow", "--id", mid, "--json", "once").stdout)
+    assert first["created"] is True and again["created"] is False
+    assert len(a.cli_json("outbox")["messages"]) == 1
+
+
+def test_init_refuses_an_existing_home_and_home_comes_from_the_environment(paired: tuple[Terminal, Terminal]) -> None:
+    a, _ = paired
+    r = a.cli("init", "--name", "washington", "--listen", "127.0.0.1:1", "--no-passphrase", check=False)
+    assert r.returncode == 1 and "already holds a terminal" in r.stderr
+    env = {**a.env(), "HOTLINE_HOME": str(a.home)}
+    r2 = subprocess.run([sys.executable, "-m", "hotline", "peers", "--json"], capture_output=True, text=True,
+                        env=env, check=False)  # fmt: skip
+    assert r2.returncode == 0 and json.loads(r2.stdout)["peers"][0]["name"] == "moscow"
+
+
+def test_no_home_is_a_clear_error() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "HOTLINE_HOME"}
+    r = subprocess.run([sys.executable, "-m", "hotline", "peers"], capture_output=True, text=True, env=env, check=False)
+    assert r.returncode == 1 and "--home" in r.stderr and "HOTLINE_HOME" in r.stderr
+
+
+def test_help_teaches() -> None:
+    r = subprocess.run([sys.executable, "-m", "hotline", "--help"], capture_output=True, text=True, check=False)
+    assert r.returncode == 0
+    for word in ("init", "pair", "send", "inbox", "outbox", "status", "journal", "demo", "examples:"):
+        assert word in r.stdout
