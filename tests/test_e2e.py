@@ -164,3 +164,37 @@ def test_thousand_each_way_survive_sigkill_mid_stream(paired: tuple[Terminal, Te
     for t in (a, b):
         t.stop()
         assert t.cli("journal", "verify").returncode == 0
+
+
+def test_acknowledgement_travels_back_signed(paired: tuple[Terminal, Terminal]) -> None:
+    a, b = paired
+    a.start()
+    b.start()
+    with a.client() as c:
+        mid = c.request("send", to="moscow", precedence="flash", body="Confirm receipt", wait="delivered")["id"]
+    r = b.cli("ack", mid, "--by", "duty-officer")
+    assert "acknowledged" in r.stdout
+    wait_for(lambda: a.cli_json("outbox")["messages"][0]["acknowledged_at"], 10, "the acknowledgement at the sender")
+    out = a.cli_json("outbox")["messages"]
+    assert len(out) == 1 and out[0]["acknowledged_by"] == "duty-officer"  # the receipt item is not listed
+    assert b.cli_json("inbox")["messages"][0]["acknowledged_by"] == "duty-officer"
+    b.cli("ack", mid)  # a second acknowledgement changes nothing
+    bad = b.cli("ack", "0190f2a0-0000-7000-8000-00000000dead", check=False)
+    assert bad.returncode == 1 and "no received message" in bad.stderr
+    for t in (a, b):
+        t.stop()
+        assert t.cli("journal", "verify").returncode == 0
+    kinds = [json.loads(x)["body"].get("kind") for x in a.cli("journal", "export").stdout.splitlines()]
+    assert "acknowledged" in kinds
+
+
+def test_ack_while_stopped_is_sent_by_the_next_run(paired: tuple[Terminal, Terminal]) -> None:
+    a, b = paired
+    a.start()
+    b.start()
+    with a.client() as c:
+        mid = c.request("send", to="moscow", body="For the record", wait="delivered")["id"]
+    b.stop()
+    b.cli("ack", mid, "--by", "night-shift")
+    b.start()
+    wait_for(lambda: a.cli_json("outbox")["messages"][0]["acknowledged_by"] == "night-shift", 15, "offline ack")

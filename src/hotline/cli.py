@@ -331,6 +331,7 @@ def _listing(args: argparse.Namespace, direction: str) -> int:
             "sent_at_ns",
             "delivered_at_ns",
             "received_at_ns",
+            "acknowledged_at_ns",
         ):
             row[key.removesuffix("_ns")] = audit.rfc3339(row[key]) if row[key] else None
     if args.json:
@@ -345,9 +346,46 @@ def _listing(args: argparse.Namespace, direction: str) -> int:
             f"{when}  {r['precedence'].upper():<9} {r['state']:<9} #{r['seq'] or '-':<6} {who:<16} "
             f"[{r['lang']}] {r['subject']}"
         )
+        if r["acknowledged_at_ns"]:
+            who_acked = f" by {r['acknowledged_by']}" if r["acknowledged_by"] else ""
+            print(f"    acknowledged {audit.rfc3339(r['acknowledged_at_ns'])}{who_acked}")
         body = r["body"].replace("\n", " ")
         print(f"    {body[:110]}{'…' if len(body) > 110 else ''}  ({r['id']})")
     return 0
+
+
+def cmd_ack(args: argparse.Namespace) -> int:
+    home, config = _open(args)
+    by = args.by or os.environ.get("USER") or "operator"
+    try:
+        with ControlClient(home, timeout=30) as client:
+            client.request("ack", id=args.id, by=by)
+    except ControlError as e:
+        if "no running terminal" not in str(e):
+            raise
+        _ack_offline(home, config, args.id, by)
+    print(f"{args.id}: acknowledged (received and understood) by {by}; the signed receipt goes back to the sender")
+    return 0
+
+
+def _ack_offline(home: Path, config: Config, message_id: str, by: str) -> None:
+    """The terminal is stopped: run the engine's own acknowledgement once, against the journal."""
+    from hotline.engine import Engine
+    from hotline.terminal import SystemClock
+
+    identity = _identity(home, config)
+    journal = _journal(home)
+    errors: list[Exception] = []
+    try:
+        engine = Engine(
+            identity=identity, config=config, journal=journal, clock=SystemClock(), request_flush=lambda: None
+        )
+        engine.acknowledge(message_id, by, lambda e: errors.append(e) if e else None)
+        engine.flush()
+    finally:
+        journal.close()
+    if errors:
+        raise errors[0]
 
 
 def cmd_inbox(args: argparse.Namespace) -> int:
@@ -496,6 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = add(name, func, f"list {direction} messages with their state and times", listing=True)
         p.add_argument("--peer", help="only this peer")
         p.add_argument("--limit", type=int, default=100, help="most recent N (default 100)")
+    p = add("ack", cmd_ack, "acknowledge a received message: 'received and understood', signed, sent back")
+    p.add_argument("id", help="the message id (see `hotline inbox`)")
+    p.add_argument("--by", help="who acknowledges (default: $USER)")
     add("status", cmd_status, "peers, link state, queue depth, last contact", listing=True)
 
     p = add("journal", cmd_journal, "verify or export the hash-chained journal")

@@ -7,6 +7,8 @@ Requests on one connection may be pipelined; responses carry the request id.
 
 Operations:
     ping                     -> {name}
+    ack {id, by?}            -> {id, acknowledged}: "received and understood", journaled,
+                                and a signed receipt queued back to the sender
     send {to, precedence, lang, subject, body, attachments, id?, wait?}
                              -> {id, created}; after the journal commit, or with
                                 wait="delivered" after the signed receipt is journaled
@@ -89,6 +91,18 @@ async def serve_client(terminal: Terminal, reader: asyncio.StreamReader, writer:
                 respond(req_id, {"name": terminal.identity.name})
             elif op == "status":
                 respond(req_id, terminal.engine.status())
+            elif op == "ack":
+                message_id, by = args.get("id"), args.get("by", "operator")
+                if not isinstance(message_id, str) or not isinstance(by, str):
+                    raise ControlError("ack needs 'id' (text) and optionally 'by' (text)")
+
+                def acked(error: Exception | None) -> None:
+                    if error is None:
+                        loop.call_soon(respond, req_id, {"id": message_id, "acknowledged": True})
+                    else:
+                        loop.call_soon(lambda: respond(req_id, error=str(error)))
+
+                terminal.engine.acknowledge(message_id, by[:200], acked)
             elif op == "reload":
                 respond(req_id, {"changed": terminal.reload()})
             elif op == "send":

@@ -40,7 +40,7 @@ from hotline.errors import (
 )
 from hotline.identity import ContactCard, Identity, fingerprint
 from hotline.journal import Journal
-from hotline.model import MessageContent, ReceiptKind, next_stream_hash
+from hotline.model import MessageContent, MessageKind, ReceiptKind, next_stream_hash, uuid7
 from hotline.protocol import (
     Connection,
     ConnectionClosed,
@@ -133,6 +133,16 @@ class _Accept:
     done: Callable[[Exception | None, bool], None]
 
 
+@dataclass
+class _Ack:
+    message_id: str
+    by: str
+    done: Callable[[Exception | None], None]
+
+
+Listener = Callable[[dict[str, Any]], None]
+
+
 class Engine:
     def __init__(
         self,
@@ -155,7 +165,18 @@ class Engine:
         self._contents: dict[str, MessageContent] = {}
         self._delivered_waiters: dict[str, list[Callable[[], None]]] = {}
         self._link_events: list[tuple[str, str, dict[str, Any]]] = []
+        self._acks: list[_Ack] = []
+        self._acks_in: list[tuple[str, env.Receipt]] = []
+        self.listeners: list[Listener] = []
         self.reload_peers()
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Tell listeners (the console, the alarm hook) about something now durable."""
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("event listener failed on %s", event.get("event"))
 
     # -- peers ------------------------------------------------------------------------------
 
@@ -372,11 +393,26 @@ class Engine:
             or self.store.journal.execute("SELECT 1 FROM messages WHERE id = ?", (content.id,)).fetchone()
         ):
             raise RemoteProtocolError(f"envelope {seq} reuses message id {content.id}")
+        if content.kind is MessageKind.RECEIPT:
+            self._check_receipt_item(peer, content)
         self._contents[content.id] = content
         stream_hash = peer.inbound.accept(seq, data)
         peer.pending_in.append((seq, data, stream_hash, content))
         peer.ratchet_dirty = True
         self._request_flush()
+
+    def _check_receipt_item(self, peer: PeerState, content: MessageContent) -> None:
+        """A read/acknowledged receipt that rode the stream. The envelope is authentic and
+        is journaled regardless (the stream must not stall); a bad inner receipt is logged."""
+        try:
+            receipt = env.open_receipt(content.receipt, peer.identity_key)
+        except (ProtocolError, CryptoError) as e:
+            log.error("receipt item %s from %s refused: %s", content.id, peer.name, e)
+            return
+        if receipt.kind is ReceiptKind.DELIVERED or receipt.sender != peer.name or receipt.recipient != self.name:
+            log.error("receipt item %s from %s is not an acknowledgement addressed to us", content.id, peer.name)
+            return
+        self._acks_in.append((peer.name, receipt))
 
     def _on_receipt(self, peer: PeerState, data: bytes) -> None:
         receipt = env.open_receipt(data, peer.identity_key)
@@ -424,6 +460,11 @@ class Engine:
         self._accepts.append(_Accept(content, done))
         self._request_flush()
 
+    def acknowledge(self, message_id: str, by: str, done: Callable[[Exception | None], None]) -> None:
+        """A person acknowledges an incoming message; the signed receipt goes back in the stream."""
+        self._acks.append(_Ack(message_id, by, done))
+        self._request_flush()
+
     def on_delivered(self, message_id: str, callback: Callable[[], None]) -> None:
         row = self.journal.execute("SELECT state FROM messages WHERE id = ?", (message_id,)).fetchone()
         if row is not None and row[0] == "delivered":
@@ -446,6 +487,7 @@ class Engine:
         results: list[tuple[_Accept, Exception | None, bool]] = []
         receipts_out: dict[str, bytes] = {}
         delivered_ids: list[str] = []
+        received_events: list[tuple[str, dict[str, Any]]] = []
         with self.journal.transaction():
             for kind, peer_name, detail in self._link_events:
                 self.store.record_link(kind, peer_name, detail, now_ns)
@@ -460,11 +502,25 @@ class Engine:
                 if created:
                     self._contents[item.content.id] = item.content
                     self.peers[item.content.recipient].queue.push(item.content.id, item.content.precedence)
+            ack_results = [(item, self._record_ack(item, now_ns)) for item in self._acks]
+            self._acks.clear()
+            acked_in = []
+            for peer_name, ack_in in self._acks_in:
+                if self.store.record_ack_received(peer_name, ack_in.message_id, ack_in.by, ack_in.raw, now_ns):
+                    acked_in.append((peer_name, ack_in))
+                else:
+                    log.error("%s acknowledged message %s, which we never sent it", peer_name, ack_in.message_id)
+            self._acks_in.clear()
             for peer in self.peers.values():
                 if peer.pending_in:
                     for seq, data, stream_hash, content in peer.pending_in:
                         self.store.record_received(content, seq, data, stream_hash, now_ns)
                         self._contents.pop(content.id, None)
+                        if content.kind is MessageKind.MESSAGE:
+                            received_events.append(
+                                (peer.name, {"id": content.id, "precedence": content.precedence.label,
+                                             "subject": content.subject, "seq": seq})
+                            )  # fmt: skip
                     receipt = env.make_receipt(
                         self.identity, kind=ReceiptKind.DELIVERED, sender=self.name, recipient=peer.name,
                         upto=peer.inbound.upto, stream_hash=peer.inbound.stream_hash, at_ns=now_ns,
@@ -485,6 +541,12 @@ class Engine:
         # Committed: now, and only now, things may leave.
         for item, error, created in results:
             item.done(error, created)
+            if error is None and created:
+                self.emit({"event": "accepted", "id": item.content.id, "peer": item.content.recipient})
+        for ack, ack_error in ack_results:
+            ack.done(ack_error)
+        for peer_name, ack_in in acked_in:
+            self.emit({"event": "acknowledged", "id": ack_in.message_id, "peer": peer_name, "by": ack_in.by})
         for peer in self.peers.values():
             new_receipt = receipts_out.get(peer.name)
             if new_receipt is not None:
@@ -502,12 +564,40 @@ class Engine:
                         link.pump()
             peer.resend_receipt_on.clear()
             self._transmit(peer)
+        for peer_name, received in received_events:
+            self.emit({"event": "received", "peer": peer_name, **received})
         for message_id in delivered_ids:
+            self.emit({"event": "delivered", "id": message_id})
             self._contents.pop(message_id, None)
             for callback in self._delivered_waiters.pop(message_id, []):
                 callback()
         if any(p.queue and p.outbound.room() for p in self.peers.values()):
             self._request_flush()  # more to seal than one batch
+
+    def _record_ack(self, item: _Ack, now_ns: int) -> Exception | None:
+        """Inside the flush transaction: journal the acknowledgement and queue its receipt."""
+        found = self.store.incoming(item.message_id)
+        if found is None or found["kind"] != MessageKind.MESSAGE.value:
+            return DeliveryError(f"no received message with id {item.message_id}; see `hotline inbox`")
+        if found["acknowledged_at_ns"] is not None:
+            return None  # already acknowledged: nothing more to say
+        peer = self.peers.get(found["peer"])
+        if peer is None:
+            return DeliveryError(f"message {item.message_id} came from {found['peer']!r}, which is no longer paired")
+        receipt = env.make_receipt(
+            self.identity, kind=ReceiptKind.ACKNOWLEDGED, sender=self.name, recipient=peer.name, upto=found["seq"],
+            stream_hash=found["stream_hash"], at_ns=now_ns, message_id=item.message_id, by=item.by,
+        )  # fmt: skip
+        carrier = MessageContent(
+            id=uuid7(now_ns // 1_000_000, os.urandom(10)), sender=self.name, recipient=peer.name,
+            precedence=found["precedence"], lang="zxx", subject="", body="", created_at_ns=now_ns,
+            kind=MessageKind.RECEIPT, receipt=receipt,
+        )  # fmt: skip
+        self.store.record_acknowledged_here(item.message_id, item.by, now_ns)
+        self.store.accept(carrier, now_ns)
+        self._contents[carrier.id] = carrier
+        peer.queue.push(carrier.id, carrier.precedence)
+        return None
 
     def _seal(self, peer: PeerState, now_ns: int) -> None:
         budget = min(peer.outbound.room(), SEAL_BATCH)

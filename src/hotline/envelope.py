@@ -27,6 +27,7 @@ from hotline.model import (
     MAX_MESSAGE_BYTES,
     Attachment,
     MessageContent,
+    MessageKind,
     Precedence,
     ReceiptKind,
 )
@@ -87,6 +88,8 @@ def encode_content(content: MessageContent) -> bytes:
             "body": content.body,
             "ts": content.created_at_ns,
             "att": [[a.name, a.data] for a in content.attachments],
+            "kind": content.kind.value,
+            "rcpt": content.receipt,
         }
     )
 
@@ -114,6 +117,8 @@ def decode_content(data: bytes, sender: str, recipient: str) -> MessageContent:
             body=_field(body, "body", str, "content"),
             created_at_ns=_field(body, "ts", int, "content"),
             attachments=tuple(attachments),
+            kind=MessageKind(_field(body, "kind", str, "content")),
+            receipt=_field(body, "rcpt", bytes, "content"),
         )
     except CryptoError:
         raise
@@ -180,6 +185,7 @@ class Receipt:
     message_id: str
     at_ns: int
     raw: bytes
+    by: str = ""  # who acknowledged, for read/acknowledged receipts
 
 
 def make_receipt(
@@ -192,6 +198,7 @@ def make_receipt(
     stream_hash: bytes,
     at_ns: int,
     message_id: str = "",
+    by: str = "",
 ) -> bytes:
     body = pack(
         {
@@ -203,6 +210,7 @@ def make_receipt(
             "sh": stream_hash,
             "id": message_id,
             "at": at_ns,
+            "by": by,
         }
     )
     return pack({"b": body, "s": identity.sign(RECEIPT_CONTEXT, body)})
@@ -236,4 +244,5 @@ def open_receipt(data: bytes, signer_key: bytes) -> Receipt:
         message_id=_field(body, "id", str, "receipt"),
         at_ns=_field(body, "at", int, "receipt"),
         raw=data,
+        by=_field(body, "by", str, "receipt")[:200],
     )

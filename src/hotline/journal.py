@@ -87,10 +87,15 @@ CREATE TABLE IF NOT EXISTS messages(
     received_at_ns INTEGER,
     envelope BLOB,
     stream_hash BLOB,
-    order_key INTEGER NOT NULL
+    order_key INTEGER NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'message',
+    read_at_ns INTEGER,
+    acknowledged_at_ns INTEGER,
+    acknowledged_by TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_stream ON messages(direction, peer, seq);
 CREATE INDEX IF NOT EXISTS messages_state ON messages(direction, peer, state);
+CREATE TABLE IF NOT EXISTS receipt_items(id TEXT PRIMARY KEY, receipt BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS attachments(
     message_id TEXT NOT NULL,
     idx INTEGER NOT NULL,

@@ -66,6 +66,14 @@ class MessageState(enum.StrEnum):
     RECEIVED = "received"  # an incoming message, journaled here
 
 
+class MessageKind(enum.StrEnum):
+    """What travels in the ordered, receipted stream: a person's message, or a
+    signed READ/ACKNOWLEDGED receipt riding the same reliable path."""
+
+    MESSAGE = "message"
+    RECEIPT = "receipt"
+
+
 class ReceiptKind(enum.StrEnum):
     DELIVERED = "delivered"  # automatic: the receiving terminal journaled it
     READ = "read"
@@ -163,8 +171,12 @@ class MessageContent:
     body: str
     created_at_ns: int
     attachments: tuple[Attachment, ...] = ()
+    kind: MessageKind = MessageKind.MESSAGE
+    receipt: bytes = field(default=b"", repr=False)  # the signed receipt, for kind RECEIPT
 
     def __post_init__(self) -> None:
+        if (self.kind is MessageKind.RECEIPT) != bool(self.receipt) or len(self.receipt) > 4096:
+            raise DeliveryError("a receipt item carries one signed receipt (up to 4 KiB); a message carries none")
         try:
             uuid.UUID(self.id)
         except ValueError:

@@ -15,7 +15,7 @@ from typing import Any
 
 from hotline.errors import DeliveryError, JournalError
 from hotline.journal import Journal
-from hotline.model import Attachment, MessageContent, MessageState, Precedence
+from hotline.model import Attachment, MessageContent, MessageKind, MessageState, Precedence
 
 ENTRY_KINDS = (
     "terminal.created",
@@ -69,6 +69,8 @@ def _content_fields(content: MessageContent) -> dict[str, Any]:
         "body": content.body,
         "ts": content.created_at_ns,
         "att": _attachment_meta(content.attachments),
+        "kind": content.kind.value,
+        "rcpt": content.receipt,
     }
 
 
@@ -196,9 +198,9 @@ class Store:
         entry = self.journal.append("message.accepted", _content_fields(content), at_ns, peer=content.recipient)
         self.journal.execute(
             "INSERT INTO messages(id, direction, peer, precedence, lang, subject, body, created_at_ns, state, "
-            "queued_at_ns, order_key) VALUES (?, 'out', ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+            "queued_at_ns, order_key, kind) VALUES (?, 'out', ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
             (content.id, content.recipient, int(content.precedence), content.lang, content.subject,
-             content.body, content.created_at_ns, at_ns, entry),
+             content.body, content.created_at_ns, at_ns, entry, content.kind.value),
         )  # fmt: skip
         self.journal.executemany(
             "INSERT INTO attachments(message_id, idx, name, sha256, data) VALUES (?,?,?,?,?)",
@@ -207,6 +209,8 @@ class Store:
                 for i, a in enumerate(content.attachments)
             ],
         )
+        if content.kind is MessageKind.RECEIPT:
+            self.journal.execute("INSERT INTO receipt_items(id, receipt) VALUES (?, ?)", (content.id, content.receipt))
         return True
 
     def queued(self, peer: str) -> list[tuple[str, Precedence, int]]:
@@ -219,7 +223,7 @@ class Store:
 
     def load_content(self, message_id: str, own_name: str) -> MessageContent:
         row = self.journal.execute(
-            "SELECT direction, peer, precedence, lang, subject, body, created_at_ns FROM messages WHERE id = ?",
+            "SELECT direction, peer, precedence, lang, subject, body, created_at_ns, kind FROM messages WHERE id = ?",
             (message_id,),
         ).fetchone()
         if row is None:
@@ -233,9 +237,14 @@ class Store:
             )
         )
         sender, recipient = (own_name, peer) if direction == "out" else (peer, own_name)
+        kind = MessageKind(row[7])
+        receipt = b""
+        if kind is MessageKind.RECEIPT:
+            found = self.journal.execute("SELECT receipt FROM receipt_items WHERE id = ?", (message_id,)).fetchone()
+            receipt = b"" if found is None else bytes(found[0])
         return MessageContent(
             id=message_id, sender=sender, recipient=recipient, precedence=Precedence(row[2]), lang=row[3],
-            subject=row[4], body=row[5], created_at_ns=row[6], attachments=attachments,
+            subject=row[4], body=row[5], created_at_ns=row[6], attachments=attachments, kind=kind, receipt=receipt,
         )  # fmt: skip
 
     def record_sealed(
@@ -307,10 +316,10 @@ class Store:
         entry = self.journal.append("message.received", fields, at_ns, peer=content.sender)
         self.journal.execute(
             "INSERT INTO messages(id, direction, peer, seq, precedence, lang, subject, body, created_at_ns, state, "
-            "received_at_ns, envelope, stream_hash, order_key) "
-            "VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?, 'received', ?, ?, ?, ?)",
+            "received_at_ns, envelope, stream_hash, order_key, kind) "
+            "VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?, 'received', ?, ?, ?, ?, ?)",
             (content.id, content.sender, seq, int(content.precedence), content.lang, content.subject, content.body,
-             content.created_at_ns, at_ns, envelope, stream_hash, entry),
+             content.created_at_ns, at_ns, envelope, stream_hash, entry, content.kind.value),
         )  # fmt: skip
         self.journal.executemany(
             "INSERT INTO attachments(message_id, idx, name, sha256, data) VALUES (?,?,?,?,?)",
@@ -333,6 +342,47 @@ class Store:
         )
         self.journal.execute("UPDATE cursors SET last_receipt_out = ? WHERE peer = ?", (receipt, peer))
 
+    # -- read and acknowledged receipts ----------------------------------------------------
+
+    def incoming(self, message_id: str) -> dict[str, Any] | None:
+        row = self.journal.execute(
+            "SELECT peer, seq, stream_hash, precedence, acknowledged_at_ns, kind FROM messages "
+            "WHERE id = ? AND direction = 'in'",
+            (message_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return {"peer": row[0], "seq": row[1], "stream_hash": bytes(row[2]), "precedence": Precedence(row[3]),
+                "acknowledged_at_ns": row[4], "kind": row[5]}  # fmt: skip
+
+    def record_acknowledged_here(self, message_id: str, by: str, at_ns: int) -> None:
+        """A person here acknowledged an incoming message ("received and understood")."""
+        self.journal.append("operator.action", {"action": "acknowledge", "id": message_id, "by": by}, at_ns)
+        self.journal.execute(
+            "UPDATE messages SET acknowledged_at_ns = ?, acknowledged_by = ? WHERE id = ? AND direction = 'in'",
+            (at_ns, by, message_id),
+        )
+
+    def record_ack_received(self, peer: str, message_id: str, by: str, receipt: bytes, at_ns: int) -> bool:
+        """The peer's signed acknowledgement of one of our messages. False if it names no such message."""
+        row = self.journal.execute(
+            "SELECT 1 FROM messages WHERE id = ? AND direction = 'out' AND peer = ?", (message_id, peer)
+        ).fetchone()
+        if row is None:
+            return False
+        self.journal.append(
+            "receipt.received",
+            {"kind": "acknowledged", "id": message_id, "by": by, "receipt": receipt},
+            at_ns,
+            peer=peer,
+        )
+        self.journal.execute(
+            "UPDATE messages SET acknowledged_at_ns = ?, acknowledged_by = ? "
+            "WHERE id = ? AND acknowledged_at_ns IS NULL",
+            (at_ns, by, message_id),
+        )
+        return True
+
     # -- link events and operator actions ---------------------------------------------------
 
     def record_link(self, kind: str, peer: str, detail: dict[str, Any], at_ns: int) -> None:
@@ -348,9 +398,9 @@ class Store:
     def messages(self, direction: str, peer: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         sql = (
             "SELECT id, peer, seq, precedence, lang, subject, body, created_at_ns, state, queued_at_ns, "
-            "sent_at_ns, delivered_at_ns, received_at_ns, "
+            "sent_at_ns, delivered_at_ns, received_at_ns, acknowledged_at_ns, acknowledged_by, "
             "(SELECT count(*) FROM attachments a WHERE a.message_id = m.id) "
-            "FROM messages m WHERE direction = ?"
+            "FROM messages m WHERE direction = ? AND kind = 'message'"
         )
         params: list[Any] = [direction]
         if peer is not None:
@@ -365,7 +415,7 @@ class Store:
                     "id": r[0], "peer": r[1], "seq": r[2], "precedence": Precedence(r[3]).label, "lang": r[4],
                     "subject": r[5], "body": r[6], "created_at_ns": r[7], "state": MessageState(r[8]).value,
                     "queued_at_ns": r[9], "sent_at_ns": r[10], "delivered_at_ns": r[11], "received_at_ns": r[12],
-                    "attachments": r[13],
+                    "acknowledged_at_ns": r[13], "acknowledged_by": r[14], "attachments": r[15],
                 }
             )  # fmt: skip
         out.reverse()
