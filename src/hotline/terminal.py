@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import fcntl
 import functools
+import importlib
 import logging
 import os
 import secrets
@@ -315,10 +316,13 @@ class Terminal:
         self.engine.wake()
         self.request_flush()
         ticker = loop.create_task(self._ticker())
+        api_task = self._start_api()
         try:
             await self._stopping.wait()
         finally:
             ticker.cancel()
+            if api_task is not None:
+                api_task.cancel()
             log.info("terminal %s shutting down", self.identity.name)
             for peer in self.engine.peers.values():
                 for link in list(peer.links):
@@ -338,6 +342,22 @@ class Terminal:
             self.journal.close()
         if self._fatal is not None:
             raise self._fatal
+
+    def _start_api(self) -> asyncio.Task[None] | None:
+        """The HTTP API and console (issue 4), if the config has an [api] section.
+
+        ``hotline.api.serve_api(terminal, host, port)`` runs until cancelled; it
+        writes the console's URL to HOME/console.url once bound (port 0 = any free).
+        """
+        section = self.config.extra.get("api")
+        if not isinstance(section, dict) or not section.get("listen"):
+            return None
+        api = importlib.import_module("hotline.api")  # imported only when configured: it pulls in starlette
+        address = Address.parse(str(section["listen"]))
+        task = asyncio.get_running_loop().create_task(api.serve_api(self, address.host, address.port))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
 
     async def _ticker(self) -> None:
         while True:
