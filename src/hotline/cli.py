@@ -107,9 +107,10 @@ def _journal(home: Path, *, readonly: bool = False) -> Journal:
 def cmd_init(args: argparse.Namespace) -> int:
     home = resolve_home(args.home)
     name = validate_name(args.name)
-    listen = tuple(
-        Address.parse(text, path=("primary" if i == 0 else f"path{i + 1}")) for i, text in enumerate(args.listen)
-    )
+    listen = _named_addresses(args.listen)
+    advertise = _named_addresses(args.advertise) if args.advertise else listen
+    if {a.path for a in advertise} != {a.path for a in listen}:
+        raise ConfigError("--advertise must name the same paths as --listen (e.g. primary=HOST:PORT)")
     if (home / CONFIG_FILE).exists():
         raise ConfigError(f"{home} already holds a terminal; choose another --home")
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -118,7 +119,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     identity = Identity.generate(name)
     save_keys(home / KEYS_FILE, identity, passphrase)
     write_private(home / CONFIG_FILE, config.to_toml().encode(), 0o644)
-    card = make_card(identity, listen, audit.rfc3339(_now_ns()).split(".")[0] + "Z")
+    card = make_card(identity, advertise, audit.rfc3339(_now_ns()).split(".")[0] + "Z")
     write_private(home / CARD_FILE, card.to_json().encode(), 0o644)
     journal = _journal(home)
     with journal.transaction():
@@ -130,6 +131,18 @@ def cmd_init(args: argparse.Namespace) -> int:
         print("WARNING: --no-passphrase: the private keys are stored unencrypted (demo and test use only)")
     print(f"next: `hotline --home {home} card > {name}.card`, give it to your peer, and `hotline pair` theirs")
     return 0
+
+
+def _named_addresses(texts: list[str]) -> tuple[Address, ...]:
+    """``[PATH=]HOST:PORT`` items; unnamed ones are primary, backup, path3, ... in order."""
+    defaults = ["primary", "backup"] + [f"path{i}" for i in range(3, len(texts) + 1)]
+    out = []
+    for i, text in enumerate(texts):
+        path, sep, rest = text.partition("=")
+        out.append(Address.parse(rest, path=path) if sep else Address.parse(text, path=defaults[i]))
+    if len({a.path for a in out}) != len(out):
+        raise ConfigError("each path name may appear once")
+    return tuple(out)
 
 
 def cmd_card(args: argparse.Namespace) -> int:
@@ -501,8 +514,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("init", cmd_init, "create a terminal: keys, config and journal in a new home folder")
     p.add_argument("--name", required=True, help="this terminal's name, e.g. washington")
-    p.add_argument("--listen", required=True, action="append", metavar="HOST:PORT",
-                   help="address to listen on and publish in the card (repeat for more paths)")  # fmt: skip
+    p.add_argument(
+        "--listen",
+        required=True,
+        action="append",
+        metavar="[PATH=]HOST:PORT",
+        help="address to listen on, one per path in preference order (primary, backup, ...)",
+    )
+    p.add_argument("--advertise", action="append", metavar="[PATH=]HOST:PORT",
+                   help="address the peer should dial for each path, if not the --listen one (NAT, relay)")  # fmt: skip
     p.add_argument("--no-passphrase", action="store_true", help="store keys unencrypted (demos and tests only)")
 
     add("card", cmd_card, "print this terminal's signed contact card")

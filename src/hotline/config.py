@@ -29,6 +29,9 @@ LOCK_FILE = "terminal.lock"
 MAX_CONFIG_BYTES = 64 * 1024
 
 
+DEFAULT_ACK_DEADLINES_S = {"flash": 600.0, "immediate": 1800.0, "priority": 10800.0, "routine": 21600.0}
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     name: str
@@ -39,6 +42,13 @@ class Config:
     synchronous: str = "FULL"
     window: int = 1024
     log_level: str = "INFO"
+    hold_down_s: float = 5.0
+    test_interval_s: float = 3600.0
+    test_timeout_s: float = 30.0
+    alarm_command: str = ""
+    # Handling times for a person's acknowledgement (CCEB): flash 10 min, immediate 30 min,
+    # priority 3 h, routine 6 h.
+    ack_deadlines_s: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ACK_DEADLINES_S))
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_toml(self) -> str:
@@ -50,7 +60,12 @@ class Config:
                 "heartbeat_ms": self.heartbeat_ms,
                 "missed_heartbeats": self.missed_heartbeats,
                 "window": self.window,
+                "hold_down_s": self.hold_down_s,
+                "test_interval_s": self.test_interval_s,
+                "test_timeout_s": self.test_timeout_s,
             },
+            "alarms": {"command": self.alarm_command},
+            "deadlines": dict(self.ack_deadlines_s),
             "journal": {"synchronous": self.synchronous},
             "log": {"level": self.log_level},
         }
@@ -72,10 +87,10 @@ def resolve_home(home: str | None) -> Path:
     return Path(value).expanduser().absolute()
 
 
-def _get(table: dict[str, Any], key: str, kind: type, default: Any, where: str) -> Any:
+def _get(table: dict[str, Any], key: str, kind: Any, default: Any, where: str) -> Any:
     value = table.get(key, default)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(f"{where}: {key!r} must be {kind.__name__}, not {value!r}")
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ConfigError(f"{where}: {key!r} must be {getattr(kind, '__name__', kind)}, not {value!r}")
     return value
 
 
@@ -100,7 +115,14 @@ def load_config(home: Path) -> Config:
         link = _get(doc, "link", dict, {}, where)
         journal = _get(doc, "journal", dict, {}, where)
         log = _get(doc, "log", dict, {}, where)
-        known = {"name", "passphrase", "listen", "link", "journal", "log"}
+        alarms = _get(doc, "alarms", dict, {}, where)
+        deadlines = _get(doc, "deadlines", dict, {}, where)
+        known = {"name", "passphrase", "listen", "link", "journal", "log", "alarms", "deadlines"}
+        ack_deadlines = dict(DEFAULT_ACK_DEADLINES_S)
+        for key, value in deadlines.items():
+            if key not in ack_deadlines or not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{where}: [deadlines] {key} must be a positive number of seconds for a precedence")
+            ack_deadlines[key] = float(value)
         config = Config(
             name=validate_name(_get(doc, "name", str, "", where)),
             listen=listen,
@@ -110,6 +132,11 @@ def load_config(home: Path) -> Config:
             window=_get(link, "window", int, 1024, where),
             synchronous=_get(journal, "synchronous", str, "FULL", where),
             log_level=_get(log, "level", str, "INFO", where),
+            hold_down_s=float(_get(link, "hold_down_s", int | float, 5.0, where)),
+            test_interval_s=float(_get(link, "test_interval_s", int | float, 3600.0, where)),
+            test_timeout_s=float(_get(link, "test_timeout_s", int | float, 30.0, where)),
+            alarm_command=_get(alarms, "command", str, "", where),
+            ack_deadlines_s=ack_deadlines,
             extra={k: v for k, v in doc.items() if k not in known},
         )
     except ConfigError:
@@ -120,6 +147,8 @@ def load_config(home: Path) -> Config:
         raise ConfigError(f"{where}: no [[listen]] address")
     if not 10 <= config.heartbeat_ms <= 60_000 or not 1 <= config.missed_heartbeats <= 100:
         raise ConfigError(f"{where}: heartbeat_ms must be 10-60000 and missed_heartbeats 1-100")
+    if config.hold_down_s < 0 or config.test_interval_s < 1 or not 0 < config.test_timeout_s <= config.test_interval_s:
+        raise ConfigError(f"{where}: hold_down_s >= 0, test_interval_s >= 1 and 0 < test_timeout_s <= test_interval_s")
     if not 1 <= config.window <= 65536:
         raise ConfigError(f"{where}: window must be 1-65536")
     return config

@@ -103,6 +103,8 @@ async def serve_client(terminal: Terminal, reader: asyncio.StreamReader, writer:
                         loop.call_soon(lambda: respond(req_id, error=str(error)))
 
                 terminal.engine.acknowledge(message_id, by[:200], acked)
+            elif op == "alarms":
+                respond(req_id, {"alarms": terminal.engine.supervisor.board.listing()})
             elif op == "reload":
                 respond(req_id, {"changed": terminal.reload()})
             elif op == "send":

@@ -41,6 +41,7 @@ from hotline.errors import (
 from hotline.identity import ContactCard, Identity, fingerprint
 from hotline.journal import Journal
 from hotline.model import MessageContent, MessageKind, ReceiptKind, next_stream_hash, uuid7
+from hotline.paths import PathSelector, Switch
 from hotline.protocol import (
     Connection,
     ConnectionClosed,
@@ -48,10 +49,13 @@ from hotline.protocol import (
     HelloReceived,
     ReceiptReceived,
     ResumeRequested,
+    RttMeasured,
     State,
+    TestAnswered,
 )
 from hotline.ratchet import Ratchet
 from hotline.store import Store
+from hotline.supervision import Supervisor
 
 log = logging.getLogger("hotline.engine")
 
@@ -94,7 +98,8 @@ class Link:
     dialed: bool  # we opened it
     preferred: bool  # opened by the side with the smaller identity key (tie-break)
     address: str
-    up_journaled: bool = False
+    path: str = "primary"
+    hello_cursor: int | None = None  # the peer's cursor from its hello on this link
 
     def pump(self) -> None:
         data = self.conn.data_to_send()
@@ -115,9 +120,10 @@ class PeerState:
     committed_in_upto: int
     last_receipt_out: bytes | None
     last_contact_ns: int | None
+    selector: PathSelector
     stream_hashes: dict[int, bytes] = field(default_factory=dict)  # unacked seq -> our running hash
-    active: Link | None = None
-    links: set[Link] = field(default_factory=set)
+    active: Link | None = None  # the link that carries our envelopes
+    links: dict[str, Link] = field(default_factory=dict)  # one live link per path
     pending_in: list[tuple[int, bytes, bytes, MessageContent]] = field(default_factory=list)
     pending_receipt: tuple[int, bytes] | None = None
     resend_receipt_on: set[Link] = field(default_factory=set)
@@ -168,6 +174,11 @@ class Engine:
         self._acks: list[_Ack] = []
         self._acks_in: list[tuple[str, env.Receipt]] = []
         self.listeners: list[Listener] = []
+        self.request_flush = request_flush
+        self.supervisor = Supervisor(self, clock.monotonic())
+        self.supervisor.restore(self.store.active_alarms())
+        for message_id, peer_name, precedence, since_ns in self.store.unacknowledged():
+            self.supervisor.track_ack(message_id, peer_name, precedence, since_ns)
         self.reload_peers()
 
     def emit(self, event: dict[str, Any]) -> None:
@@ -188,7 +199,7 @@ class Engine:
             if current is not None and current.identity_key == row.identity_key:
                 continue
             if current is not None:
-                for link in list(current.links):
+                for link in list(current.links.values()):
                     self._close_link(link, "peer was re-paired with a new key")
             card = ContactCard.from_json(row.card_json)
             cursors = self.store.cursors(row.name)
@@ -212,6 +223,7 @@ class Engine:
                 committed_in_upto=cursors.in_upto,
                 last_receipt_out=cursors.last_receipt_out,
                 last_contact_ns=cursors.last_contact_ns,
+                selector=PathSelector([a.path for a in card.addresses], self.config.hold_down_s),
             )
             for seq in unacked:
                 sh = self.store.stream_hash_at(row.name, seq)
@@ -241,11 +253,15 @@ class Engine:
             self._link_events.append(("link.refused", peer_name, {"reason": reason, **detail}))
             self._request_flush()
         peer.refused = reason
+        if detail.get("presented"):
+            self.supervisor.raise_alarm("peer-key-changed", peer_name, "", reason)
 
     # -- links ------------------------------------------------------------------------------
 
-    def link_established(self, peer_name: str, io: LinkIO, *, dialed: bool, address: str) -> Link | None:
-        """A TLS connection whose certificate matches ``peer_name``'s pinned key is up."""
+    def link_established(
+        self, peer_name: str, io: LinkIO, *, dialed: bool, address: str, path: str = "primary"
+    ) -> Link | None:
+        """A TLS connection whose certificate matches ``peer_name``'s pinned key is up on ``path``."""
         peer = self.peers[peer_name]
         we_are_smaller = self.identity.public_key < peer.identity_key
         link = Link(
@@ -261,20 +277,21 @@ class Engine:
             dialed=dialed,
             preferred=(dialed == we_are_smaller),
             address=address,
+            path=path,
         )
-        current = peer.active
+        current = peer.links.get(path)
         if current is not None and current.conn.state is not State.CLOSED and current.preferred and not link.preferred:
-            # Both sides dialled at once: keep the connection the smaller key opened,
-            # so both ends settle on the same one.
-            link.conn.close("duplicate connection; keeping the existing one")
+            # Both sides dialled this path at once: keep the connection the smaller key
+            # opened, so both ends settle on the same one.
+            link.conn.close("duplicate connection on this path; keeping the existing one")
             link.pump()
             io.close()
             return None
         if current is not None:
-            self._close_link(current, "superseded by a newer connection")
+            self._close_link(current, "superseded by a newer connection on the same path")
         peer.refused = None
-        peer.active = link
-        peer.links.add(link)
+        self.supervisor.clear_alarm("peer-key-changed", peer_name, "", "the pinned key was presented")
+        peer.links[path] = link
         link.conn.send_hello(peer.committed_in_upto, peer.last_receipt_out)
         link.pump()
         return link
@@ -288,19 +305,47 @@ class Engine:
 
     def _link_gone(self, link: Link, reason: str) -> None:
         peer = self.peers.get(link.peer)
-        if peer is None:
+        if peer is None or peer.links.get(link.path) is not link:
             return
-        peer.links.discard(link)
+        del peer.links[link.path]
         peer.resend_receipt_on.discard(link)
-        if peer.active is link:
+        if link.hello_cursor is None:
+            return  # never came up: nothing to report
+        now = self.clock.monotonic()
+        peer.last_error = reason
+        log.warning("path %s to %s down: %s", link.path, link.peer, reason)
+        self._link_events.append(
+            ("link.down", link.peer, {"path": link.path, "address": link.address, "reason": reason})
+        )
+        self.supervisor.path_down(peer.name, link.path, reason)
+        self._apply_switch(peer, peer.selector.mark_down(link.path, now))
+        self._request_flush()
+
+    def _apply_switch(self, peer: PeerState, switch: Switch | None) -> None:
+        """Move our transmissions to the path the selector chose; resend what lacks a receipt."""
+        if switch is None:
+            return
+        now = self.clock.monotonic()
+        peer.link_since_ns = self.clock.wall_ns()
+        detail = {"from": switch.old, "to": switch.new, "reason": switch.reason}
+        if switch.new is None:
             peer.active = None
             peer.outbound.link_down()
-            peer.last_error = reason
-            peer.link_since_ns = self.clock.wall_ns()
-            if link.up_journaled:
-                log.warning("link to %s down: %s", link.peer, reason)
-                self._link_events.append(("link.down", link.peer, {"address": link.address, "reason": reason}))
-                self._request_flush()
+            log.error("all paths to %s are down", peer.name)
+            self.supervisor.all_paths(peer.name, up=False)
+        else:
+            link = peer.links[switch.new]
+            peer.active = link
+            peer.outbound.link_down()
+            # Resume from what the peer is known to hold; anything in flight on the
+            # old path is sent again and dropped there as a duplicate if it arrived.
+            peer.outbound.link_up(link.hello_cursor or 0, now)
+            peer.inbound.link_up()
+            log.info("traffic to %s now on path %s (%s)", peer.name, switch.new, switch.reason)
+            self.supervisor.all_paths(peer.name, up=True)
+        self._link_events.append(("link.switch", peer.name, detail))
+        self._request_flush()
+        self._transmit(peer)
 
     def connection_lost(self, link: Link, reason: str) -> None:
         """The transport is gone (reset, EOF, error)."""
@@ -309,7 +354,11 @@ class Engine:
         self._link_gone(link, reason)
 
     def data_received(self, link: Link, data: bytes) -> None:
-        link.conn.receive_data(data, self.clock.monotonic())
+        now = self.clock.monotonic()
+        link.conn.receive_data(data, now)
+        peer = self.peers.get(link.peer)
+        if peer is not None and link.hello_cursor is not None:
+            peer.selector.ensure(link.path).last_heartbeat = now
         self._drain(link)
 
     def _drain(self, link: Link) -> None:
@@ -328,6 +377,10 @@ class Engine:
                 elif isinstance(event, ResumeRequested):
                     peer.outbound.on_resume(event.cursor)
                     self._transmit(peer)
+                elif isinstance(event, RttMeasured):
+                    peer.selector.ensure(link.path).add_rtt(self.clock.monotonic(), event.rtt)
+                elif isinstance(event, TestAnswered):
+                    self.supervisor.test_answered(peer.name, link.path, event.id, event.text)
                 elif isinstance(event, ConnectionClosed):
                     (log.warning if event.by_peer else log.info)("link to %s closed: %s", link.peer, event.reason)
                     link.pump()
@@ -343,29 +396,18 @@ class Engine:
         link.pump()
 
     def _on_hello(self, peer: PeerState, link: Link, hello: HelloReceived) -> None:
+        link.hello_cursor = hello.cursor
         if hello.receipt is not None:
             self._on_receipt(peer, hello.receipt)
-        if peer.active is link:
-            peer.outbound.link_up(hello.cursor, self.clock.monotonic())
-            peer.inbound.link_up()
-            peer.last_error = None
-            peer.link_since_ns = self.clock.wall_ns()
-            link.up_journaled = True
-            log.info(
-                "link to %s up via %s (peer has our messages up to %d)",
-                peer.name,
-                link.address,
-                hello.cursor,
-            )
-            self._link_events.append(
-                (
-                    "link.up",
-                    peer.name,
-                    {"address": link.address, "dialed": link.dialed, "peer_cursor": hello.cursor},
-                )
-            )
-            self._request_flush()
-            self._transmit(peer)
+        peer.last_error = None
+        log.info("path %s to %s up via %s (peer holds ours up to %d)", link.path, peer.name, link.address, hello.cursor)
+        self._link_events.append(
+            ("link.up", peer.name, {"path": link.path, "address": link.address, "dialed": link.dialed,
+                                    "peer_cursor": hello.cursor})
+        )  # fmt: skip
+        self._request_flush()
+        self.supervisor.path_up(peer.name, link.path)
+        self._apply_switch(peer, peer.selector.mark_up(link.path, self.clock.monotonic()))
 
     def _on_envelope(self, peer: PeerState, link: Link, seq: int, data: bytes) -> None:
         verdict = peer.inbound.classify(seq)
@@ -499,6 +541,10 @@ class Engine:
                     results.append((item, e, False))
                     continue
                 results.append((item, None, created))
+                if created and item.content.kind is MessageKind.MESSAGE:
+                    self.supervisor.track_ack(
+                        item.content.id, item.content.recipient, item.content.precedence.label, now_ns
+                    )
                 if created:
                     self._contents[item.content.id] = item.content
                     self.peers[item.content.recipient].queue.push(item.content.id, item.content.precedence)
@@ -508,6 +554,7 @@ class Engine:
             for peer_name, ack_in in self._acks_in:
                 if self.store.record_ack_received(peer_name, ack_in.message_id, ack_in.by, ack_in.raw, now_ns):
                     acked_in.append((peer_name, ack_in))
+                    self.supervisor.acknowledged(ack_in.message_id, peer_name, ack_in.by)
                 else:
                     log.error("%s acknowledged message %s, which we never sent it", peer_name, ack_in.message_id)
             self._acks_in.clear()
@@ -517,6 +564,7 @@ class Engine:
                         self.store.record_received(content, seq, data, stream_hash, now_ns)
                         self._contents.pop(content.id, None)
                         if content.kind is MessageKind.MESSAGE:
+                            self.supervisor.track_ack(content.id, peer.name, content.precedence.label, now_ns)
                             received_events.append(
                                 (peer.name, {"id": content.id, "precedence": content.precedence.label,
                                              "subject": content.subject, "seq": seq})
@@ -538,7 +586,10 @@ class Engine:
                     blob = seal_state(self.identity.state_key, peer.name, peer.ratchet.to_bytes())
                     self.store.save_session(peer.name, blob)
                     peer.ratchet_dirty = False
+            alarm_events = self.supervisor.write_pending(now_ns)
         # Committed: now, and only now, things may leave.
+        for event in alarm_events:
+            self.emit(event)
         for item, error, created in results:
             item.done(error, created)
             if error is None and created:
@@ -594,6 +645,7 @@ class Engine:
             kind=MessageKind.RECEIPT, receipt=receipt,
         )  # fmt: skip
         self.store.record_acknowledged_here(item.message_id, item.by, now_ns)
+        self.supervisor.acknowledged(item.message_id, peer.name, item.by)
         self.store.accept(carrier, now_ns)
         self._contents[carrier.id] = carrier
         peer.queue.push(carrier.id, carrier.precedence)
@@ -620,28 +672,52 @@ class Engine:
     def tick(self) -> None:
         now = self.clock.monotonic()
         for peer in self.peers.values():
-            for link in list(peer.links):
+            for link in list(peer.links.values()):
                 link.conn.handle_timer(now)
                 self._drain(link)
+            self._apply_switch(peer, peer.selector.evaluate(now))  # failback after the hold-down
             if peer.active is not None and peer.active.conn.state is State.OPEN:
                 for seq, data in peer.outbound.handle_timer(now):
                     peer.active.conn.send_envelope(seq, data)
                 peer.active.pump()
+        self.supervisor.tick(now, self.clock.wall_ns())
 
     # -- status -----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
+        now = self.clock.monotonic()
         peers = []
         for peer in self.peers.values():
-            link = peer.active
-            up = link is not None and link.conn.state is State.OPEN and link.up_journaled
+            active = peer.active.path if peer.active is not None else None
+            paths = []
+            for health in sorted(peer.selector.paths.values(), key=lambda p: p.rank):
+                link = peer.links.get(health.name)
+                rtt, p50 = health.rtt_last(), health.rtt_p50(now)
+                paths.append(
+                    {
+                        "name": health.name,
+                        "state": "up" if health.up else "down",
+                        "active": health.name == active,
+                        "address": link.address if link is not None else None,
+                        "rtt_ms": round(rtt * 1000, 3) if rtt is not None else None,
+                        "rtt_p50_ms": round(p50 * 1000, 3) if p50 is not None else None,
+                        "last_heartbeat_ms_ago": (
+                            round((now - health.last_heartbeat) * 1000) if health.last_heartbeat is not None else None
+                        ),
+                        "last_test": health.last_test,
+                    }
+                )
+            link_state = "up" if active else ("refused" if peer.refused else "down")
+            active_info = next((p for p in paths if p["active"]), None)
             peers.append(
                 {
                     "name": peer.name,
                     "fingerprint": fingerprint(peer.identity_key),
-                    "link": "up" if up else ("refused" if peer.refused else "down"),
-                    "address": link.address if up and link else None,
-                    "rtt_ms": round(link.conn.last_rtt * 1000, 3) if up and link and link.conn.last_rtt else None,
+                    "link": link_state,
+                    "active_path": active,
+                    "address": active_info["address"] if active_info else None,
+                    "rtt_ms": active_info["rtt_ms"] if active_info else None,
+                    "paths": paths,
                     "since_ns": peer.link_since_ns,
                     "last_contact_ns": peer.last_contact_ns,
                     "queue": {
@@ -655,4 +731,4 @@ class Engine:
                     "last_error": peer.last_error,
                 }
             )
-        return {"name": self.name, "running": True, "peers": peers}
+        return {"name": self.name, "running": True, "peers": peers, "alarms": self.supervisor.board.listing()}

@@ -95,6 +95,14 @@ CREATE TABLE IF NOT EXISTS messages(
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_stream ON messages(direction, peer, seq);
 CREATE INDEX IF NOT EXISTS messages_state ON messages(direction, peer, state);
+CREATE TABLE IF NOT EXISTS alarms(
+    kind TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    raised_ns INTEGER NOT NULL,
+    PRIMARY KEY (kind, peer, subject)
+);
 CREATE TABLE IF NOT EXISTS receipt_items(id TEXT PRIMARY KEY, receipt BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS attachments(
     message_id TEXT NOT NULL,

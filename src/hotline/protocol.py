@@ -19,6 +19,8 @@ Frames (msgpack maps, see ``wire``):
     rcpt    {r}                          one signed receipt
     resume  {cursor}                     "I have up to cursor; send from cursor+1"
     ping    {n} / pong {n}               liveness and round-trip time
+    test    {id, text}                   a test message on this path, answered at once
+    test-ok {id, text}                   by the peer terminal itself, with the same text
     bye     {reason}                     orderly close
 
 Liveness follows the idea of BFD (RFC 5880): a ping every ``heartbeat_interval``
@@ -54,6 +56,8 @@ _TRANSITIONS: dict[State, dict[str, State]] = {
         "resume": State.OPEN,
         "ping": State.OPEN,
         "pong": State.OPEN,
+        "test": State.OPEN,
+        "test-ok": State.OPEN,
         "bye": State.CLOSED,
     },
     State.CLOSED: {},
@@ -84,18 +88,43 @@ class ResumeRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class RttMeasured:
+    rtt: float
+
+
+@dataclass(frozen=True, slots=True)
+class TestAnswered:
+    """The peer answered our test message ``id`` with ``text`` (compare it with what was sent)."""
+
+    id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionClosed:
     reason: str
     by_peer: bool  # True: the peer said bye or misbehaved; False: we closed or it went silent
 
 
-Event = HelloReceived | EnvelopeReceived | ReceiptReceived | ResumeRequested | ConnectionClosed
+Event = (
+    HelloReceived | EnvelopeReceived | ReceiptReceived | ResumeRequested | RttMeasured | TestAnswered | ConnectionClosed
+)
+MAX_TEST_TEXT = 2000
 
 
 def _int(frame: dict[str, Any], key: str) -> int:
     value = frame.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0 or value >= 1 << 63:
         raise RemoteProtocolError(f"{frame['t']} frame field {key!r} must be a non-negative integer")
+    return value
+
+
+def _str(frame: dict[str, Any], key: str) -> str:
+    value = frame.get(key)
+    if not isinstance(value, str) or len(value) > MAX_TEST_TEXT:
+        raise RemoteProtocolError(
+            f"{frame['t']} frame field {key!r} must be text of at most {MAX_TEST_TEXT} characters"
+        )
     return value
 
 
@@ -173,6 +202,10 @@ class Connection:
         self._require_open("a resume request")
         self._emit({"t": "resume", "cursor": cursor})
 
+    def send_test(self, test_id: str, text: str) -> None:
+        self._require_open("a test message")
+        self._emit({"t": "test", "id": test_id, "text": text[:MAX_TEST_TEXT]})
+
     def close(self, reason: str) -> None:
         """Close from our side: queue a bye and report the closure as an event."""
         if self.state is State.CLOSED:
@@ -243,6 +276,12 @@ class Connection:
             sent = self._ping_sent.pop(_int(frame, "n"), None)
             if sent is not None:
                 self.last_rtt = now - sent
+                self._events.append(RttMeasured(self.last_rtt))
+        elif kind == "test":
+            # Answered by the terminal itself, on the path it came by: that is the test.
+            self._out += encode_frame({"t": "test-ok", "id": _str(frame, "id"), "text": _str(frame, "text")})
+        elif kind == "test-ok":
+            self._events.append(TestAnswered(id=_str(frame, "id"), text=_str(frame, "text")))
         elif kind == "bye":
             reason = frame.get("reason")
             text = reason[:MAX_REASON_CHARS] if isinstance(reason, str) else "no reason given"

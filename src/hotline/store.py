@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from hotline.alarms import AlarmChange
 from hotline.errors import DeliveryError, JournalError
 from hotline.journal import Journal
 from hotline.model import Attachment, MessageContent, MessageKind, MessageState, Precedence
@@ -28,6 +29,10 @@ ENTRY_KINDS = (
     "link.up",
     "link.down",
     "link.refused",
+    "link.switch",
+    "link.test",
+    "alarm.raised",
+    "alarm.cleared",
     "operator.action",
 )
 
@@ -386,9 +391,42 @@ class Store:
     # -- link events and operator actions ---------------------------------------------------
 
     def record_link(self, kind: str, peer: str, detail: dict[str, Any], at_ns: int) -> None:
-        if kind not in {"link.up", "link.down", "link.refused"}:
+        if kind not in {"link.up", "link.down", "link.refused", "link.switch", "link.test"}:
             raise JournalError(f"unknown link event kind {kind!r}")
         self.journal.append(kind, detail, at_ns, peer=peer)
+
+    def record_alarm(self, change: AlarmChange) -> None:
+        a = change.alarm
+        if change.raised:
+            self.journal.append(
+                "alarm.raised", {"kind": a.kind, "subject": a.subject, "detail": a.detail}, change.at_ns, peer=a.peer
+            )
+            self.journal.execute(
+                "INSERT OR REPLACE INTO alarms(kind, peer, subject, detail, raised_ns) VALUES (?,?,?,?,?)",
+                (a.kind, a.peer, a.subject, a.detail, a.raised_ns),
+            )
+        else:
+            self.journal.append(
+                "alarm.cleared", {"kind": a.kind, "subject": a.subject, "reason": change.reason}, change.at_ns,
+                peer=a.peer,
+            )  # fmt: skip
+            self.journal.execute(
+                "DELETE FROM alarms WHERE kind = ? AND peer = ? AND subject = ?", (a.kind, a.peer, a.subject)
+            )
+
+    def active_alarms(self) -> list[dict[str, Any]]:
+        rows = self.journal.execute(
+            "SELECT kind, peer, subject, detail, raised_ns FROM alarms ORDER BY raised_ns"
+        ).fetchall()
+        return [{"kind": r[0], "peer": r[1], "subject": r[2], "detail": r[3], "raised_ns": r[4]} for r in rows]
+
+    def unacknowledged(self) -> list[tuple[str, str, str, int]]:
+        """Messages (both ways) still waiting for a person's acknowledgement: id, peer, precedence, since."""
+        rows = self.journal.execute(
+            "SELECT id, peer, precedence, coalesce(received_at_ns, queued_at_ns) FROM messages "
+            "WHERE kind = 'message' AND acknowledged_at_ns IS NULL"
+        ).fetchall()
+        return [(r[0], r[1], Precedence(r[2]).label, r[3]) for r in rows]
 
     def record_operator(self, action: str, detail: dict[str, Any], at_ns: int) -> None:
         self.journal.append("operator.action", {"action": action, **detail}, at_ns)

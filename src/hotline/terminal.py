@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import functools
 import importlib
+import json
 import logging
 import os
 import secrets
@@ -91,8 +92,9 @@ def client_context(identity: Identity, home: Path) -> ssl.SSLContext:
 class LinkProtocol(asyncio.Protocol):
     """One TCP connection: TLS upgrade, then bytes to and from the engine."""
 
-    def __init__(self, terminal: Terminal, *, dialed: bool, expected_peer: str | None, address: str) -> None:
+    def __init__(self, terminal: Terminal, *, dialed: bool, expected_peer: str | None, address: str, path: str) -> None:
         self.terminal = terminal
+        self.path = path  # the dialled card address's path name, or the listening address's
         self.dialed = dialed
         self.expected_peer = expected_peer
         self.address = address
@@ -171,7 +173,7 @@ class LinkProtocol(asyncio.Protocol):
             tls.close()
             self._settle(None)
             return
-        self.link = t.engine.link_established(peer.name, self, dialed=self.dialed, address=self.address)
+        self.link = t.engine.link_established(peer.name, self, dialed=self.dialed, address=self.address, path=self.path)
         if self.link is not None:
             for chunk in self._early:
                 t.engine.data_received(self.link, chunk)
@@ -216,9 +218,9 @@ class Terminal:
             clock=self.clock,
             request_flush=self.request_flush,
         )
-        self._dialing: set[str] = set()
-        self._next_dial: dict[str, float] = {}
-        self._backoff: dict[str, float] = {}
+        self._dialing: set[tuple[str, str]] = set()
+        self._next_dial: dict[tuple[str, str], float] = {}
+        self._backoff: dict[tuple[str, str], float] = {}
         self._lock_fd: int | None = None
         self.server_ctx = server_context(identity, home, self._peer_certs())
         self.client_ctx = client_context(identity, home)
@@ -289,7 +291,14 @@ class Terminal:
             try:
                 servers.append(
                     await loop.create_server(
-                        functools.partial(LinkProtocol, self, dialed=False, expected_peer=None, address=str(address)),
+                        functools.partial(
+                            LinkProtocol,
+                            self,
+                            dialed=False,
+                            expected_peer=None,
+                            address=str(address),
+                            path=address.path,
+                        ),
                         address.host,
                         address.port,
                         reuse_address=True,
@@ -313,6 +322,7 @@ class Terminal:
             ", ".join(str(a) for a in self.config.listen),
             len(self.engine.peers),
         )
+        self.engine.listeners.append(self._on_event)
         self.engine.wake()
         self.request_flush()
         ticker = loop.create_task(self._ticker())
@@ -325,7 +335,7 @@ class Terminal:
                 api_task.cancel()
             log.info("terminal %s shutting down", self.identity.name)
             for peer in self.engine.peers.values():
-                for link in list(peer.links):
+                for link in list(peer.links.values()):
                     link.conn.close("terminal shutting down")
                     link.pump()
                     link.io.close()
@@ -342,6 +352,28 @@ class Terminal:
             self.journal.close()
         if self._fatal is not None:
             raise self._fatal
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        if event.get("event") == "alarm" and self.config.alarm_command:
+            self.spawn(self._run_alarm_command(event))
+
+    async def _run_alarm_command(self, event: dict[str, Any]) -> None:
+        """Hand an alarm to the site's command (JSON on its stdin), so it can page someone."""
+        try:
+            proc = await asyncio.create_subprocess_shell(
+                self.config.alarm_command,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=self.home,
+            )
+            _, err = await asyncio.wait_for(
+                proc.communicate(json.dumps({**event, "terminal": self.identity.name}).encode() + b"\n"), timeout=30
+            )
+            if proc.returncode != 0:
+                log.error("alarm command exited %s: %s", proc.returncode, err.decode(errors="replace")[:500])
+        except (OSError, TimeoutError) as e:
+            log.error("alarm command failed: %s", e)
 
     def _start_api(self) -> asyncio.Task[None] | None:
         """The HTTP API and console (issue 4), if the config has an [api] section.
@@ -373,47 +405,50 @@ class Terminal:
         changed = self.engine.reload_peers()
         for name in changed:
             self.server_ctx.load_verify_locations(cadata=self.engine.peers[name].card.cert_der)
-            self._next_dial[name] = 0.0
+            for address in self.engine.peers[name].card.addresses:
+                self._next_dial[(name, address.path)] = 0.0
         return changed
 
     # -- dialling ---------------------------------------------------------------------------
 
     def _dial_due(self) -> None:
+        """Every path to every peer gets its own connection; dial the ones that have none."""
         now = time.monotonic()
         for name, peer in self.engine.peers.items():
-            if peer.active is not None or name in self._dialing or now < self._next_dial.get(name, 0.0):
-                continue
-            self._dialing.add(name)
-            self.spawn(self._dial(name, peer.card.addresses))
-
-    async def _dial(self, name: str, addresses: tuple[Address, ...]) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            for address in addresses:
-                proto: LinkProtocol | None = None
-                link: Link | None = None
-                try:
-                    factory = functools.partial(
-                        LinkProtocol, self, dialed=True, expected_peer=name, address=str(address)
-                    )
-                    _, connected = await asyncio.wait_for(
-                        loop.create_connection(factory, address.host, address.port), timeout=HANDSHAKE_TIMEOUT
-                    )
-                    proto = connected
-                    link = await asyncio.wait_for(connected.established, timeout=HANDSHAKE_TIMEOUT * 2)
-                except (OSError, TimeoutError) as e:
-                    log.debug("dial %s at %s failed: %s", name, address, e)
-                    if proto is not None:
-                        proto.close()
+            for address in peer.card.addresses:
+                key = (name, address.path)
+                if address.path in peer.links or key in self._dialing or now < self._next_dial.get(key, 0.0):
                     continue
-                if link is not None:
-                    self._backoff[name] = DIAL_BACKOFF_MIN
-                    return
-            backoff = self._backoff.get(name, DIAL_BACKOFF_MIN)
-            self._next_dial[name] = time.monotonic() + backoff
-            self._backoff[name] = min(backoff * 2, DIAL_BACKOFF_MAX)
+                self._dialing.add(key)
+                self.spawn(self._dial(name, address))
+
+    async def _dial(self, name: str, address: Address) -> None:
+        loop = asyncio.get_running_loop()
+        key = (name, address.path)
+        proto: LinkProtocol | None = None
+        link: Link | None = None
+        try:
+            factory = functools.partial(
+                LinkProtocol, self, dialed=True, expected_peer=name, address=str(address), path=address.path
+            )
+            try:
+                _, connected = await asyncio.wait_for(
+                    loop.create_connection(factory, address.host, address.port), timeout=HANDSHAKE_TIMEOUT
+                )
+                proto = connected
+                link = await asyncio.wait_for(connected.established, timeout=HANDSHAKE_TIMEOUT * 2)
+            except (OSError, TimeoutError) as e:
+                log.debug("dial %s path %s at %s failed: %s", name, address.path, address, e)
+                if proto is not None:
+                    proto.close()
+            if link is not None:
+                self._backoff[key] = DIAL_BACKOFF_MIN
+                return
+            backoff = self._backoff.get(key, DIAL_BACKOFF_MIN)
+            self._next_dial[key] = time.monotonic() + backoff
+            self._backoff[key] = min(backoff * 2, DIAL_BACKOFF_MAX)
         finally:
-            self._dialing.discard(name)
+            self._dialing.discard(key)
 
 
 def run_terminal(home: Path, config: Config, identity: Identity) -> None:
