@@ -68,9 +68,21 @@ class Terminal:
     def cli_json(self, *args: str) -> Any:
         return json.loads(self.cli(*args, "--json").stdout)
 
-    def init(self) -> None:
+    def init(self, *args: str) -> None:
         extra = [] if self.passphrase else ["--no-passphrase"]
-        self.cli("init", "--name", self.name, "--listen", f"127.0.0.1:{self.port}", *extra)
+        listen = [] if "--listen" in args else ["--listen", f"127.0.0.1:{self.port}"]
+        self.cli("init", "--name", self.name, *listen, *extra, *args)
+
+    def configure(self, section: str, **values: object) -> None:
+        """Change settings in config.toml (as an operator would, before `run`)."""
+        import tomllib
+
+        import tomli_w
+
+        path = self.home / "config.toml"
+        doc = tomllib.loads(path.read_text())
+        doc.setdefault(section, {}).update(values)
+        path.write_text(tomli_w.dumps(doc))
 
     def card(self) -> str:
         return self.cli("card").stdout

@@ -417,7 +417,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     except ControlError:
         journal = _journal(home, readonly=True)
         store = Store(journal)
-        status = {"name": config.name, "running": False, "peers": []}
+        status = {"name": config.name, "running": False, "peers": [], "alarms": store.active_alarms()}
         for row in store.peers():
             cursors = store.cursors(row.name)
             depth = store.queue_depth(row.name)
@@ -448,10 +448,48 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"    queued {q['queued']}, awaiting receipt {q['unacknowledged']}, "
             f"delivered up to #{q['delivered_upto']}, received up to #{q['received_upto']}"
         )
+        for path in p.get("paths", []):
+            marker = "*" if path["active"] else " "
+            rtt = f"rtt {path['rtt_ms']:.2f} ms (p50 {path['rtt_p50_ms']:.2f})" if path.get("rtt_ms") else "rtt -"
+            beat = path.get("last_heartbeat_ms_ago")
+            test = path.get("last_test") or {}
+            test_text = ("ok" if test.get("ok") else "FAILED") + f" {_ts(test.get('at_ns'))}" if test else "none yet"
+            print(
+                f"   {marker}{path['name']:<10} {path['state'].upper():<5} {rtt}; "
+                f"last heartbeat {beat if beat is not None else '-'} ms ago; last test {test_text}"
+            )
         if p.get("refused"):
             print(f"    REFUSED: {p['refused']}")
         elif p.get("last_error"):
             print(f"    last error: {p['last_error']}")
+    _print_alarms(status.get("alarms", []))
+    return 0
+
+
+def _print_alarms(alarms: list[dict[str, Any]]) -> None:
+    if not alarms:
+        print("no alarms")
+        return
+    print(f"{len(alarms)} ALARM(S):")
+    for a in alarms:
+        print(f"  ! {a['kind']:<16} {a['peer']:<12} since {_ts(a['raised_ns'])}  {a['detail']}")
+
+
+def cmd_alarms(args: argparse.Namespace) -> int:
+    home, _ = _open(args)
+    try:
+        with ControlClient(home, timeout=10) as client:
+            alarms = client.request("alarms")["alarms"]
+    except ControlError:
+        journal = _journal(home, readonly=True)
+        alarms = Store(journal).active_alarms()
+        journal.close()
+    for a in alarms:
+        a["raised"] = _ts(a["raised_ns"])
+    if args.json:
+        _out_json({"alarms": alarms})
+    else:
+        _print_alarms(alarms)
     return 0
 
 
@@ -557,6 +595,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("ack", cmd_ack, "acknowledge a received message: 'received and understood', signed, sent back")
     p.add_argument("id", help="the message id (see `hotline inbox`)")
     p.add_argument("--by", help="who acknowledges (default: $USER)")
+    add("alarms", cmd_alarms, "active alarms: path down, all paths down, test failed, key changed, ack overdue",
+        listing=True)  # fmt: skip
     add("status", cmd_status, "peers, link state, queue depth, last contact", listing=True)
 
     p = add("journal", cmd_journal, "verify or export the hash-chained journal")
