@@ -164,7 +164,7 @@ def test_unanswered_test_raises_one_alarm_that_clears_on_recovery(two_paths: Two
     def test_alarms() -> list[dict[str, object]]:
         return [a for a in w.a.cli_json("alarms")["alarms"] if a["kind"] == "test-failed"]
 
-    wait_for(lambda: test_alarms(), 10, "a test-failed alarm for the backup")
+    wait_for(test_alarms, 10, "a test-failed alarm for the backup")
     time.sleep(2.5)  # several more test intervals pass while the path stays cut
     alarms = test_alarms()
     assert [(a["peer"], a["subject"]) for a in alarms] == [("moscow", "backup")]
