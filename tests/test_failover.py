@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from conftest import Terminal, free_port, wait_for
-from netproxy import Proxy
+from hotline.faultproxy import Proxy
 
 pytestmark = pytest.mark.e2e
 

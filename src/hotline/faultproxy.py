@@ -1,4 +1,6 @@
-"""A small loopback TCP proxy the tests control: pass, close, reset, or silently blackhole a path.
+"""A loopback TCP proxy that injects faults: pass, close, reset, or silently blackhole a path.
+
+Used by the failover tests and `bench/failover.py`; it only ever binds and dials 127.0.0.1.
 
 It runs its own asyncio loop in a thread so tests can flip its mode while real
 terminal processes talk through it.
@@ -26,7 +28,8 @@ class Proxy:
         self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
         self._thread.start()
         ready.wait(10)
-        assert self._server is not None
+        if self._server is None:
+            raise RuntimeError("the fault proxy did not start")
         self.port = int(self._server.sockets[0].getsockname()[1])
 
     def _run(self, ready: threading.Event) -> None:
@@ -71,6 +74,8 @@ class Proxy:
         writer.close()
 
     def set_mode(self, mode: Mode) -> None:
+        done = threading.Event()
+
         def apply() -> None:
             self.mode = mode
             if mode in ("close", "reset"):
@@ -78,9 +83,9 @@ class Proxy:
                     for w in pair:
                         self._kill(w, reset=mode == "reset")
                 self._conns.clear()
+            done.set()
 
-        done = threading.Event()
-        self._loop.call_soon_threadsafe(lambda: (apply(), done.set()))
+        self._loop.call_soon_threadsafe(apply)
         done.wait(5)
 
     def stop(self) -> None:
