@@ -28,7 +28,6 @@ from hotline.config import (
     write_private,
 )
 from hotline.control import ControlClient, build_content
-from hotline.engine import seal_state
 from hotline.errors import ConfigError, ControlError, HotlineError, PassphraseError
 from hotline.identity import (
     MAX_CARD_BYTES,
@@ -37,12 +36,11 @@ from hotline.identity import (
     fingerprint,
     load_keys,
     make_card,
-    safety_number,
     save_keys,
 )
 from hotline.journal import Journal
 from hotline.model import Address, validate_name
-from hotline.ratchet import Ratchet, initial_secret, is_initiator
+from hotline.pairing import pair
 from hotline.store import Store
 
 CARD_FILE = "card.json"
@@ -175,33 +173,23 @@ def cmd_pair(args: argparse.Namespace) -> int:
     home, config = _open(args)
     card = _read_card(args.file)
     identity = _identity(home, config)
-    if card.identity_key == identity.public_key or card.name == identity.name:
-        raise ConfigError("that is this terminal's own card; pair with the other side's card")
-    number = safety_number(identity.public_key, identity.name.encode(), card.identity_key, card.name.encode())
     journal = _journal(home)
-    store = Store(journal)
-    old = store.peer(card.name)
-    if old is not None and old.identity_key == card.identity_key and old.card_json == card.to_json():
-        print(f"{card.name} is already paired with this key (paired {_ts(old.paired_at_ns)}).")
+    try:
+        result = pair(Store(journal), identity, card, _now_ns())
+    finally:
+        journal.close()
+    old = result.replaced
+    if result.already:
+        print(f"{card.name} is already paired with this key.")
     else:
-        secret = initial_secret(identity.public_key, identity.dh_key, card.identity_key, card.dh_key)
-        if is_initiator(identity.public_key, card.identity_key):
-            ratchet = Ratchet.initiator(secret, identity.dh_key, card.dh_key)
-        else:
-            ratchet = Ratchet.responder(secret, identity.dh_key, card.dh_key)
-        with journal.transaction():
-            rekeyed = store.add_peer(
-                card.name, card.to_json(), card.identity_key, number,
-                seal_state(identity.state_key, card.name, ratchet.to_bytes()), _now_ns(),
-            )  # fmt: skip
-        if rekeyed and old is not None:
+        if old is not None:
             print(
                 f"WARNING: this REPLACES the key for {card.name} paired on {_ts(old.paired_at_ns)} "
                 f"({fingerprint(old.identity_key)} -> {fingerprint(card.identity_key)})."
             )
         print(f"paired {card.name} ({fingerprint(card.identity_key)}) at {', '.join(str(a) for a in card.addresses)}")
-    journal.close()
     _notify(home, "reload")
+    number = result.safety_number
     print("safety number (read it aloud with the other operator; both screens must show the same digits):")
     print(f"  {number[:35]}\n  {number[36:]}")
     return 0

@@ -1,0 +1,45 @@
+"""Pairing: pin a peer's card and start the end-to-end session with it.
+
+Both sides pair independently with the other's card and arrive at the same
+ratchet start (``ratchet.initial_secret``; the smaller identity key takes the
+initiator's role) and the same safety number, which the two operators read to
+each other before they trust the line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hotline.engine import seal_state
+from hotline.errors import ConfigError
+from hotline.identity import ContactCard, Identity, safety_number
+from hotline.ratchet import Ratchet, initial_secret, is_initiator
+from hotline.store import PeerRow, Store
+
+
+@dataclass(frozen=True, slots=True)
+class PairResult:
+    safety_number: str
+    already: bool  # the same card was already pinned: nothing changed
+    replaced: PeerRow | None  # the earlier pairing this one replaced (a different key), if any
+
+
+def pair(store: Store, identity: Identity, card: ContactCard, now_ns: int) -> PairResult:
+    """Pin ``card`` (already signature-checked) in the journal, in one transaction."""
+    if card.identity_key == identity.public_key or card.name == identity.name:
+        raise ConfigError("that is this terminal's own card; pair with the other side's card")
+    number = safety_number(identity.public_key, identity.name.encode(), card.identity_key, card.name.encode())
+    old = store.peer(card.name)
+    if old is not None and old.identity_key == card.identity_key and old.card_json == card.to_json():
+        return PairResult(number, already=True, replaced=None)
+    secret = initial_secret(identity.public_key, identity.dh_key, card.identity_key, card.dh_key)
+    if is_initiator(identity.public_key, card.identity_key):
+        ratchet = Ratchet.initiator(secret, identity.dh_key, card.dh_key)
+    else:
+        ratchet = Ratchet.responder(secret, identity.dh_key, card.dh_key)
+    with store.journal.transaction():
+        rekeyed = store.add_peer(
+            card.name, card.to_json(), card.identity_key, number,
+            seal_state(identity.state_key, card.name, ratchet.to_bytes()), now_ns,
+        )  # fmt: skip
+    return PairResult(number, already=False, replaced=old if rekeyed else None)
