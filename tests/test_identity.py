@@ -541,7 +541,7 @@ def test_save_keys_rejects_empty_passphrase(moscow: Identity, tmp_path: Path) ->
 
 
 def test_save_keys_reports_unwritable_place(moscow: Identity, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot write keys file"):
+    with pytest.raises(ConfigError, match="cannot write"):
         save_keys(tmp_path / "no" / "such" / "keys.json", moscow, None)
 
 

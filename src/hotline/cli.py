@@ -25,7 +25,6 @@ from hotline.config import (
     Config,
     load_config,
     resolve_home,
-    write_private,
 )
 from hotline.control import ControlClient, build_content
 from hotline.errors import ConfigError, ControlError, HotlineError, PassphraseError
@@ -37,6 +36,7 @@ from hotline.identity import (
     load_keys,
     make_card,
     save_keys,
+    write_atomic,
 )
 from hotline.journal import Journal
 from hotline.model import Address, validate_name
@@ -116,9 +116,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     passphrase = None if args.no_passphrase else _passphrase(None, confirm=True)
     identity = Identity.generate(name)
     save_keys(home / KEYS_FILE, identity, passphrase)
-    write_private(home / CONFIG_FILE, config.to_toml().encode(), 0o644)
+    write_atomic(home / CONFIG_FILE, config.to_toml().encode(), 0o644)
     card = make_card(identity, advertise, audit.rfc3339(_now_ns()).split(".")[0] + "Z")
-    write_private(home / CARD_FILE, card.to_json().encode(), 0o644)
+    write_atomic(home / CARD_FILE, card.to_json().encode(), 0o644)
     journal = _journal(home)
     with journal.transaction():
         Store(journal).record_created(name, identity.public_key, identity.dh_public, identity.cert_der, _now_ns())

@@ -152,20 +152,3 @@ def load_config(home: Path) -> Config:
     if not 1 <= config.window <= 65536:
         raise ConfigError(f"{where}: window must be 1-65536")
     return config
-
-
-def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write a file atomically and durably: temp file, fsync, rename, fsync the folder."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

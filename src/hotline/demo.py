@@ -129,11 +129,13 @@ def run_demo(keep_running: bool = True) -> int:
             print(hotline(home, "inbox"), end="")
             print(f"== {name}: status")
             print(hotline(home, "status"), end="")
+        exe = Path(sys.executable).parent / "hotline"
+        cmd = str(exe) if exe.exists() else "hotline"
         print("\n== try it yourself:")
         for name, home in homes.items():
             other = "moscow" if name == "washington" else "washington"
-            print(f"  HOTLINE_HOME={home} hotline send --to {other} --precedence flash 'Are you there?'")
-            print(f"  HOTLINE_HOME={home} hotline inbox")
+            print(f"  HOTLINE_HOME={home} {cmd} send --to {other} --precedence flash 'Are you there?'")
+            print(f"  HOTLINE_HOME={home} {cmd} inbox")
         print(f"  logs: {root}/*.log")
         if keep_running:
             print("\nBoth terminals are running. Ctrl-C stops them.")

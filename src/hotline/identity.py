@@ -486,15 +486,16 @@ def save_keys(path: Path, identity: Identity, passphrase: str | None) -> None:
         plaintext = msgpack.packb(identity._secrets(), use_bin_type=True)
         doc["nonce"] = _b64(nonce)
         doc["ciphertext"] = _b64(AESGCM(key).encrypt(nonce, plaintext, _keys_aad(doc)))
-    _write_atomic(path, (json.dumps(doc, indent=2) + "\n").encode())
+    write_atomic(path, (json.dumps(doc, indent=2) + "\n").encode())
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write a file atomically and durably: temp file, fsync, rename, fsync the folder."""
     tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.fchmod(fd, 0o600)  # exactly 0600 whatever the umask
+            os.fchmod(fd, mode)  # exactly this mode whatever the umask
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
@@ -509,7 +510,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
             os.close(dir_fd)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write keys file {path}: {e.strerror or e}") from None
+        raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def load_keys(path: Path, passphrase: str | None) -> Identity:
