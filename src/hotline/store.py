@@ -418,7 +418,11 @@ class Store:
         rows = self.journal.execute(
             "SELECT kind, peer, subject, detail, raised_ns FROM alarms ORDER BY raised_ns"
         ).fetchall()
-        return [{"kind": r[0], "peer": r[1], "subject": r[2], "detail": r[3], "raised_ns": r[4]} for r in rows]
+        return [
+            {"id": "/".join(x for x in r[:3] if x), "kind": r[0], "peer": r[1], "subject": r[2], "detail": r[3],
+             "raised_ns": r[4]}
+            for r in rows
+        ]  # fmt: skip
 
     def unacknowledged(self) -> list[tuple[str, str, str, int]]:
         """Messages (both ways) still waiting for a person's acknowledgement: id, peer, precedence, since."""
