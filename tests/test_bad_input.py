@@ -563,11 +563,6 @@ def test_envelope_from_the_future_is_dropped_and_answered_with_a_resume(arena: A
 # -- reasons that say nothing ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: hotline.wire.unpack reports msgpack's FormatError as 'malformed msgpack: ' with an empty "
-    "reason (str(FormatError()) is ''), so the log and the bye say nothing about what was wrong",
-)
 def test_malformed_msgpack_reason_is_not_empty() -> None:
     from hotline.errors import RemoteProtocolError
 
@@ -576,12 +571,6 @@ def test_malformed_msgpack_reason_is_not_empty() -> None:
     assert str(caught.value).removeprefix("malformed msgpack:").strip()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a client that connects and closes during the TLS handshake is logged as 'refused an "
-    "incoming connection from ADDR: ' with an empty reason: asyncio's start_tls raises a bare "
-    "ConnectionResetError() and terminal.LinkProtocol._upgrade logs str(e)",
-)
 def test_connection_closed_during_the_handshake_is_logged_with_a_reason(arena: Arena) -> None:
     w = arena.washington
     mark = len(w.log())
@@ -593,12 +582,6 @@ def test_connection_closed_during_the_handshake_is_logged_with_a_reason(arena: A
     assert reason, "the log line gives no reason"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: engine._on_hello journals link.up and clears the path-down alarm before "
-    "_apply_switch -> Outbound.link_up checks the hello's cursor; a hello refused for claiming more "
-    "than was ever sent leaves a false link.up entry (peer_cursor 1000000) in the record",
-)
 def test_hello_refused_for_its_cursor_is_not_recorded_as_link_up(arena: Arena) -> None:
     w = arena.washington
     n = entry_count(w)
@@ -612,7 +595,7 @@ def test_hello_refused_for_its_cursor_is_not_recorded_as_link_up(arena: Arena) -
     def since() -> list[dict[str, Any]]:
         return [json.loads(line) for line in w.cli("journal", "export").stdout.splitlines()[n:]]
 
-    wait_for(lambda: any(e["kind"] == "link.down" for e in since()), 5, "the refusal to be journaled")
+    wait_for(lambda: any(e["kind"] == "link.refused" for e in since()), 5, "the refusal to be journaled")
     assert [e for e in since() if e["kind"] == "link.up"] == []
     assert [e for e in since() if e["kind"] == "alarm.cleared"] == []
 

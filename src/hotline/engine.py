@@ -396,9 +396,20 @@ class Engine:
         link.pump()
 
     def _on_hello(self, peer: PeerState, link: Link, hello: HelloReceived) -> None:
+        # Everything the hello claims is checked before the link counts as up, so a
+        # refused hello leaves a refusal in the record, never a false link.up.
+        try:
+            if hello.cursor >= peer.outbound.next_seq:
+                raise RemoteProtocolError(
+                    f"peer claims to have sequence {hello.cursor} but only {peer.outbound.next_seq - 1} "
+                    "were ever sent; its journal belongs to another pairing"
+                )
+            if hello.receipt is not None:
+                self._on_receipt(peer, hello.receipt)
+        except (ProtocolError, CryptoError) as e:
+            self.refuse(peer.name, str(e), {"path": link.path, "address": link.address})
+            raise
         link.hello_cursor = hello.cursor
-        if hello.receipt is not None:
-            self._on_receipt(peer, hello.receipt)
         peer.last_error = None
         log.info("path %s to %s up via %s (peer holds ours up to %d)", link.path, peer.name, link.address, hello.cursor)
         self._link_events.append(

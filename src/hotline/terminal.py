@@ -143,11 +143,13 @@ class LinkProtocol(asyncio.Protocol):
                 raise ssl.SSLError("the peer presented no certificate")
             key = cert_public_key(der)
         except (OSError, ssl.SSLError, ConnectionError, TimeoutError, IdentityError) as e:
-            reason = f"TLS handshake with {who} at {self.address} failed: {e}"
+            # Some of these carry no message (a bare ConnectionResetError()); name the type then.
+            why = str(e) or type(e).__name__
+            reason = f"TLS handshake with {who} at {self.address} failed: {why}"
             if self.dialed and self.expected_peer:
                 t.engine.refuse(self.expected_peer, reason, {"address": self.address})
             else:
-                log.warning("refused %s from %s: %s", who, self.address, e)
+                log.warning("refused %s from %s: %s", who, self.address, why)
             raw.close()
             self._settle(None)
             return

@@ -83,9 +83,15 @@ def unpack(data: bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> Any:
             max_ext_len=0,
         )
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as e:
-        raise RemoteProtocolError(f"malformed msgpack: {e}") from None
+        raise RemoteProtocolError(f"malformed msgpack: {_describe(e)}") from None
     except Exception as e:  # msgpack raises a few undocumented types on truncation
-        raise RemoteProtocolError(f"malformed msgpack: {type(e).__name__}: {e}") from None
+        raise RemoteProtocolError(f"malformed msgpack: {_describe(e)}") from None
+
+
+def _describe(e: Exception) -> str:
+    """msgpack raises some errors with no message (``FormatError()``); name the type then."""
+    text = str(e)
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def encode_frame(body: dict[str, Any]) -> bytes:
