@@ -35,9 +35,9 @@ test: check
 unit: setup
 	$(VENV)/bin/pytest -n 2 -m "not e2e"
 
+# Benchmarks (not tests): latency, throughput, failover; writes the figures into README.md.
 bench: setup
-	$(PY) bench/latency.py
-	$(PY) bench/throughput.py
+	$(PY) bench/report.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

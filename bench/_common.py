@@ -1,0 +1,149 @@
+"""What the benchmarks share: two real terminal processes on loopback, and the floor.
+
+Not part of the test suite. Every benchmark starts its own terminals in a fresh
+temporary folder, talks to them over their control sockets, and removes the
+folder afterwards (keep it with HOTLINE_BENCH_KEEP=1).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from hotline.control import ControlClient
+from hotline.errors import ControlError
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def hotline(home: Path, *args: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "hotline", "--home", str(home), *args],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    return out.stdout
+
+
+def wait(predicate: Callable[[], T | None], deadline_s: float, what: str) -> T:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            value = predicate()
+        except ControlError:
+            value = None
+        if value:
+            return value
+        time.sleep(0.01)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def active_path(home: Path) -> str | None:
+    with ControlClient(home, timeout=5) as c:
+        return c.request("status")["peers"][0]["active_path"]  # type: ignore[no-any-return]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, round(q / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+@dataclass
+class Pair:
+    """Two running terminals, washington and moscow, paired on loopback."""
+
+    root: Path
+    homes: dict[str, Path]
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def washington(self) -> Path:
+        return self.homes["washington"]
+
+    @property
+    def moscow(self) -> Path:
+        return self.homes["moscow"]
+
+
+@contextmanager
+def two_terminals(
+    prefix: str, listen: Callable[[str], list[str]] | None = None, path: str = "primary"
+) -> Iterator[Pair]:
+    """Init, pair and run washington and moscow; ``listen(name)`` gives extra init flags
+    (several paths, proxies); by default each listens on one free loopback port."""
+    root = Path(tempfile.mkdtemp(prefix=f"hotline-bench-{prefix}-"))
+    pair = Pair(root, {"washington": root / "washington", "moscow": root / "moscow"})
+    try:
+        for name, home in pair.homes.items():
+            flags = listen(name) if listen else ["--listen", f"127.0.0.1:{free_port()}"]
+            hotline(home, "init", "--name", name, "--no-passphrase", *flags)
+            (root / f"{name}.card").write_text(hotline(home, "card"))
+        hotline(pair.washington, "pair", str(root / "moscow.card"))
+        hotline(pair.moscow, "pair", str(root / "washington.card"))
+        for name, home in pair.homes.items():
+            with (root / f"{name}.log").open("wb") as log:
+                cmd = [sys.executable, "-m", "hotline", "--home", str(home), "run"]
+                pair.procs.append(subprocess.Popen(cmd, stderr=log))
+        for home in pair.homes.values():
+            wait(lambda h=home: active_path(h) == path, 30, f"the {path} path from {home.name}")
+        yield pair
+    finally:
+        for proc in pair.procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in pair.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if os.environ.get("HOTLINE_BENCH_KEEP") is None:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"kept {root}", file=sys.stderr)
+
+
+def loopback_round_trip_ms(rounds: int = 2000, size: int = 256) -> float:
+    """The floor: p50 of a raw TCP round trip on 127.0.0.1 (no TLS, no disk), same run."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+
+        def echo() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                while data := conn.recv(65536):
+                    conn.sendall(data)
+
+        thread = threading.Thread(target=echo, daemon=True)
+        thread.start()
+        payload = b"x" * size
+        times = []
+        with socket.create_connection(server.getsockname()) as client:
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for _ in range(rounds):
+                start = time.perf_counter()
+                client.sendall(payload)
+                got = 0
+                while got < size:
+                    got += len(client.recv(65536))
+                times.append((time.perf_counter() - start) * 1000)
+        thread.join(timeout=5)
+    return statistics.median(times)
