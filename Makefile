@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test check lint typecheck unit bench clean
+.PHONY: setup demo test check lint typecheck unit bench messages clean
 
 setup: $(STAMP)
 
@@ -38,6 +38,11 @@ unit: setup
 # Benchmarks (not tests): latency, throughput, failover; writes the figures into README.md.
 bench: setup
 	$(PY) bench/report.py
+
+# Re-extract the console's strings and merge them into every catalogue (then translate the new ones).
+messages: setup
+	$(VENV)/bin/pybabel extract -F babel.cfg -o src/hotline/web/locale/messages.pot --no-location --omit-header --sort-output .
+	$(VENV)/bin/pybabel update -i src/hotline/web/locale/messages.pot -d src/hotline/web/locale --no-location --omit-header
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -17,13 +17,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hotline import audit
+from hotline import audit, cli_access
 from hotline.config import (
     CONFIG_FILE,
     JOURNAL_FILE,
     KEYS_FILE,
     Config,
     load_config,
+    parse_api_listen,
     resolve_home,
 )
 from hotline.control import ControlClient, build_content
@@ -40,7 +41,7 @@ from hotline.identity import (
 )
 from hotline.journal import Journal
 from hotline.model import Address, validate_name
-from hotline.pairing import pair
+from hotline.pairing import pair, peer_listing
 from hotline.store import Store
 
 CARD_FILE = "card.json"
@@ -113,6 +114,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise ConfigError(f"{home} already holds a terminal; choose another --home")
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     config = Config(name=name, listen=listen, passphrase=not args.no_passphrase)
+    if args.api is not None:
+        host, port = parse_api_listen(args.api)
+        config.extra["api"] = {"listen": f"[{host}]:{port}" if ":" in host else f"{host}:{port}"}
     passphrase = None if args.no_passphrase else _passphrase(None, confirm=True)
     identity = Identity.generate(name)
     save_keys(home / KEYS_FILE, identity, passphrase)
@@ -198,21 +202,7 @@ def cmd_pair(args: argparse.Namespace) -> int:
 def cmd_peers(args: argparse.Namespace) -> int:
     home, _ = _open(args)
     journal = _journal(home, readonly=True)
-    rows = Store(journal).peers()
-    peers: list[dict[str, Any]] = []
-    for row in rows:
-        card = ContactCard.from_json(row.card_json)
-        peers.append(
-            {
-                "name": row.name,
-                "fingerprint": fingerprint(row.identity_key),
-                "safety_number": row.safety_number,
-                "paired_at": _ts(row.paired_at_ns),
-                "addresses": [{"path": a.path, "address": str(a)} for a in card.addresses],
-                "verified": row.verified_at_ns is not None,
-                "verified_at": _ts(row.verified_at_ns) if row.verified_at_ns else None,
-            }
-        )
+    peers = peer_listing(Store(journal))
     journal.close()
     if args.json:
         _out_json({"peers": peers})
@@ -550,6 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--advertise", action="append", metavar="[PATH=]HOST:PORT",
                    help="address the peer should dial for each path, if not the --listen one (NAT, relay)")  # fmt: skip
     p.add_argument("--no-passphrase", action="store_true", help="store keys unencrypted (demos and tests only)")
+    p.add_argument("--api", metavar="[HOST:]PORT",
+                   help="serve the console and HTTP API here (host 127.0.0.1 unless given; 0 = any port)")  # fmt: skip
 
     add("card", cmd_card, "print this terminal's signed contact card")
     p = add("pair", cmd_pair, "import a peer's contact card and print the safety number")
@@ -586,6 +578,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("alarms", cmd_alarms, "active alarms: path down, all paths down, test failed, key changed, ack overdue",
         listing=True)  # fmt: skip
     add("status", cmd_status, "peers, link state, queue depth, last contact", listing=True)
+
+    cli_access.register(add)
 
     p = add("journal", cmd_journal, "verify or export the hash-chained journal")
     jsub = p.add_subparsers(dest="journal_cmd", required=True, metavar="verify|export")

@@ -152,3 +152,12 @@ def load_config(home: Path) -> Config:
     if not 1 <= config.window <= 65536:
         raise ConfigError(f"{where}: window must be 1-65536")
     return config
+
+
+def parse_api_listen(text: str) -> tuple[str, int]:
+    """``[HOST:]PORT`` for the console and API; the host defaults to 127.0.0.1, port 0 = any free."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]") if sep else "127.0.0.1"
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"invalid console address {text!r}: expected [HOST:]PORT, e.g. 127.0.0.1:8480")
+    return host, int(port)

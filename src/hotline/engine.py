@@ -137,6 +137,7 @@ class PeerState:
 class _Accept:
     content: MessageContent
     done: Callable[[Exception | None, bool], None]
+    by: str = ""  # who sent it, when a person or token did (the API); journaled beside it
 
 
 @dataclass
@@ -505,12 +506,12 @@ class Engine:
 
     # -- accepting messages -----------------------------------------------------------------
 
-    def submit(self, content: MessageContent, done: Callable[[Exception | None, bool], None]) -> None:
+    def submit(self, content: MessageContent, done: Callable[[Exception | None, bool], None], by: str = "") -> None:
         """Queue a message for the next commit; ``done(error, created)`` runs after it."""
         if content.recipient not in self.peers:
             done(DeliveryError(f"no peer named {content.recipient!r}; see `hotline peers`"), False)
             return
-        self._accepts.append(_Accept(content, done))
+        self._accepts.append(_Accept(content, done, by))
         self._request_flush()
 
     def acknowledge(self, message_id: str, by: str, done: Callable[[Exception | None], None]) -> None:
@@ -552,6 +553,8 @@ class Engine:
                     results.append((item, e, False))
                     continue
                 results.append((item, None, created))
+                if created and item.by:
+                    self.store.record_operator("send", {"id": item.content.id, "by": item.by}, now_ns)
                 if created and item.content.kind is MessageKind.MESSAGE:
                     self.supervisor.track_ack(
                         item.content.id, item.content.recipient, item.content.precedence.label, now_ns
@@ -607,6 +610,8 @@ class Engine:
                 self.emit({"event": "accepted", "id": item.content.id, "peer": item.content.recipient})
         for ack, ack_error in ack_results:
             ack.done(ack_error)
+            if ack_error is None:
+                self.emit({"event": "acknowledged-here", "id": ack.message_id, "by": ack.by})
         for peer_name, ack_in in acked_in:
             self.emit({"event": "acknowledged", "id": ack_in.message_id, "peer": peer_name, "by": ack_in.by})
         for peer in self.peers.values():

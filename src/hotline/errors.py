@@ -20,7 +20,8 @@ calls the library, so callers above never see them.
     ├── JournalError             the journal could not be read or written
     │   └── JournalCorrupt       the hash chain or a signature in the journal is broken
     ├── DeliveryError            a message cannot be accepted (unknown peer, too large)
-    └── ControlError             the local control socket failed or refused a request
+    ├── ControlError             the local control socket failed or refused a request
+    └── AccessError              a user, token, password or role is wrong or not allowed
 
 A ``RemoteProtocolError`` closes that one connection with a reason and becomes an
 event; it never propagates out of the terminal.
@@ -91,3 +92,7 @@ class DeliveryError(HotlineError):
 
 class ControlError(HotlineError):
     """The local control socket failed or refused a request."""
+
+
+class AccessError(HotlineError):
+    """A user, token, password or role is wrong, or a principal is not allowed to do something."""

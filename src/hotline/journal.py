@@ -112,6 +112,29 @@ CREATE TABLE IF NOT EXISTS attachments(
     data BLOB NOT NULL,
     PRIMARY KEY (message_id, idx)
 );
+-- who may use the API and console (hotline.users); changes are journaled as operator actions
+CREATE TABLE IF NOT EXISTS users(
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    password TEXT NOT NULL,
+    lang TEXT NOT NULL,
+    created_at_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens(
+    id TEXT PRIMARY KEY,
+    digest BLOB NOT NULL UNIQUE,
+    role TEXT NOT NULL,
+    label TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at_ns INTEGER NOT NULL,
+    revoked_at_ns INTEGER
+);
+CREATE TABLE IF NOT EXISTS console_sessions(
+    digest BLOB PRIMARY KEY,
+    user TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    expires_at_ns INTEGER NOT NULL
+);
 """
 
 

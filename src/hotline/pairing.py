@@ -9,10 +9,12 @@ each other before they trust the line.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from hotline.audit import rfc3339
 from hotline.engine import seal_state
 from hotline.errors import ConfigError
-from hotline.identity import ContactCard, Identity, safety_number
+from hotline.identity import ContactCard, Identity, fingerprint, safety_number
 from hotline.ratchet import Ratchet, initial_secret, is_initiator
 from hotline.store import PeerRow, Store
 
@@ -43,3 +45,22 @@ def pair(store: Store, identity: Identity, card: ContactCard, now_ns: int) -> Pa
             seal_state(identity.state_key, card.name, ratchet.to_bytes()), now_ns,
         )  # fmt: skip
     return PairResult(number, already=False, replaced=old if rekeyed else None)
+
+
+def peer_listing(store: Store) -> list[dict[str, Any]]:
+    """Every paired peer with its fingerprint, safety number, paths and verification state."""
+    peers: list[dict[str, Any]] = []
+    for row in store.peers():
+        card = ContactCard.from_json(row.card_json)
+        peers.append(
+            {
+                "name": row.name,
+                "fingerprint": fingerprint(row.identity_key),
+                "safety_number": row.safety_number,
+                "paired_at": rfc3339(row.paired_at_ns),
+                "addresses": [{"path": a.path, "address": str(a)} for a in card.addresses],
+                "verified": row.verified_at_ns is not None,
+                "verified_at": rfc3339(row.verified_at_ns) if row.verified_at_ns else None,
+            }
+        )
+    return peers

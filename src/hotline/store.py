@@ -437,31 +437,56 @@ class Store:
 
     # -- reading ----------------------------------------------------------------------------
 
+    _MESSAGE_COLUMNS = (
+        "SELECT id, peer, seq, precedence, lang, subject, body, created_at_ns, state, queued_at_ns, "
+        "sent_at_ns, delivered_at_ns, received_at_ns, acknowledged_at_ns, acknowledged_by, "
+        "(SELECT count(*) FROM attachments a WHERE a.message_id = m.id), direction FROM messages m "
+    )
+
+    @staticmethod
+    def _message_row(r: Any) -> dict[str, Any]:
+        return {
+            "id": r[0], "peer": r[1], "seq": r[2], "precedence": Precedence(r[3]).label, "lang": r[4],
+            "subject": r[5], "body": r[6], "created_at_ns": r[7], "state": MessageState(r[8]).value,
+            "queued_at_ns": r[9], "sent_at_ns": r[10], "delivered_at_ns": r[11], "received_at_ns": r[12],
+            "acknowledged_at_ns": r[13], "acknowledged_by": r[14], "attachments": r[15],
+        }  # fmt: skip
+
     def messages(self, direction: str, peer: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        sql = (
-            "SELECT id, peer, seq, precedence, lang, subject, body, created_at_ns, state, queued_at_ns, "
-            "sent_at_ns, delivered_at_ns, received_at_ns, acknowledged_at_ns, acknowledged_by, "
-            "(SELECT count(*) FROM attachments a WHERE a.message_id = m.id) "
-            "FROM messages m WHERE direction = ? AND kind = 'message'"
-        )
+        sql = self._MESSAGE_COLUMNS + "WHERE direction = ? AND kind = 'message'"
         params: list[Any] = [direction]
         if peer is not None:
             sql += " AND peer = ?"
             params.append(peer)
         sql += " ORDER BY order_key DESC LIMIT ?"
         params.append(limit)
-        out = []
-        for r in self.journal.execute(sql, tuple(params)).fetchall():
-            out.append(
-                {
-                    "id": r[0], "peer": r[1], "seq": r[2], "precedence": Precedence(r[3]).label, "lang": r[4],
-                    "subject": r[5], "body": r[6], "created_at_ns": r[7], "state": MessageState(r[8]).value,
-                    "queued_at_ns": r[9], "sent_at_ns": r[10], "delivered_at_ns": r[11], "received_at_ns": r[12],
-                    "acknowledged_at_ns": r[13], "acknowledged_by": r[14], "attachments": r[15],
-                }
-            )  # fmt: skip
+        out = [self._message_row(r) for r in self.journal.execute(sql, tuple(params)).fetchall()]
         out.reverse()
         return out
+
+    def message(self, message_id: str) -> dict[str, Any] | None:
+        """One message (either direction) with its attachments' names, sizes and digests."""
+        r = self.journal.execute(self._MESSAGE_COLUMNS + "WHERE id = ? AND kind = 'message'", (message_id,)).fetchone()
+        if r is None:
+            return None
+        found = self._message_row(r)
+        found["direction"] = r[16]
+        found["attachments"] = [
+            {"index": a[0], "name": a[1], "size": a[2], "sha256": bytes(a[3]).hex()}
+            for a in self.journal.execute(
+                "SELECT idx, name, length(data), sha256 FROM attachments WHERE message_id = ? ORDER BY idx",
+                (message_id,),
+            )
+        ]
+        return found
+
+    def attachment(self, message_id: str, index: int) -> tuple[str, bytes] | None:
+        row = self.journal.execute(
+            "SELECT a.name, a.data FROM attachments a JOIN messages m ON m.id = a.message_id "
+            "WHERE a.message_id = ? AND a.idx = ? AND m.kind = 'message'",
+            (message_id, index),
+        ).fetchone()
+        return None if row is None else (row[0], bytes(row[1]))
 
     def queue_depth(self, peer: str) -> dict[str, int]:
         rows = self.journal.execute(

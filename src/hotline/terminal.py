@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from hotline import control
-from hotline.config import CONTROL_SOCKET, JOURNAL_FILE, LOCK_FILE, Config
+from hotline.config import CONTROL_SOCKET, JOURNAL_FILE, LOCK_FILE, Config, parse_api_listen
 from hotline.engine import Engine, Link
 from hotline.errors import ConfigError, HotlineError, IdentityError
 from hotline.identity import Identity, cert_public_key, fingerprint
@@ -334,7 +334,9 @@ class Terminal:
         finally:
             ticker.cancel()
             if api_task is not None:
-                api_task.cancel()
+                api_task.cancel()  # closes live pages, then waits briefly for requests in flight
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(api_task, 4)
             log.info("terminal %s shutting down", self.identity.name)
             for peer in self.engine.peers.values():
                 for link in list(peer.links.values()):
@@ -387,8 +389,8 @@ class Terminal:
         if not isinstance(section, dict) or not section.get("listen"):
             return None
         api = importlib.import_module("hotline.api")  # imported only when configured: it pulls in starlette
-        address = Address.parse(str(section["listen"]))
-        task = asyncio.get_running_loop().create_task(api.serve_api(self, address.host, address.port))
+        host, port = parse_api_listen(str(section["listen"]))
+        task = asyncio.get_running_loop().create_task(api.serve_api(self, host, port))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task

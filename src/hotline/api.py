@@ -1,0 +1,722 @@
+"""The HTTP API, served by the terminal itself in its own event loop.
+
+Starlette on uvicorn, bound to 127.0.0.1 unless the config says otherwise. Every
+request is authenticated: a bearer token (``hotline token create``) for programs,
+or the console's session cookie, which also needs the session's CSRF token on
+every write. Roles are enforced here, per endpoint (``users.GRANTS``), not by
+the page. Every write is journaled with who made it. The handlers call the
+engine directly (same loop, no locks); anything that may take long — verifying
+or exporting a large journal — runs in a thread on its own read-only connection
+so heartbeats never wait for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hmac
+import json
+import logging
+import socket
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from hotline import audit
+from hotline.control import build_content
+from hotline.errors import HotlineError
+from hotline.journal import Journal
+from hotline.model import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS
+from hotline.pairing import peer_listing
+from hotline.users import GRANTS, Access, Permission, Principal, Role, Session
+
+if TYPE_CHECKING:
+    from hotline.terminal import Terminal
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "hotline_session"
+CSRF_HEADER = "x-csrf-token"
+MAX_JSON_BODY = 1024 * 1024
+MAX_REQUEST_BODY = MAX_ATTACHMENTS * MAX_ATTACHMENT_BYTES + MAX_JSON_BODY
+LOGIN_FAILURES_ALLOWED = 5  # per client address, per window
+LOGIN_WINDOW_S = 60.0
+SSE_STATUS_EVERY_S = 2.0
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class LoginLimiter:
+    """At most N failed logins per client address per sliding window; then 429."""
+
+    def __init__(self, allowed: int = LOGIN_FAILURES_ALLOWED, window_s: float = LOGIN_WINDOW_S) -> None:
+        self.allowed, self.window_s = allowed, window_s
+        self._failures: dict[str, deque[float]] = {}
+
+    def retry_after(self, client: str, now: float) -> float:
+        """Seconds until ``client`` may try again; 0 if it may now."""
+        failures = self._failures.get(client)
+        if not failures:
+            return 0.0
+        while failures and failures[0] <= now - self.window_s:
+            failures.popleft()
+        if len(failures) < self.allowed:
+            return 0.0
+        return failures[0] + self.window_s - now
+
+    def failed(self, client: str, now: float) -> None:
+        self._failures.setdefault(client, deque()).append(now)
+
+    def succeeded(self, client: str) -> None:
+        self._failures.pop(client, None)
+
+
+class EventHub:
+    """Fans engine events (received, delivered, acknowledged, alarm) out to live pages."""
+
+    def __init__(self) -> None:
+        self._queues: set[asyncio.Queue[dict[str, Any]]] = set()
+        self.closing = asyncio.Event()
+
+    def publish(self, event: dict[str, Any]) -> None:
+        for queue in self._queues:
+            if queue.full():  # a stalled page loses the oldest events, never stalls the engine
+                queue.get_nowait()
+            queue.put_nowait(event)
+
+    @contextlib.contextmanager
+    def subscribe(self) -> Iterator[asyncio.Queue[dict[str, Any]]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=256)
+        self._queues.add(queue)
+        try:
+            yield queue
+        finally:
+            self._queues.discard(queue)
+
+
+@dataclass
+class ApiContext:
+    terminal: Terminal
+    access: Access
+    session_lifetime_ns: int
+    hub: EventHub = field(default_factory=EventHub)
+    limiter: LoginLimiter = field(default_factory=LoginLimiter)
+
+    @property
+    def store(self) -> Any:
+        return self.terminal.engine.store
+
+    def now_ns(self) -> int:
+        return self.terminal.clock.wall_ns()
+
+
+# -- authentication ---------------------------------------------------------------------------
+
+
+class Unauthenticated(HTTPException):
+    def __init__(self, detail: str = "log in, or present a bearer token (`hotline token create`)") -> None:
+        super().__init__(401, detail)
+
+
+def _ctx(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+def current_session(request: Request) -> tuple[str, Session] | None:
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if not session_id:
+        return None
+    ctx = _ctx(request)
+    found = ctx.access.session(session_id, ctx.now_ns())
+    return None if found is None else (session_id, found)
+
+
+async def authenticate(request: Request, permission: Permission, *, form: Any = None) -> Principal:
+    """Who is asking, checked against ``permission``: 401 if nobody, 403 if not allowed.
+
+    A session cookie is ambient (the browser sends it on its own), so a write made
+    with one must also carry the session's CSRF token, in a header or a form field.
+    """
+    ctx = _ctx(request)
+    header = request.headers.get("authorization", "")
+    if header:
+        scheme, _, secret = header.partition(" ")
+        principal = ctx.access.token_principal(secret.strip()) if scheme.lower() == "bearer" else None
+        if principal is None:
+            raise Unauthenticated("the bearer token is unknown or revoked")
+    else:
+        found = current_session(request)
+        if found is None:
+            raise Unauthenticated()
+        _, session = found
+        if request.method in UNSAFE_METHODS:
+            sent = request.headers.get(CSRF_HEADER) or (form.get("csrf") if form is not None else None)
+            if not isinstance(sent, str) or not _same(sent, session.csrf):
+                raise HTTPException(403, "missing or wrong CSRF token; reload the page and try again")
+        principal = session.user
+    if not principal.may(permission):
+        raise HTTPException(403, f"the {principal.role} role may not {permission.value}")
+    return principal
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def try_login(ctx: ApiContext, client: str, name: str, password: str) -> Principal:
+    """Check a password under the rate limit. Raises 429 or 401; never says which part was wrong."""
+    now = time.monotonic()
+    wait = ctx.limiter.retry_after(client, now)
+    if wait > 0:
+        raise HTTPException(429, f"too many failed logins; try again in {wait:.0f} s", {"Retry-After": f"{wait:.0f}"})
+    user = ctx.access.authenticate(name, password) if name and password else None
+    if user is None:
+        ctx.limiter.failed(client, now)
+        log.warning("failed console login for %r from %s", name[:64], client)
+        raise HTTPException(401, "wrong user name or password")
+    ctx.limiter.succeeded(client)
+    return user
+
+
+def set_session_cookie(response: Response, session_id: str, lifetime_ns: int) -> None:
+    response.set_cookie(
+        SESSION_COOKIE, session_id, max_age=lifetime_ns // 1_000_000_000, httponly=True, samesite="strict", path="/"
+    )
+
+
+# -- request bodies ---------------------------------------------------------------------------
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_JSON_BODY):
+        raise HTTPException(413, f"a JSON body may have at most {MAX_JSON_BODY} bytes")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_JSON_BODY:
+            raise HTTPException(413, f"a JSON body may have at most {MAX_JSON_BODY} bytes")
+    try:
+        value = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise HTTPException(400, f"the body is not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise HTTPException(400, "the body must be a JSON object")
+    return value
+
+
+async def read_form(request: Request) -> Any:
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_REQUEST_BODY):
+        raise HTTPException(413, "the request is larger than 16 attachments of 16 MiB")
+    try:
+        return await request.form(max_files=MAX_ATTACHMENTS, max_fields=50, max_part_size=MAX_ATTACHMENT_BYTES + 1024)
+    except HTTPException:
+        raise
+    except Exception as e:  # python-multipart reports a malformed body in several types
+        raise HTTPException(400, f"malformed form: {e}") from None
+
+
+async def form_attachments(form: Any) -> list[list[Any]]:
+    out: list[list[Any]] = []
+    for item in form.getlist("attachment"):
+        if isinstance(item, UploadFile) and item.filename:
+            data = await item.read(MAX_ATTACHMENT_BYTES + 1)
+            out.append([item.filename, data])
+    return out
+
+
+def json_attachments(raw: Any) -> list[list[Any]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or len(raw) > MAX_ATTACHMENTS:
+        raise HTTPException(400, f"'attachments' must be a list of at most {MAX_ATTACHMENTS} {{name, data}} objects")
+    out: list[list[Any]] = []
+    for item in raw:
+        if not (isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("data"), str)):
+            raise HTTPException(400, 'each attachment must be {"name": text, "data": base64 text}')
+        try:
+            out.append([item["name"], base64.b64decode(item["data"], validate=True)])
+        except (binascii.Error, ValueError):
+            raise HTTPException(400, f"attachment {item['name']!r} is not valid base64") from None
+    return out
+
+
+# -- actions shared by the API and the console ------------------------------------------------
+
+
+async def send_message(ctx: ApiContext, fields: dict[str, Any], by: Principal) -> str:
+    """Journal a message (it then exists) and return its id; 400 with a reason if it is refused."""
+    content = build_content(ctx.terminal.identity.name, fields, ctx.now_ns())
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    ctx.terminal.engine.submit(content, lambda error, _created: _settle(loop, done, error), by=by.label)
+    await done
+    return content.id
+
+
+async def acknowledge(ctx: ApiContext, message_id: str, by: Principal) -> None:
+    found = ctx.store.incoming(message_id)
+    if found is None or found["kind"] != "message":
+        raise HTTPException(404, f"no received message with id {message_id}")
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    ctx.terminal.engine.acknowledge(message_id, by.label, lambda error: _settle(loop, done, error))
+    await done
+
+
+def _settle(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None], error: Exception | None) -> None:
+    """Engine callbacks run inside its commit; the waiting request resumes on the next turn."""
+
+    def finish() -> None:
+        if future.done():
+            return
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+    loop.call_soon(finish)
+
+
+def message_view(ctx: ApiContext, message_id: str) -> dict[str, Any]:
+    found = ctx.store.message(message_id)
+    if found is None:
+        raise HTTPException(404, f"no message with id {message_id}")
+    times = [
+        ("created", found["created_at_ns"]), ("queued", found["queued_at_ns"]), ("sent", found["sent_at_ns"]),
+        ("delivered", found["delivered_at_ns"]), ("received", found["received_at_ns"]),
+        ("acknowledged", found["acknowledged_at_ns"]),
+    ]  # fmt: skip
+    found["timeline"] = [
+        {"event": name, "at": audit.rfc3339(ns), "at_ns": ns, **({"by": found["acknowledged_by"]}
+                                                                 if name == "acknowledged" else {})}
+        for name, ns in times if ns
+    ]  # fmt: skip
+    return dict(found)
+
+
+def status_view(ctx: ApiContext) -> dict[str, Any]:
+    return ctx.terminal.engine.status()
+
+
+async def verify_journal(ctx: ApiContext) -> dict[str, Any]:
+    path = ctx.terminal.journal.path
+
+    def run() -> dict[str, Any]:
+        journal = Journal(path, readonly=True)
+        try:
+            return audit.verify(journal).as_dict()
+        finally:
+            journal.close()
+
+    return await asyncio.to_thread(run)
+
+
+# -- the JSON API -----------------------------------------------------------------------------
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    summary: str
+    permission: Permission | None  # None: no login needed
+    handler: Handler
+    body: str = ""  # a short description of the request body, for the schema
+
+
+def ok(value: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(value, status_code=status)
+
+
+async def login(request: Request) -> Response:
+    ctx = _ctx(request)
+    body = await read_json(request)
+    name, password = body.get("name"), body.get("password")
+    if not isinstance(name, str) or not isinstance(password, str):
+        raise HTTPException(400, 'send {"name": text, "password": text}')
+    user = try_login(ctx, client_address(request), name, password)
+    session_id, session = ctx.access.open_session(user, ctx.session_lifetime_ns, ctx.now_ns())
+    response = ok({"user": user.name, "role": user.role.value, "lang": user.lang, "csrf": session.csrf})
+    set_session_cookie(response, session_id, ctx.session_lifetime_ns)
+    return response
+
+
+async def logout(request: Request) -> Response:
+    await authenticate(request, Permission.READ)
+    found = current_session(request)
+    if found is not None:
+        _ctx(request).access.close_session(found[0])
+    response = ok({"logged_out": True})
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+async def whoami(request: Request) -> Response:
+    who = await authenticate(request, Permission.READ)
+    return ok({"name": who.name, "role": who.role.value, "via": who.via, "lang": who.lang,
+               "may": sorted(p.value for p in Permission if who.may(p))})  # fmt: skip
+
+
+async def get_status(request: Request) -> Response:
+    await authenticate(request, Permission.READ)
+    return ok(status_view(_ctx(request)))
+
+
+async def get_peers(request: Request) -> Response:
+    await authenticate(request, Permission.READ)
+    return ok({"peers": peer_listing(_ctx(request).store)})
+
+
+async def get_alarms(request: Request) -> Response:
+    await authenticate(request, Permission.READ)
+    return ok({"alarms": _ctx(request).terminal.engine.supervisor.board.listing()})
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise HTTPException(400, f"{name!r} must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+async def list_messages(request: Request) -> Response:
+    await authenticate(request, Permission.READ)
+    box = request.query_params.get("box", "inbox")
+    if box not in {"inbox", "outbox"}:
+        raise HTTPException(400, "'box' must be inbox or outbox")
+    limit = _int_param(request, "limit", 100, 1, 1000)
+    peer = request.query_params.get("peer") or None
+    rows = _ctx(request).store.messages("in" if box == "inbox" else "out", peer, limit)
+    return ok({"box": box, "messages": rows})
+
+
+async def get_message(request: Request) -> Response:
+    await authenticate(request, Permission.READ)
+    return ok(message_view(_ctx(request), request.path_params["id"]))
+
+
+async def get_attachment(request: Request) -> Response:
+    await authenticate(request, Permission.READ)
+    found = _ctx(request).store.attachment(request.path_params["id"], request.path_params["index"])
+    if found is None:
+        raise HTTPException(404, "no such attachment")
+    name, data = found
+    safe = "".join(c for c in name if c.isalnum() or c in "._- ") or "attachment"
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={"content-disposition": f'attachment; filename="{safe}"', "x-content-type-options": "nosniff"},
+    )
+
+
+async def post_message(request: Request) -> Response:
+    ctx = _ctx(request)
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form = await read_form(request)
+        who = await authenticate(request, Permission.SEND, form=form)
+        fields = {k: form.get(k) for k in ("to", "precedence", "lang", "subject", "body", "id") if form.get(k)}
+        fields["attachments"] = await form_attachments(form)
+    else:
+        who = await authenticate(request, Permission.SEND)
+        body = await read_json(request)
+        fields = {k: v for k, v in body.items() if k in {"to", "precedence", "lang", "subject", "body", "id"}}
+        fields["attachments"] = json_attachments(body.get("attachments"))
+    if not isinstance(fields.get("to"), str) or not fields["to"]:
+        raise HTTPException(400, "'to' (the peer's name) is required; see GET /api/peers")
+    message_id = await send_message(ctx, fields, who)
+    return ok({"id": message_id, "state": "queued"}, 201)
+
+
+async def post_ack(request: Request) -> Response:
+    who = await authenticate(request, Permission.SEND)
+    message_id = request.path_params["id"]
+    await acknowledge(_ctx(request), message_id, who)
+    return ok({"id": message_id, "acknowledged": True, "by": who.label})
+
+
+async def get_verify(request: Request) -> Response:
+    await authenticate(request, Permission.AUDIT)
+    report = await verify_journal(_ctx(request))
+    return ok(report)
+
+
+async def get_export(request: Request) -> Response:
+    await authenticate(request, Permission.AUDIT)
+    path = _ctx(request).terminal.journal.path
+    start = _int_param(request, "from", 1, 1, 2**62)
+
+    async def lines() -> AsyncIterator[bytes]:
+        journal = Journal(path, readonly=True)
+        try:
+            batch: list[str] = []
+            for line in audit.export_lines(journal, start):
+                batch.append(line + "\n")
+                if len(batch) >= 500:
+                    yield "".join(batch).encode()
+                    batch = []
+                    await asyncio.sleep(0)  # let the link breathe between batches
+            yield "".join(batch).encode()
+        finally:
+            journal.close()
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+async def list_users(request: Request) -> Response:
+    await authenticate(request, Permission.ADMINISTER)
+    return ok({"users": _ctx(request).access.users()})
+
+
+async def post_user(request: Request) -> Response:
+    who = await authenticate(request, Permission.ADMINISTER)
+    body = await read_json(request)
+    name, role, password, lang = (body.get("name"), body.get("role"), body.get("password"),
+                                  body.get("lang", "en"))  # fmt: skip
+    if not (isinstance(name, str) and isinstance(role, str) and isinstance(password, str) and isinstance(lang, str)):
+        raise HTTPException(400, 'send {"name", "role", "password"} as text, and optionally "lang"')
+    ctx = _ctx(request)
+    ctx.access.add_user(name, Role.parse(role), password, lang, by=who.label, at_ns=ctx.now_ns())
+    return ok({"name": name, "role": role, "lang": lang}, 201)
+
+
+async def delete_user(request: Request) -> Response:
+    who = await authenticate(request, Permission.ADMINISTER)
+    ctx = _ctx(request)
+    ctx.access.remove_user(request.path_params["name"], by=who.label, at_ns=ctx.now_ns())
+    return ok({"removed": request.path_params["name"]})
+
+
+async def list_tokens(request: Request) -> Response:
+    await authenticate(request, Permission.ADMINISTER)
+    return ok({"tokens": _ctx(request).access.tokens()})
+
+
+async def post_token(request: Request) -> Response:
+    who = await authenticate(request, Permission.ADMINISTER)
+    body = await read_json(request)
+    role, label = body.get("role"), body.get("label", "")
+    if not isinstance(role, str) or not isinstance(label, str):
+        raise HTTPException(400, 'send {"role": operator|supervisor|auditor, "label": text}')
+    ctx = _ctx(request)
+    token_id, secret = ctx.access.create_token(Role.parse(role), label, by=who.label, at_ns=ctx.now_ns())
+    return ok({"id": token_id, "role": role, "token": secret}, 201)
+
+
+async def delete_token(request: Request) -> Response:
+    who = await authenticate(request, Permission.ADMINISTER)
+    ctx = _ctx(request)
+    ctx.access.revoke_token(request.path_params["id"], by=who.label, at_ns=ctx.now_ns())
+    return ok({"revoked": request.path_params["id"]})
+
+
+async def events(request: Request) -> Response:
+    """Server-sent events: every engine event as it is committed, and a status line every 2 s."""
+    await authenticate(request, Permission.READ)
+    ctx = _ctx(request)
+
+    async def stream() -> AsyncIterator[str]:
+        with ctx.hub.subscribe() as queue:
+            yield "retry: 1000\n\n"
+            while not ctx.hub.closing.is_set():
+                try:
+                    event = await asyncio.wait_for(queue.get(), SSE_STATUS_EVERY_S)
+                except TimeoutError:
+                    event = {"event": "status", "alarms": len(ctx.terminal.engine.supervisor.board.listing())}
+                name = str(event.get("event", "message"))
+                yield f"event: {name}\ndata: {json.dumps(event, default=str)}\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-store"})
+
+
+ENDPOINTS = [
+    Endpoint("POST", "/api/session", "Log in (console session cookie; returns the CSRF token)", None, login,
+             "{name, password}"),
+    Endpoint("DELETE", "/api/session", "Log out", Permission.READ, logout),
+    Endpoint("GET", "/api/whoami", "Who is asking, and what they may do", Permission.READ, whoami),
+    Endpoint("GET", "/api/status", "Peers, paths (state, RTT, active), queues and open alarms", Permission.READ,
+             get_status),
+    Endpoint("GET", "/api/peers", "Paired peers with fingerprints, safety numbers and paths", Permission.READ,
+             get_peers),
+    Endpoint("GET", "/api/alarms", "Open alarms", Permission.READ, get_alarms),
+    Endpoint("GET", "/api/messages", "List messages (?box=inbox|outbox, ?peer=, ?limit=)", Permission.READ,
+             list_messages),
+    Endpoint("POST", "/api/messages", "Send a message (JSON with base64 attachments, or multipart)",
+             Permission.SEND, post_message, "{to, precedence, lang, subject, body, attachments: [{name, data}]}"),
+    Endpoint("GET", "/api/messages/{id}", "One message with its attachments and receipt timeline", Permission.READ,
+             get_message),
+    Endpoint("GET", "/api/messages/{id}/attachments/{index:int}", "Download an attachment", Permission.READ,
+             get_attachment),
+    Endpoint("POST", "/api/messages/{id}/ack", "Acknowledge (received and understood); signs a receipt back",
+             Permission.SEND, post_ack),
+    Endpoint("GET", "/api/journal/verify", "Verify the hash chain and every signature", Permission.AUDIT,
+             get_verify),
+    Endpoint("GET", "/api/journal/export", "Export the journal as JSON lines (?from=SEQ)", Permission.AUDIT,
+             get_export),
+    Endpoint("GET", "/api/users", "List users", Permission.ADMINISTER, list_users),
+    Endpoint("POST", "/api/users", "Add a user", Permission.ADMINISTER, post_user,
+             "{name, role, password, lang}"),
+    Endpoint("DELETE", "/api/users/{name}", "Remove a user", Permission.ADMINISTER, delete_user),
+    Endpoint("GET", "/api/tokens", "List API tokens (never their secrets)", Permission.ADMINISTER, list_tokens),
+    Endpoint("POST", "/api/tokens", "Create an API token (the secret is shown once)", Permission.ADMINISTER,
+             post_token, "{role, label}"),
+    Endpoint("DELETE", "/api/tokens/{id}", "Revoke an API token", Permission.ADMINISTER, delete_token),
+    Endpoint("GET", "/api/events", "Server-sent events: received, delivered, acknowledged, alarm, status",
+             Permission.READ, events),
+]  # fmt: skip
+
+
+def openapi_schema() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for e in ENDPOINTS:
+        path = e.path.replace(":int}", "}")
+        operation: dict[str, Any] = {
+            "summary": e.summary,
+            "operationId": e.handler.__name__,
+            "responses": {
+                "200" if e.method != "POST" or e.permission is None else "201": {"description": "success"},
+                "400": {"description": 'bad input, with {"error": reason}'},
+                "401": {"description": "not logged in, or an unknown token"},
+                "403": {"description": "the role may not do this, or the CSRF token is missing"},
+            },
+        }
+        params = [p.split(":")[0].strip("{}") for p in e.path.split("/") if p.startswith("{")]
+        if params:
+            operation["parameters"] = [
+                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params
+            ]
+        if e.permission is None:
+            operation["security"] = []
+        else:
+            operation["description"] = f"Requires the {e.permission.value!r} permission: " + ", ".join(
+                r.value for r in Role if e.permission in GRANTS[r]
+            )
+        if e.body:
+            operation["requestBody"] = {"description": e.body, "content": {"application/json": {"schema": {}}}}
+        paths.setdefault(path, {})[e.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Hotline terminal API", "version": "1"},
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
+            }
+        },
+        "security": [{"bearer": []}, {"session": []}],
+        "paths": paths,
+    }
+
+
+async def get_openapi(request: Request) -> Response:
+    return ok(openapi_schema())
+
+
+# -- errors: every failure is a 4xx with a reason, never a 500 for bad input ---------------------
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if _wants_html(request):
+        from hotline import console
+
+        return console.error_page(request, exc.status_code, str(exc.detail))
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def hotline_error(request: Request, exc: Exception) -> Response:
+    """A refusal from below (a bad field, an unknown peer, a duplicate user): the caller's fault."""
+    return await http_error(request, HTTPException(400, str(exc)))
+
+
+def build_app(ctx: ApiContext) -> Starlette:
+    from hotline import console
+
+    routes: list[BaseRoute] = [Route(e.path, e.handler, methods=[e.method]) for e in ENDPOINTS]
+    routes.append(Route("/openapi.json", get_openapi, methods=["GET"]))
+    routes += console.routes()
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: http_error, HotlineError: hotline_error},
+    )
+    app.state.ctx = ctx
+    return app
+
+
+# -- serving ----------------------------------------------------------------------------------
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the terminal owns SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_api(terminal: Terminal, host: str, port: int) -> None:
+    """Serve until cancelled. A port that cannot be bound is logged; the link keeps running."""
+    section = terminal.config.extra.get("api", {})
+    minutes = section.get("session_minutes", 480) if isinstance(section, dict) else 480
+    ctx = ApiContext(terminal, Access(terminal.journal), session_lifetime_ns=int(minutes) * 60 * 1_000_000_000)
+    terminal.engine.listeners.append(ctx.hub.publish)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(64)
+    except OSError as e:
+        sock.close()
+        log.error("the console cannot listen on %s:%d: %s; the link runs on without it", host, port, e.strerror or e)
+        return
+    bound = sock.getsockname()[1]
+    url = f"http://{host if family == socket.AF_INET else f'[{host}]'}:{bound}/"
+    (terminal.home / "console.url").write_text(url + "\n")
+    log.info("console and API at %s", url)
+    config = uvicorn.Config(
+        build_app(ctx), log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2,
+        limit_concurrency=200,
+    )  # fmt: skip
+    server = _Server(config)
+    serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+    try:
+        await asyncio.shield(serving)
+    except asyncio.CancelledError:
+        ctx.hub.closing.set()
+        server.should_exit = True
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await asyncio.wait_for(serving, 3)
+        raise
+    finally:
+        with contextlib.suppress(ValueError):
+            terminal.engine.listeners.remove(ctx.hub.publish)
+        with contextlib.suppress(FileNotFoundError):
+            (terminal.home / "console.url").unlink()

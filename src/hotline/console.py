@@ -1,0 +1,290 @@
+"""The operator console: server-rendered pages (Jinja2) with a little JavaScript.
+
+Pages are plain HTML forms that work without script; the script adds live
+updates (server-sent events from ``/api/events`` trigger a refetch of the
+fragments marked ``data-live``) and the flash takeover: an unacknowledged
+incoming flash message covers the screen with a visible and audible alert until
+a person acknowledges it. Every string a person reads comes from a gettext
+catalogue (``web/locale``, managed with Babel), in the user's own language.
+"""
+
+from __future__ import annotations
+
+import functools
+import gettext
+import io
+from pathlib import Path
+from typing import Any
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from hotline import audit
+from hotline.api import (
+    ApiContext,
+    acknowledge,
+    authenticate,
+    client_address,
+    current_session,
+    form_attachments,
+    message_view,
+    read_form,
+    send_message,
+    set_session_cookie,
+    status_view,
+    try_login,
+    verify_journal,
+)
+from hotline.errors import HotlineError
+from hotline.model import Precedence
+from hotline.users import LANGUAGES, Permission, Principal, Session
+
+WEB = Path(__file__).parent / "web"
+DEFAULT_LANG = "en"
+
+
+def N_(text: str) -> str:
+    """Marks a word for the catalogue that templates translate by value (``_(m.state)``)."""
+    return text
+
+
+WORDS = [
+    N_("flash"), N_("immediate"), N_("priority"), N_("routine"),
+    N_("queued"), N_("sent"), N_("delivered"), N_("received"), N_("created"), N_("acknowledged"),
+    N_("operator"), N_("supervisor"), N_("auditor"),
+]  # fmt: skip
+
+
+@functools.cache
+def translations(lang: str) -> gettext.NullTranslations:
+    """The compiled catalogue for ``lang``, built from its .po file in memory (no .mo committed)."""
+    po = WEB / "locale" / lang / "LC_MESSAGES" / "messages.po"
+    if not po.exists():
+        return gettext.NullTranslations()
+    with po.open("rb") as f:
+        catalog = read_po(f, locale=lang)
+    buf = io.BytesIO()
+    write_mo(buf, catalog)
+    buf.seek(0)
+    return gettext.GNUTranslations(buf)
+
+
+@functools.cache
+def environment(lang: str) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(WEB / "templates"),
+        autoescape=select_autoescape(["html"]),
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["when"] = lambda ns: audit.rfc3339(ns).replace("T", " ")[:19] + "Z" if ns else "—"
+    return env
+
+
+def request_lang(request: Request, user: Principal | None) -> str:
+    if user is not None:
+        return user.lang
+    asked = request.query_params.get("lang")
+    if asked in LANGUAGES:
+        return asked
+    for part in request.headers.get("accept-language", "").split(","):
+        tag = part.split(";")[0].strip().lower()[:2]
+        if tag in LANGUAGES:
+            return tag
+    return DEFAULT_LANG
+
+
+def render(
+    request: Request, template: str, session: Session | None, status_code: int = 200, **values: Any
+) -> HTMLResponse:
+    user = session.user if session else None
+    lang = request_lang(request, user)
+    ctx: ApiContext = request.app.state.ctx
+    if user is not None:
+        values.setdefault("status", status_view(ctx))
+    page = environment(lang).get_template(template).render(
+        request=request, user=user, csrf=session.csrf if session else "", lang=lang, languages=LANGUAGES,
+        terminal=ctx.terminal.identity.name, may=(lambda p: user is not None and user.may(Permission(p))),
+        **values,
+    )  # fmt: skip
+    return HTMLResponse(page, status_code=status_code, headers=SECURITY_HEADERS)
+
+
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "cache-control": "no-store",
+}
+
+
+def error_page(request: Request, status: int, detail: str) -> Response:
+    found = current_session(request)
+    if status == 401 and request.method == "GET":
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+    return render(request, "error.html", found[1] if found else None, status_code=status, status=status,
+                  detail=detail)  # fmt: skip
+
+
+def _session(request: Request) -> Session:
+    found = current_session(request)
+    if found is None:
+        raise HTTPException(401, "log in first")
+    return found[1]
+
+
+async def _page(request: Request, permission: Permission = Permission.READ) -> Session:
+    session = _session(request)
+    await authenticate(request, permission)
+    return session
+
+
+def _next(request: Request, default: str = "/") -> str:
+    target = request.query_params.get("next", default)
+    return target if target.startswith("/") and not target.startswith("//") else default
+
+
+def _ctx(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+def _flashes(ctx: ApiContext) -> list[dict[str, Any]]:
+    """Incoming flash messages no person has acknowledged yet: they take over the screen."""
+    return [
+        m for m in ctx.store.messages("in", None, 200)
+        if m["precedence"] == "flash" and m["acknowledged_at_ns"] is None
+    ]  # fmt: skip
+
+
+def _boxes(ctx: ApiContext) -> dict[str, Any]:
+    return {"inbox": ctx.store.messages("in", None, 50)[::-1], "outbox": ctx.store.messages("out", None, 50)[::-1]}
+
+
+# -- pages ------------------------------------------------------------------------------------
+
+
+async def login_page(request: Request) -> Response:
+    if request.method == "GET":
+        return render(request, "login.html", None, next=_next(request))
+    ctx = _ctx(request)
+    form = await read_form(request)
+    name, password = str(form.get("name", "")), str(form.get("password", ""))
+    try:
+        user = try_login(ctx, client_address(request), name, password)
+    except HTTPException as e:
+        return render(request, "login.html", None, status_code=e.status_code, next=_next(request), name=name,
+                      failed=e.status_code)  # fmt: skip
+    session_id, _ = ctx.access.open_session(user, ctx.session_lifetime_ns, ctx.now_ns())
+    response = RedirectResponse(_next(request), status_code=303)
+    set_session_cookie(response, session_id, ctx.session_lifetime_ns)
+    return response
+
+
+async def logout_page(request: Request) -> Response:
+    form = await read_form(request)
+    await authenticate(request, Permission.READ, form=form)
+    found = current_session(request)
+    if found is not None:
+        _ctx(request).access.close_session(found[0])
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie("hotline_session", path="/")
+    return response
+
+
+async def set_lang(request: Request) -> Response:
+    form = await read_form(request)
+    who = await authenticate(request, Permission.READ, form=form)
+    if who.via == "session":
+        _ctx(request).access.set_lang(who.name, str(form.get("lang", "")))
+    return RedirectResponse(_next(request), status_code=303)
+
+
+async def index(request: Request) -> Response:
+    session = await _page(request)
+    return render(request, "index.html", session, **_boxes(_ctx(request)))
+
+
+async def message_page(request: Request) -> Response:
+    session = await _page(request)
+    return render(request, "message.html", session, m=message_view(_ctx(request), request.path_params["id"]))
+
+
+async def compose_page(request: Request) -> Response:
+    session = await _page(request, Permission.SEND)
+    ctx = _ctx(request)
+    peers = sorted(ctx.terminal.engine.peers)
+    values: dict[str, Any] = {"peers": peers, "precedences": [p.label for p in Precedence], "error": None,
+                              "fields": {"precedence": "routine", "lang": session.user.lang}}  # fmt: skip
+    if request.method == "GET":
+        values["fields"]["to"] = request.query_params.get("to", "")
+        return render(request, "compose.html", session, **values)
+    form = await read_form(request)
+    who = await authenticate(request, Permission.SEND, form=form)
+    fields = {k: str(form.get(k, "")) for k in ("to", "precedence", "lang", "subject", "body")}
+    try:
+        message_id = await send_message(ctx, {**fields, "attachments": await form_attachments(form)}, who)
+    except (HTTPException, HotlineError) as e:  # shown on the form, with everything typed kept
+        values.update(fields=fields, error=e.detail if isinstance(e, HTTPException) else str(e))
+        return render(request, "compose.html", session, status_code=400, **values)
+    return RedirectResponse(f"/messages/{message_id}", status_code=303)
+
+
+async def ack_page(request: Request) -> Response:
+    form = await read_form(request)
+    who = await authenticate(request, Permission.SEND, form=form)
+    message_id = request.path_params["id"]
+    await acknowledge(_ctx(request), message_id, who)
+    return RedirectResponse(_next(request, f"/messages/{message_id}"), status_code=303)
+
+
+async def alarms_page(request: Request) -> Response:
+    session = await _page(request)
+    return render(request, "alarms.html", session, alarms=_ctx(request).terminal.engine.supervisor.board.listing())
+
+
+async def journal_page(request: Request) -> Response:
+    session = await _page(request, Permission.AUDIT)
+    report = await verify_journal(_ctx(request)) if request.query_params.get("verify") else None
+    return render(request, "journal.html", session, report=report)
+
+
+# -- fragments, refetched live ----------------------------------------------------------------
+
+
+async def fragment(request: Request) -> Response:
+    session = await _page(request)
+    ctx = _ctx(request)
+    name = request.path_params["name"]
+    if name == "status":
+        return render(request, "_status.html", session, status=status_view(ctx))
+    if name == "boxes":
+        return render(request, "_boxes.html", session, **_boxes(ctx))
+    if name == "flash":
+        return render(request, "_flash.html", session, flashes=_flashes(ctx), back=request.query_params.get("at", "/"))
+    if name == "message":
+        message_id = request.query_params.get("id", "")
+        return render(request, "_timeline.html", session, m=message_view(ctx, message_id))
+    raise HTTPException(404, "no such fragment")
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/", index, methods=["GET"]),
+        Route("/login", login_page, methods=["GET", "POST"]),
+        Route("/logout", logout_page, methods=["POST"]),
+        Route("/lang", set_lang, methods=["POST"]),
+        Route("/compose", compose_page, methods=["GET", "POST"]),
+        Route("/messages/{id}", message_page, methods=["GET"]),
+        Route("/messages/{id}/ack", ack_page, methods=["POST"]),
+        Route("/alarms", alarms_page, methods=["GET"]),
+        Route("/journal", journal_page, methods=["GET"]),
+        Route("/fragments/{name}", fragment, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=WEB / "static"), name="static"),
+    ]
