@@ -139,6 +139,20 @@ class Terminal:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    # -- the console and API (issue 4) ---------------------------------------------------------
+
+    def add_user(self, name: str, role: str, password: str, lang: str = "en") -> None:
+        self.cli("user", "add", name, "--role", role, "--lang", lang, input=password + "\n")
+
+    def create_token(self, role: str) -> str:
+        return str(self.cli_json("token", "create", "--role", role, "--label", f"test {role}")["token"])
+
+    def console_url(self, deadline_s: float = 20) -> str:
+        """The console's base URL (no trailing slash), once the running terminal has bound it."""
+        path = self.home / "console.url"
+        wait_for(lambda: path.exists() and path.read_text().strip(), deadline_s, f"{self.name}'s console")
+        return path.read_text().strip().rstrip("/")
+
 
 @pytest.fixture
 def make_terminal(tmp_path: Path) -> Iterator[Callable[..., Terminal]]:
@@ -154,6 +168,31 @@ def make_terminal(tmp_path: Path) -> Iterator[Callable[..., Terminal]]:
         if t.proc is not None and t.proc.poll() is None:
             t.proc.kill()
             t.proc.wait()
+
+
+PASSWORD = "a long test password"
+
+
+@pytest.fixture
+def consoles(make_terminal: Callable[..., Terminal]) -> Iterator[tuple[Terminal, Terminal]]:
+    """washington and moscow with their consoles on free loopback ports, running and linked.
+
+    Each has users alice (operator), sam (supervisor) and audrey (auditor), and
+    moscow also boris (operator, Russian); every password is ``PASSWORD``.
+    """
+    a, b = make_terminal("washington"), make_terminal("moscow")
+    for t in (a, b):
+        t.init("--api", f"127.0.0.1:{free_port()}")
+        for user, role in (("alice", "operator"), ("sam", "supervisor"), ("audrey", "auditor")):
+            t.add_user(user, role, PASSWORD)
+    b.add_user("boris", "operator", PASSWORD, lang="ru")
+    a.pair_with(b)
+    b.pair_with(a)
+    a.start()
+    b.start()
+    a.wait_link("moscow")
+    b.wait_link("washington")
+    yield a, b
 
 
 @pytest.fixture
