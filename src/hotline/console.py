@@ -139,9 +139,10 @@ def _session(request: Request) -> Session:
     return found[1]
 
 
-async def _page(request: Request, permission: Permission = Permission.READ) -> Session:
+async def _page(request: Request, permission: Permission = Permission.READ, form: Any = None) -> Session:
+    """The session behind a page, checked for ``permission`` (and for CSRF if it is a form post)."""
     session = _session(request)
-    await authenticate(request, permission)
+    await authenticate(request, permission, form=form)
     return session
 
 
@@ -217,16 +218,16 @@ async def message_page(request: Request) -> Response:
 
 
 async def compose_page(request: Request) -> Response:
-    session = await _page(request, Permission.SEND)
+    form = await read_form(request) if request.method == "POST" else None
+    session = await _page(request, Permission.SEND, form)
+    who = session.user
     ctx = _ctx(request)
     peers = sorted(ctx.terminal.engine.peers)
     values: dict[str, Any] = {"peers": peers, "precedences": [p.label for p in Precedence], "error": None,
                               "fields": {"precedence": "routine", "lang": session.user.lang}}  # fmt: skip
-    if request.method == "GET":
+    if form is None:
         values["fields"]["to"] = request.query_params.get("to", "")
         return render(request, "compose.html", session, **values)
-    form = await read_form(request)
-    who = await authenticate(request, Permission.SEND, form=form)
     fields = {k: str(form.get(k, "")) for k in ("to", "precedence", "lang", "subject", "body")}
     try:
         message_id = await send_message(ctx, {**fields, "attachments": await form_attachments(form)}, who)
