@@ -1,4 +1,5 @@
-# Everything Hotline needs is installed here, into .venv, from PyPI.
+# Everything Hotline needs is installed here, into .venv, from PyPI; the console's
+# browser tests also need Debian's chromium, which `make chromium` installs (apt).
 # `make demo` and `make test` work on a fresh machine with only Python 3.11 and make.
 
 PYTHON ?= python3
@@ -6,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test check lint typecheck unit bench messages clean
+.PHONY: setup chromium demo test check lint typecheck unit bench messages screenshot clean
 
 setup: $(STAMP)
 
@@ -16,12 +17,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Debian's Chromium for the console's browser tests (Playwright's own download does not work here).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
 demo: setup
 	$(VENV)/bin/hotline demo
 
 lint: setup
-	$(VENV)/bin/ruff check src tests $(wildcard bench)
-	$(VENV)/bin/ruff format --check src tests $(wildcard bench)
+	$(VENV)/bin/ruff check src tests $(wildcard bench) docs
+	$(VENV)/bin/ruff format --check src tests $(wildcard bench) docs
 
 typecheck: setup
 	$(VENV)/bin/mypy
@@ -29,7 +37,7 @@ typecheck: setup
 check: lint typecheck
 
 # The whole suite: lint, types, then every test (unit, property, end-to-end).
-test: check
+test: check chromium
 	$(VENV)/bin/pytest -n 2 --dist loadgroup
 
 unit: setup
@@ -38,6 +46,10 @@ unit: setup
 # Benchmarks (not tests): latency, throughput, failover; writes the figures into README.md.
 bench: setup
 	$(PY) bench/report.py
+
+# docs/console.png: the console with a flash alert, taken in Debian's Chromium from `hotline demo`.
+screenshot: setup
+	$(PY) docs/screenshot.py
 
 # Re-extract the console's strings and merge them into every catalogue (then translate the new ones).
 messages: setup

@@ -42,10 +42,16 @@ def _now_ns() -> int:
     return time.time_ns()
 
 
+def _made_up_password() -> str:
+    """Four groups of four from an alphabet without look-alikes: easy to read out and type."""
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+    return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(4))
+
+
 def _password(generate: bool) -> tuple[str, bool]:
     """The new user's password, and whether we made it up (then it is printed once)."""
     if generate:
-        return secrets.token_urlsafe(12), True
+        return _made_up_password(), True
     if os.environ.get(PASSWORD_ENV):
         return os.environ[PASSWORD_ENV], False
     if sys.stdin.isatty():
@@ -54,7 +60,7 @@ def _password(generate: bool) -> tuple[str, bool]:
             raise AccessError("the two passwords differ; nothing was changed")
         return first, False
     line = sys.stdin.readline().rstrip("\n")
-    return (line, False) if line else (secrets.token_urlsafe(12), True)
+    return (line, False) if line else (_made_up_password(), True)
 
 
 def cmd_user(args: argparse.Namespace) -> int:

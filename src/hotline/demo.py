@@ -88,18 +88,15 @@ def run_demo(keep_running: bool = True) -> int:
     root = Path(tempfile.mkdtemp(prefix="hotline-demo-"))
     homes = {name: root / name for name in ("washington", "moscow")}
     procs: list[subprocess.Popen[bytes]] = []
+    passwords: dict[str, str] = {}
     try:
         for name, home in homes.items():
-            hotline(
-                home,
-                "init",
-                "--name",
-                name,
-                "--listen",
-                f"127.0.0.1:{free_port()}",
-                "--no-passphrase",
-            )
+            listen, console = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+            hotline(home, "init", "--name", name, "--listen", listen, "--no-passphrase", "--api", console)
             (root / f"{name}.card").write_text(hotline(home, "card"))
+            lang = "ru" if name == "moscow" else "en"
+            added = hotline(home, "user", "add", "officer", "--role", "operator", "--lang", lang, "--generate-password")
+            passwords[name] = added.split("password: ", 1)[1].split()[0]
         print("== pairing (each side imports the other's card; both see the same safety number)")
         print(hotline(homes["washington"], "pair", str(root / "moscow.card")))
         hotline(homes["moscow"], "pair", str(root / "washington.card"))
@@ -137,6 +134,10 @@ def run_demo(keep_running: bool = True) -> int:
             print(f"  HOTLINE_HOME={home} {cmd} send --to {other} --precedence flash 'Are you there?'")
             print(f"  HOTLINE_HOME={home} {cmd} inbox")
         print(f"  logs: {root}/*.log")
+        print("\n== the operator consoles (open both, side by side; each flash waits for 'Received and understood'):")
+        for name, home in homes.items():
+            url = (home / "console.url").read_text().strip() if (home / "console.url").exists() else "(not bound)"
+            print(f"  {name:<10} {url}  user officer  password {passwords[name]}")
         if keep_running:
             print("\nBoth terminals are running. Ctrl-C stops them.")
             signal.signal(signal.SIGTERM, signal.default_int_handler)

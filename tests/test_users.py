@@ -1,0 +1,104 @@
+"""Users, roles, tokens, sessions and the login limiter, against a real journal database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hotline.api import LoginLimiter
+from hotline.errors import AccessError
+from hotline.journal import Journal
+from hotline.users import Access, Permission, Principal, Role, check_password, hash_password
+
+NOW = 1_800_000_000_000_000_000
+HOUR = 3600 * 1_000_000_000
+
+
+@pytest.fixture
+def access(tmp_path: Path) -> Access:
+    return Access(Journal(tmp_path / "journal.sqlite"))
+
+
+def actions(access: Access) -> list[dict[str, object]]:
+    return [e.decoded() for e in access.journal.entries() if e.kind == "operator.action"]
+
+
+def test_passwords_are_salted_scrypt_and_checked_in_constant_form() -> None:
+    a, b = hash_password("correct horse"), hash_password("correct horse")
+    assert a != b and a.startswith("scrypt$")
+    assert check_password("correct horse", a)
+    assert not check_password("correct hors", a)
+    assert not check_password("correct horse", "garbage")
+
+
+def test_roles_grant_what_the_issue_says() -> None:
+    operator, supervisor, auditor = (Principal("x", r) for r in (Role.OPERATOR, Role.SUPERVISOR, Role.AUDITOR))
+    assert operator.may(Permission.SEND) and not operator.may(Permission.AUDIT)
+    assert not operator.may(Permission.ADMINISTER)
+    assert all(supervisor.may(p) for p in Permission)
+    assert auditor.may(Permission.AUDIT) and auditor.may(Permission.READ)
+    assert not auditor.may(Permission.SEND)
+    with pytest.raises(AccessError, match="unknown role"):
+        Role.parse("admin")
+
+
+def test_users_are_added_checked_removed_and_every_change_journaled(access: Access) -> None:
+    access.add_user("alice", Role.OPERATOR, "a long password", "ru", by="cli:root", at_ns=NOW)
+    user = access.authenticate("alice", "a long password")
+    assert user is not None and user.role is Role.OPERATOR and user.lang == "ru"
+    assert access.authenticate("alice", "wrong password!") is None
+    assert access.authenticate("nobody", "a long password") is None
+    with pytest.raises(AccessError, match="already a user"):
+        access.add_user("alice", Role.AUDITOR, "another password", "en", by="cli:root", at_ns=NOW)
+    with pytest.raises(AccessError, match="at least"):
+        access.add_user("bob", Role.OPERATOR, "short", "en", by="cli:root", at_ns=NOW)
+    with pytest.raises(AccessError, match="speaks"):
+        access.add_user("bob", Role.OPERATOR, "a long password", "de", by="cli:root", at_ns=NOW)
+    access.remove_user("alice", by="sam", at_ns=NOW + 1)
+    assert access.authenticate("alice", "a long password") is None
+    assert [(a["action"], a["user"], a["by"]) for a in actions(access)] == [
+        ("user.add", "alice", "cli:root"),
+        ("user.remove", "alice", "sam"),
+    ]
+
+
+def test_tokens_are_shown_once_stored_as_digests_and_revocable(access: Access) -> None:
+    token_id, secret = access.create_token(Role.AUDITOR, "audit bot", by="sam", at_ns=NOW)
+    stored = access.journal.execute("SELECT digest FROM tokens").fetchone()[0]
+    assert secret.encode() not in bytes(stored) and len(bytes(stored)) == 32
+    who = access.token_principal(secret)
+    assert who is not None and who.role is Role.AUDITOR and who.label == f"token:{token_id}"
+    assert access.token_principal(secret + "x") is None
+    assert access.token_principal("not a token") is None
+    access.revoke_token(token_id, by="sam", at_ns=NOW + 1)
+    assert access.token_principal(secret) is None
+    with pytest.raises(AccessError, match="no live token"):
+        access.revoke_token(token_id, by="sam", at_ns=NOW + 2)
+    assert [a["action"] for a in actions(access)] == ["token.create", "token.revoke"]
+
+
+def test_sessions_expire_and_end_with_their_user(access: Access) -> None:
+    access.add_user("alice", Role.OPERATOR, "a long password", "en", by="cli:root", at_ns=NOW)
+    user = access.authenticate("alice", "a long password")
+    assert user is not None
+    session_id, session = access.open_session(user, HOUR, NOW)
+    found = access.session(session_id, NOW + HOUR - 1)
+    assert found is not None and found.csrf == session.csrf and found.user.name == "alice"
+    assert access.session(session_id, NOW + HOUR) is None, "an expired session must not work"
+    assert access.session("forged", NOW) is None
+    second, _ = access.open_session(user, HOUR, NOW)
+    access.remove_user("alice", by="sam", at_ns=NOW)
+    assert access.session(second, NOW) is None, "a removed user's sessions must end"
+
+
+def test_login_limiter_blocks_after_five_failures_per_window() -> None:
+    limiter = LoginLimiter(allowed=5, window_s=60)
+    for i in range(5):
+        assert limiter.retry_after("10.0.0.1", 100.0 + i) == 0
+        limiter.failed("10.0.0.1", 100.0 + i)
+    assert limiter.retry_after("10.0.0.1", 105.0) == pytest.approx(55.0)
+    assert limiter.retry_after("10.0.0.2", 105.0) == 0, "another client is not blocked"
+    assert limiter.retry_after("10.0.0.1", 160.5) == 0, "the window slides"
+    limiter.succeeded("10.0.0.1")
+    assert limiter.retry_after("10.0.0.1", 106.0) == 0
