@@ -54,7 +54,7 @@ screenshot: setup
 # Re-extract the console's strings and merge them into every catalogue (then translate the new ones).
 messages: setup
 	$(VENV)/bin/pybabel extract -F babel.cfg -o src/hotline/web/locale/messages.pot --no-location --omit-header --sort-output .
-	$(VENV)/bin/pybabel update -i src/hotline/web/locale/messages.pot -d src/hotline/web/locale --no-location --omit-header
+	$(VENV)/bin/pybabel update -i src/hotline/web/locale/messages.pot -d src/hotline/web/locale --no-wrap --ignore-pot-creation-date
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -79,7 +79,14 @@ def test_a_flash_takes_over_the_other_console_and_its_acknowledgement_comes_back
     expect(receiver.locator("#inbox")).to_contain_text("Unidentified launch detected")
     assert receiver.evaluate("window.notReloaded") is True, "the receiving page was reloaded"
 
-    receiver.get_by_role("button", name="Received and understood").click()
+    # Opening the message is "read": the sender's open page shows the signed read receipt, live.
+    href = receiver.locator("#inbox a", has_text="Unidentified launch detected").get_attribute("href")
+    receiver.goto(moscow.console_url() + str(href))
+    expect(sender.locator("#timeline")).to_contain_text("read", timeout=5000)
+    expect(sender.locator("#timeline")).not_to_contain_text("acknowledged")
+
+    expect(receiver.locator("#flash .flash-alert")).to_be_visible()  # still there until acknowledged
+    receiver.locator("#flash").get_by_role("button", name="Received and understood").click()
     expect(receiver.locator("#flash")).to_be_hidden()
     expect(receiver.locator("body")).to_have_attribute("data-flash-alarm", "quiet")
 

@@ -255,3 +255,40 @@ def test_flash_is_sealed_before_queued_routine() -> None:
         flash_id = w.a.accepted[-1]
         assert order.index(flash_id) == 8  # right after the eight already in flight
         assert len(order) == 21
+
+
+def test_read_then_acknowledged_receipts_reach_the_sender_once_each() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        w = World(Path(tmp))
+        w.connect()
+        w.a.send("moscow", 1, Precedence.FLASH)
+        while w.deliver(100):
+            pass
+        (mid,) = w.b.inbox()
+        assert w.b.engine is not None
+        errors: list[Exception | None] = []
+        w.b.engine.mark_read(mid, "alice", errors.append)
+        w.b.engine.mark_read(mid, "alice", errors.append)  # opening it twice says nothing more
+        w.b.settle()
+        while w.deliver(100):
+            pass
+
+        def sender_row() -> tuple[int | None, int | None, str | None]:
+            row = w.a.journal.execute(
+                "SELECT read_at_ns, acknowledged_at_ns, acknowledged_by FROM messages WHERE id = ?", (mid,)
+            ).fetchone()
+            return row[0], row[1], row[2]
+
+        read_at, acked_at, _ = sender_row()
+        assert read_at is not None and acked_at is None
+        w.b.engine.acknowledge(mid, "alice", errors.append)
+        w.b.settle()
+        while w.deliver(100):
+            pass
+        assert errors == [None, None, None]
+        _, acked_at, acked_by = sender_row()
+        assert acked_at is not None and acked_by == "alice"
+        kinds = [
+            e.decoded()["kind"] for e in w.a.journal.entries() if e.kind == "receipt.received" and e.peer == "moscow"
+        ]
+        assert kinds.count("read") == 1 and kinds.count("acknowledged") == 1, kinds

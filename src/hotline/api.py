@@ -272,14 +272,16 @@ async def send_message(ctx: ApiContext, fields: dict[str, Any], by: Principal) -
     return content.id
 
 
-async def acknowledge(ctx: ApiContext, message_id: str, by: Principal) -> None:
+async def acknowledge(ctx: ApiContext, message_id: str, by: Principal, *, read_only: bool = False) -> None:
+    """Acknowledge ("received and understood") an incoming message, or with ``read_only``
+    record that a person opened it; either way a signed receipt goes back to the sender."""
     found = ctx.store.incoming(message_id)
     if found is None or found["kind"] != "message":
         raise HTTPException(404, f"no received message with id {message_id}")
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
-
-    ctx.terminal.engine.acknowledge(message_id, by.label, lambda error: _settle(loop, done, error))
+    action = ctx.terminal.engine.mark_read if read_only else ctx.terminal.engine.acknowledge
+    action(message_id, by.label, lambda error: _settle(loop, done, error))
     await done
 
 
@@ -304,7 +306,7 @@ def message_view(ctx: ApiContext, message_id: str) -> dict[str, Any]:
     times = [
         ("created", found["created_at_ns"]), ("queued", found["queued_at_ns"]), ("sent", found["sent_at_ns"]),
         ("delivered", found["delivered_at_ns"]), ("received", found["received_at_ns"]),
-        ("acknowledged", found["acknowledged_at_ns"]),
+        ("read", found["read_at_ns"]), ("acknowledged", found["acknowledged_at_ns"]),
     ]  # fmt: skip
     found["timeline"] = [
         {"event": name, "at": audit.rfc3339(ns), "at_ns": ns, **({"by": found["acknowledged_by"]}

@@ -56,7 +56,7 @@ def N_(text: str) -> str:
 
 WORDS = [
     N_("flash"), N_("immediate"), N_("priority"), N_("routine"),
-    N_("queued"), N_("sent"), N_("delivered"), N_("received"), N_("created"), N_("acknowledged"),
+    N_("queued"), N_("sent"), N_("delivered"), N_("received"), N_("created"), N_("read"), N_("acknowledged"),
     N_("operator"), N_("supervisor"), N_("auditor"),
 ]  # fmt: skip
 
@@ -214,7 +214,13 @@ async def index(request: Request) -> Response:
 
 async def message_page(request: Request) -> Response:
     session = await _page(request)
-    return render(request, "message.html", session, m=message_view(_ctx(request), request.path_params["id"]))
+    ctx = _ctx(request)
+    m = message_view(ctx, request.path_params["id"])
+    if m["direction"] == "in" and not m["read_at_ns"] and session.user.may(Permission.SEND):
+        # An operator has it in front of them: that is "read", and the sender is told so.
+        await acknowledge(ctx, m["id"], session.user, read_only=True)
+        m = message_view(ctx, m["id"])
+    return render(request, "message.html", session, m=m)
 
 
 async def compose_page(request: Request) -> Response:

@@ -145,6 +145,7 @@ class _Ack:
     message_id: str
     by: str
     done: Callable[[Exception | None], None]
+    kind: ReceiptKind = ReceiptKind.ACKNOWLEDGED  # or READ: a person has opened it
 
 
 Listener = Callable[[dict[str, Any]], None]
@@ -519,6 +520,11 @@ class Engine:
         self._acks.append(_Ack(message_id, by, done))
         self._request_flush()
 
+    def mark_read(self, message_id: str, by: str, done: Callable[[Exception | None], None]) -> None:
+        """A person opened an incoming message: journal it once and send a signed read receipt back."""
+        self._acks.append(_Ack(message_id, by, done, ReceiptKind.READ))
+        self._request_flush()
+
     def on_delivered(self, message_id: str, callback: Callable[[], None]) -> None:
         row = self.journal.execute("SELECT state FROM messages WHERE id = ?", (message_id,)).fetchone()
         if row is not None and row[0] == "delivered":
@@ -566,11 +572,13 @@ class Engine:
             self._acks.clear()
             acked_in = []
             for peer_name, ack_in in self._acks_in:
-                if self.store.record_ack_received(peer_name, ack_in.message_id, ack_in.by, ack_in.raw, now_ns):
+                if self.store.record_person_receipt(peer_name, ack_in, now_ns):
                     acked_in.append((peer_name, ack_in))
-                    self.supervisor.acknowledged(ack_in.message_id, peer_name, ack_in.by)
+                    if ack_in.kind is ReceiptKind.ACKNOWLEDGED:
+                        self.supervisor.acknowledged(ack_in.message_id, peer_name, ack_in.by)
                 else:
-                    log.error("%s acknowledged message %s, which we never sent it", peer_name, ack_in.message_id)
+                    log.error("%s sent a %s receipt for message %s, which we never sent it", peer_name,
+                              ack_in.kind, ack_in.message_id)  # fmt: skip
             self._acks_in.clear()
             for peer in self.peers.values():
                 if peer.pending_in:
@@ -611,9 +619,9 @@ class Engine:
         for ack, ack_error in ack_results:
             ack.done(ack_error)
             if ack_error is None:
-                self.emit({"event": "acknowledged-here", "id": ack.message_id, "by": ack.by})
+                self.emit({"event": f"{ack.kind}-here", "id": ack.message_id, "by": ack.by})
         for peer_name, ack_in in acked_in:
-            self.emit({"event": "acknowledged", "id": ack_in.message_id, "peer": peer_name, "by": ack_in.by})
+            self.emit({"event": str(ack_in.kind), "id": ack_in.message_id, "peer": peer_name, "by": ack_in.by})
         for peer in self.peers.values():
             new_receipt = receipts_out.get(peer.name)
             if new_receipt is not None:
@@ -646,13 +654,13 @@ class Engine:
         found = self.store.incoming(item.message_id)
         if found is None or found["kind"] != MessageKind.MESSAGE.value:
             return DeliveryError(f"no received message with id {item.message_id}; see `hotline inbox`")
-        if found["acknowledged_at_ns"] is not None:
-            return None  # already acknowledged: nothing more to say
+        if found["acknowledged_at_ns"] is not None or (item.kind is ReceiptKind.READ and found["read_at_ns"]):
+            return None  # already said: nothing more to say
         peer = self.peers.get(found["peer"])
         if peer is None:
             return DeliveryError(f"message {item.message_id} came from {found['peer']!r}, which is no longer paired")
         receipt = env.make_receipt(
-            self.identity, kind=ReceiptKind.ACKNOWLEDGED, sender=self.name, recipient=peer.name, upto=found["seq"],
+            self.identity, kind=item.kind, sender=self.name, recipient=peer.name, upto=found["seq"],
             stream_hash=found["stream_hash"], at_ns=now_ns, message_id=item.message_id, by=item.by,
         )  # fmt: skip
         carrier = MessageContent(
@@ -660,8 +668,11 @@ class Engine:
             precedence=found["precedence"], lang="zxx", subject="", body="", created_at_ns=now_ns,
             kind=MessageKind.RECEIPT, receipt=receipt,
         )  # fmt: skip
-        self.store.record_acknowledged_here(item.message_id, item.by, now_ns)
-        self.supervisor.acknowledged(item.message_id, peer.name, item.by)
+        if item.kind is ReceiptKind.READ:
+            self.store.record_read_here(item.message_id, item.by, now_ns)
+        else:
+            self.store.record_acknowledged_here(item.message_id, item.by, now_ns)
+            self.supervisor.acknowledged(item.message_id, peer.name, item.by)
         self.store.accept(carrier, now_ns)
         self._contents[carrier.id] = carrier
         peer.queue.push(carrier.id, carrier.precedence)

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from hotline.alarms import AlarmChange
+from hotline.envelope import Receipt
 from hotline.errors import DeliveryError, JournalError
 from hotline.journal import Journal
-from hotline.model import Attachment, MessageContent, MessageKind, MessageState, Precedence
+from hotline.model import Attachment, MessageContent, MessageKind, MessageState, Precedence, ReceiptKind
 
 ENTRY_KINDS = (
     "terminal.created",
@@ -351,41 +352,58 @@ class Store:
 
     def incoming(self, message_id: str) -> dict[str, Any] | None:
         row = self.journal.execute(
-            "SELECT peer, seq, stream_hash, precedence, acknowledged_at_ns, kind FROM messages "
+            "SELECT peer, seq, stream_hash, precedence, acknowledged_at_ns, kind, read_at_ns FROM messages "
             "WHERE id = ? AND direction = 'in'",
             (message_id,),
         ).fetchone()
         if row is None:
             return None
         return {"peer": row[0], "seq": row[1], "stream_hash": bytes(row[2]), "precedence": Precedence(row[3]),
-                "acknowledged_at_ns": row[4], "kind": row[5]}  # fmt: skip
+                "acknowledged_at_ns": row[4], "kind": row[5], "read_at_ns": row[6]}  # fmt: skip
 
     def record_acknowledged_here(self, message_id: str, by: str, at_ns: int) -> None:
         """A person here acknowledged an incoming message ("received and understood")."""
         self.journal.append("operator.action", {"action": "acknowledge", "id": message_id, "by": by}, at_ns)
         self.journal.execute(
-            "UPDATE messages SET acknowledged_at_ns = ?, acknowledged_by = ? WHERE id = ? AND direction = 'in'",
-            (at_ns, by, message_id),
+            "UPDATE messages SET acknowledged_at_ns = ?, acknowledged_by = ?, read_at_ns = coalesce(read_at_ns, ?) "
+            "WHERE id = ? AND direction = 'in'",
+            (at_ns, by, at_ns, message_id),
         )
 
-    def record_ack_received(self, peer: str, message_id: str, by: str, receipt: bytes, at_ns: int) -> bool:
-        """The peer's signed acknowledgement of one of our messages. False if it names no such message."""
+    def record_read_here(self, message_id: str, by: str, at_ns: int) -> None:
+        """A person here opened an incoming message for the first time."""
+        self.journal.append("operator.action", {"action": "read", "id": message_id, "by": by}, at_ns)
+        self.journal.execute(
+            "UPDATE messages SET read_at_ns = ? WHERE id = ? AND direction = 'in' AND read_at_ns IS NULL",
+            (at_ns, message_id),
+        )
+
+    def record_person_receipt(self, peer: str, receipt: Receipt, at_ns: int) -> bool:
+        """The peer's signed read or acknowledged receipt for one of our messages.
+
+        False if it names no message we sent that peer (logged by the caller, not journaled).
+        """
         row = self.journal.execute(
-            "SELECT 1 FROM messages WHERE id = ? AND direction = 'out' AND peer = ?", (message_id, peer)
+            "SELECT 1 FROM messages WHERE id = ? AND direction = 'out' AND peer = ?", (receipt.message_id, peer)
         ).fetchone()
         if row is None:
             return False
         self.journal.append(
             "receipt.received",
-            {"kind": "acknowledged", "id": message_id, "by": by, "receipt": receipt},
+            {"kind": str(receipt.kind), "id": receipt.message_id, "by": receipt.by, "receipt": receipt.raw},
             at_ns,
             peer=peer,
         )
-        self.journal.execute(
-            "UPDATE messages SET acknowledged_at_ns = ?, acknowledged_by = ? "
-            "WHERE id = ? AND acknowledged_at_ns IS NULL",
-            (at_ns, by, message_id),
-        )
+        if receipt.kind is ReceiptKind.ACKNOWLEDGED:
+            self.journal.execute(
+                "UPDATE messages SET acknowledged_at_ns = ?, acknowledged_by = ?, "
+                "read_at_ns = coalesce(read_at_ns, ?) WHERE id = ? AND acknowledged_at_ns IS NULL",
+                (at_ns, receipt.by, at_ns, receipt.message_id),
+            )
+        else:
+            self.journal.execute(
+                "UPDATE messages SET read_at_ns = ? WHERE id = ? AND read_at_ns IS NULL", (at_ns, receipt.message_id)
+            )
         return True
 
     # -- link events and operator actions ---------------------------------------------------
@@ -440,7 +458,7 @@ class Store:
     _MESSAGE_COLUMNS = (
         "SELECT id, peer, seq, precedence, lang, subject, body, created_at_ns, state, queued_at_ns, "
         "sent_at_ns, delivered_at_ns, received_at_ns, acknowledged_at_ns, acknowledged_by, "
-        "(SELECT count(*) FROM attachments a WHERE a.message_id = m.id), direction FROM messages m "
+        "(SELECT count(*) FROM attachments a WHERE a.message_id = m.id), direction, read_at_ns FROM messages m "
     )
 
     @staticmethod
@@ -449,7 +467,7 @@ class Store:
             "id": r[0], "peer": r[1], "seq": r[2], "precedence": Precedence(r[3]).label, "lang": r[4],
             "subject": r[5], "body": r[6], "created_at_ns": r[7], "state": MessageState(r[8]).value,
             "queued_at_ns": r[9], "sent_at_ns": r[10], "delivered_at_ns": r[11], "received_at_ns": r[12],
-            "acknowledged_at_ns": r[13], "acknowledged_by": r[14], "attachments": r[15],
+            "acknowledged_at_ns": r[13], "acknowledged_by": r[14], "attachments": r[15], "read_at_ns": r[17],
         }  # fmt: skip
 
     def messages(self, direction: str, peer: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

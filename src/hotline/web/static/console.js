@@ -60,7 +60,8 @@ document.addEventListener("DOMContentLoaded", () => {
   const flash = document.getElementById("flash");
   if (flash) refresh(flash);
   const events = new EventSource("/api/events");
-  for (const name of ["received", "accepted", "delivered", "acknowledged", "acknowledged-here", "alarm", "status"]) {
+  const names = ["received", "accepted", "delivered", "read", "read-here", "acknowledged", "acknowledged-here", "alarm", "status"];
+  for (const name of names) {
     events.addEventListener(name, () => schedule(name));
   }
   events.addEventListener("open", () => { document.body.dataset.live = "connected"; });
