@@ -37,9 +37,10 @@ from starlette.routing import BaseRoute, Route
 from hotline import audit
 from hotline.control import build_content
 from hotline.errors import HotlineError
+from hotline.identity import ContactCard, fingerprint
 from hotline.journal import Journal
 from hotline.model import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS
-from hotline.pairing import peer_listing
+from hotline.pairing import confirm_safety_number, pair, peer_listing
 from hotline.users import GRANTS, Access, Permission, Principal, Role, Session
 
 if TYPE_CHECKING:
@@ -391,6 +392,35 @@ async def get_peers(request: Request) -> Response:
     return ok({"peers": peer_listing(_ctx(request).store)})
 
 
+async def post_peer(request: Request) -> Response:
+    """Pair with a peer's contact card (a supervisor's job); the terminal dials it at once."""
+    who = await authenticate(request, Permission.ADMINISTER)
+    body = await read_json(request)
+    text = body.get("card")
+    if not isinstance(text, str) or not text:
+        raise HTTPException(400, 'send {"card": the peer\'s contact card, as the text `hotline card` printed}')
+    ctx = _ctx(request)
+    card = ContactCard.from_json(text)
+    result = pair(ctx.store, ctx.terminal.identity, card, ctx.now_ns(), by=who.label)
+    ctx.terminal.reload()
+    return ok(
+        {"name": card.name, "fingerprint": fingerprint(card.identity_key), "safety_number": result.safety_number,
+         "already": result.already, "replaced": result.replaced is not None},
+        200 if result.already else 201,
+    )  # fmt: skip
+
+
+async def post_verify_peer(request: Request) -> Response:
+    who = await authenticate(request, Permission.ADMINISTER)
+    body = await read_json(request)
+    heard = body.get("safety_number")
+    if not isinstance(heard, str):
+        raise HTTPException(400, 'send {"safety_number": the 60 digits the other operator read out}')
+    ctx = _ctx(request)
+    confirm_safety_number(ctx.store, request.path_params["name"], heard, ctx.now_ns(), by=who.label)
+    return ok({"name": request.path_params["name"], "verified": True})
+
+
 async def get_alarms(request: Request) -> Response:
     await authenticate(request, Permission.READ)
     return ok({"alarms": _ctx(request).terminal.engine.supervisor.board.listing()})
@@ -563,6 +593,10 @@ ENDPOINTS = [
              get_status),
     Endpoint("GET", "/api/peers", "Paired peers with fingerprints, safety numbers and paths", Permission.READ,
              get_peers),
+    Endpoint("POST", "/api/peers", "Pair with a peer's contact card; returns the safety number",
+             Permission.ADMINISTER, post_peer, "{card}"),
+    Endpoint("POST", "/api/peers/{name}/verify", "Record that the safety number was compared aloud",
+             Permission.ADMINISTER, post_verify_peer, "{safety_number}"),
     Endpoint("GET", "/api/alarms", "Open alarms", Permission.READ, get_alarms),
     Endpoint("GET", "/api/messages", "List messages (?box=inbox|outbox, ?peer=, ?limit=)", Permission.READ,
              list_messages),

@@ -41,7 +41,7 @@ from hotline.identity import (
 )
 from hotline.journal import Journal
 from hotline.model import Address, validate_name
-from hotline.pairing import pair, peer_listing
+from hotline.pairing import confirm_safety_number, pair, peer_listing
 from hotline.store import Store
 
 CARD_FILE = "card.json"
@@ -221,18 +221,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     home, _ = _open(args)
     journal = _journal(home)
     try:
-        store = Store(journal)
-        peer = store.peer(args.peer)
-        if peer is None:
-            raise ConfigError(f"no peer named {args.peer!r}; see `hotline peers`")
-        heard = "".join(ch for ch in args.safety_number if ch.isdigit())
-        if heard != peer.safety_number.replace(" ", ""):
-            raise ConfigError(
-                f"the safety number you heard does not match the one for {args.peer!r}: do NOT trust this pairing; "
-                "compare the cards out of band and re-pair"
-            )
-        with journal.transaction():
-            store.mark_verified(args.peer, _now_ns())
+        confirm_safety_number(Store(journal), args.peer, args.safety_number, _now_ns())
     finally:
         journal.close()
     print(f"{args.peer}: safety number confirmed and recorded in the journal")

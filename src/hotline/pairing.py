@@ -26,8 +26,10 @@ class PairResult:
     replaced: PeerRow | None  # the earlier pairing this one replaced (a different key), if any
 
 
-def pair(store: Store, identity: Identity, card: ContactCard, now_ns: int) -> PairResult:
-    """Pin ``card`` (already signature-checked) in the journal, in one transaction."""
+def pair(store: Store, identity: Identity, card: ContactCard, now_ns: int, by: str = "") -> PairResult:
+    """Pin ``card`` (already signature-checked) in the journal, in one transaction.
+
+    ``by`` names who paired (a console user or token) and is journaled beside it."""
     if card.identity_key == identity.public_key or card.name == identity.name:
         raise ConfigError("that is this terminal's own card; pair with the other side's card")
     number = safety_number(identity.public_key, identity.name.encode(), card.identity_key, card.name.encode())
@@ -44,7 +46,23 @@ def pair(store: Store, identity: Identity, card: ContactCard, now_ns: int) -> Pa
             card.name, card.to_json(), card.identity_key, number,
             seal_state(identity.state_key, card.name, ratchet.to_bytes()), now_ns,
         )  # fmt: skip
+        if by:
+            store.record_operator("pair", {"peer": card.name, "by": by}, now_ns)
     return PairResult(number, already=False, replaced=old if rekeyed else None)
+
+
+def confirm_safety_number(store: Store, peer_name: str, heard: str, now_ns: int, by: str = "") -> None:
+    """Record that the operators compared the safety number aloud, if the digits heard match."""
+    peer = store.peer(peer_name)
+    if peer is None:
+        raise ConfigError(f"no peer named {peer_name!r}; see `hotline peers`")
+    if "".join(ch for ch in heard if ch.isdigit()) != peer.safety_number.replace(" ", ""):
+        raise ConfigError(
+            f"the safety number you heard does not match the one for {peer_name!r}: do NOT trust this pairing; "
+            "compare the cards out of band and re-pair"
+        )
+    with store.journal.transaction():
+        store.mark_verified(peer_name, now_ns, by)
 
 
 def peer_listing(store: Store) -> list[dict[str, Any]]:

@@ -150,14 +150,13 @@ class Store:
         ).fetchall()
         return [PeerRow(r[0], r[1], bytes(r[2]), r[3], r[4], r[5]) for r in rows]
 
-    def mark_verified(self, name: str, at_ns: int) -> None:
+    def mark_verified(self, name: str, at_ns: int, by: str = "") -> None:
         """An operator confirmed, by voice, that both sides show the same safety number."""
         peer = self.peer(name)
         if peer is None:
             raise DeliveryError(f"no peer named {name!r}; see `hotline peers`")
-        self.journal.append(
-            "operator.action", {"action": "verify-peer", "peer": name, "safety_number": peer.safety_number}, at_ns
-        )
+        detail = {"action": "verify-peer", "peer": name, "safety_number": peer.safety_number}
+        self.journal.append("operator.action", {**detail, "by": by} if by else detail, at_ns)
         self.journal.execute("UPDATE peers SET verified_at_ns = ? WHERE name = ?", (at_ns, name))
 
     def load_session(self, peer: str) -> bytes:
