@@ -292,3 +292,36 @@ def test_read_then_acknowledged_receipts_reach_the_sender_once_each() -> None:
             e.decoded()["kind"] for e in w.a.journal.entries() if e.kind == "receipt.received" and e.peer == "moscow"
         ]
         assert kinds.count("read") == 1 and kinds.count("acknowledged") == 1, kinds
+
+
+def test_a_newer_connection_on_the_same_path_is_a_handover_not_an_outage() -> None:
+    """Both sides dial at once at every start: the connection that loses must not page anyone."""
+    with tempfile.TemporaryDirectory() as tmp:
+        w = World(Path(tmp))
+        w.connect()
+        while w.deliver(100):
+            pass
+        assert w.a.engine is not None and w.b.engine is not None
+        w.a.send("moscow", 3, Precedence.ROUTINE)
+        w.a.settle()  # sealed and written on the old connection, never delivered
+        old_a, _, old_b, _ = w.links or (None, None, None, None)
+        pa, pb = Pipe(), Pipe()
+        la = w.a.engine.link_established("moscow", pa, dialed=True, address="mem2", path="primary")
+        lb = w.b.engine.link_established("washington", pb, dialed=False, address="mem2", path="primary")
+        assert la is not None and lb is not None
+        w.links = (la, pa, lb, pb)
+        assert old_a is not None and old_b is not None
+        w.a.engine.connection_lost(old_a, "transport closed")  # what the shell reports afterwards
+        w.b.engine.connection_lost(old_b, "transport closed")
+        while w.deliver(100):
+            pass
+        w.a.send("moscow", 2, Precedence.ROUTINE)
+        w.a.settle()
+        while w.deliver(100):
+            pass
+        assert len(w.b.inbox()) == 5, "messages in flight on the old connection are resent on the new one"
+        for side in (w.a, w.b):
+            assert side.engine is not None
+            assert side.engine.supervisor.board.listing() == []
+            kinds = [e.kind for e in side.journal.entries()]
+            assert "link.down" not in kinds and "alarm.raised" not in kinds, kinds

@@ -100,6 +100,9 @@ class Link:
     address: str
     path: str = "primary"
     hello_cursor: int | None = None  # the peer's cursor from its hello on this link
+    # It replaced a live connection on the same path (both sides dialled at once):
+    # the path stays up across the handover, and goes down if this one never comes up.
+    inherits_up: bool = False
 
     def pump(self) -> None:
         data = self.conn.data_to_send()
@@ -290,7 +293,15 @@ class Engine:
             io.close()
             return None
         if current is not None:
-            self._close_link(current, "superseded by a newer connection on the same path")
+            # A handover, not an outage: no link.down, no alarm, no failover.
+            link.inherits_up = current.hello_cursor is not None or current.inherits_up
+            del peer.links[path]
+            peer.resend_receipt_on.discard(current)
+            if current.conn.state is not State.CLOSED:
+                current.conn.close("superseded by a newer connection on the same path")
+                current.pump()
+            current.io.close()
+            log.info("path %s to %s: a newer connection replaces the current one", path, peer_name)
         peer.refused = None
         self.supervisor.clear_alarm("peer-key-changed", peer_name, "", "the pinned key was presented")
         peer.links[path] = link
@@ -311,7 +322,7 @@ class Engine:
             return
         del peer.links[link.path]
         peer.resend_receipt_on.discard(link)
-        if link.hello_cursor is None:
+        if link.hello_cursor is None and not link.inherits_up:
             return  # never came up: nothing to report
         now = self.clock.monotonic()
         peer.last_error = reason
@@ -327,7 +338,6 @@ class Engine:
         """Move our transmissions to the path the selector chose; resend what lacks a receipt."""
         if switch is None:
             return
-        now = self.clock.monotonic()
         peer.link_since_ns = self.clock.wall_ns()
         detail = {"from": switch.old, "to": switch.new, "reason": switch.reason}
         if switch.new is None:
@@ -336,18 +346,20 @@ class Engine:
             log.error("all paths to %s are down", peer.name)
             self.supervisor.all_paths(peer.name, up=False)
         else:
-            link = peer.links[switch.new]
-            peer.active = link
-            peer.outbound.link_down()
-            # Resume from what the peer is known to hold; anything in flight on the
-            # old path is sent again and dropped there as a duplicate if it arrived.
-            peer.outbound.link_up(link.hello_cursor or 0, now)
-            peer.inbound.link_up()
+            self._activate(peer, peer.links[switch.new])
             log.info("traffic to %s now on path %s (%s)", peer.name, switch.new, switch.reason)
             self.supervisor.all_paths(peer.name, up=True)
         self._link_events.append(("link.switch", peer.name, detail))
         self._request_flush()
         self._transmit(peer)
+
+    def _activate(self, peer: PeerState, link: Link) -> None:
+        """Send on ``link`` from now on. Resume from what the peer is known to hold; anything
+        in flight on the old connection is sent again and dropped there if it had arrived."""
+        peer.active = link
+        peer.outbound.link_down()
+        peer.outbound.link_up(link.hello_cursor or 0, self.clock.monotonic())
+        peer.inbound.link_up()
 
     def connection_lost(self, link: Link, reason: str) -> None:
         """The transport is gone (reset, EOF, error)."""
@@ -420,7 +432,11 @@ class Engine:
         )  # fmt: skip
         self._request_flush()
         self.supervisor.path_up(peer.name, link.path)
-        self._apply_switch(peer, peer.selector.mark_up(link.path, self.clock.monotonic()))
+        switch = peer.selector.mark_up(link.path, self.clock.monotonic())
+        if switch is None and peer.active is not None and peer.active.path == link.path and peer.active is not link:
+            self._activate(peer, link)  # the handover on the active path: resume on the new connection
+            self._transmit(peer)
+        self._apply_switch(peer, switch)
 
     def _on_envelope(self, peer: PeerState, link: Link, seq: int, data: bytes) -> None:
         verdict = peer.inbound.classify(seq)
