@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import uvicorn
 from starlette.applications import Starlette
@@ -89,6 +90,11 @@ class EventHub:
     def __init__(self) -> None:
         self._queues: set[asyncio.Queue[dict[str, Any]]] = set()
         self.closing = asyncio.Event()
+
+    def close(self) -> None:
+        """The terminal is stopping: end every stream now, so shutdown does not wait for them."""
+        self.closing.set()
+        self.publish({"event": "closing"})
 
     def publish(self, event: dict[str, Any]) -> None:
         for queue in self._queues:
@@ -457,11 +463,13 @@ async def get_attachment(request: Request) -> Response:
     if found is None:
         raise HTTPException(404, "no such attachment")
     name, data = found
-    safe = "".join(c for c in name if c.isalnum() or c in "._- ") or "attachment"
+    # An ASCII fallback, and the real name (Cyrillic, say) in RFC 6266's filename*.
+    fallback = "".join(c for c in name if c.isascii() and (c.isalnum() or c in "._- ")) or "attachment"
+    disposition = f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
     return Response(
         data,
         media_type="application/octet-stream",
-        headers={"content-disposition": f'attachment; filename="{safe}"', "x-content-type-options": "nosniff"},
+        headers={"content-disposition": disposition, "x-content-type-options": "nosniff"},
     )
 
 
@@ -580,6 +588,8 @@ async def events(request: Request) -> Response:
                     event = {"event": "status", "alarms": len(ctx.terminal.engine.supervisor.board.listing())}
                 name = str(event.get("event", "message"))
                 yield f"event: {name}\ndata: {json.dumps(event, default=str)}\n\n"
+                if name == "closing":
+                    return
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-store"})
 
@@ -746,7 +756,7 @@ async def serve_api(terminal: Terminal, host: str, port: int) -> None:
     try:
         await asyncio.shield(serving)
     except asyncio.CancelledError:
-        ctx.hub.closing.set()
+        ctx.hub.close()
         server.should_exit = True
         with contextlib.suppress(Exception, asyncio.CancelledError):
             await asyncio.wait_for(serving, 3)

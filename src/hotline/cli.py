@@ -402,10 +402,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         journal.close()
     for peer in status["peers"]:
         peer["last_contact"] = _ts(peer.get("last_contact_ns"))
+    console = home / "console.url"  # written by the running terminal once its console is bound
+    status["console"] = console.read_text().strip() if status["running"] and console.exists() else None
     if args.json:
         _out_json(status)
         return 0
     print(f"terminal {status['name']}: {'running' if status['running'] else 'NOT RUNNING'}")
+    if status["console"]:
+        print(f"console and API at {status['console']}")
     for p in status["peers"]:
         rtt = f" rtt {p['rtt_ms']:.2f} ms" if p.get("rtt_ms") else ""
         via = f" via {p['address']}" if p.get("address") else ""
