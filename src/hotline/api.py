@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 SESSION_COOKIE = "hotline_session"
 CSRF_HEADER = "x-csrf-token"
 MAX_JSON_BODY = 1024 * 1024
+# A JSON send carries attachments in base64: room for one at the full 16 MiB. More go as multipart.
+MAX_JSON_SEND_BODY = 32 * 1024 * 1024
 MAX_REQUEST_BODY = MAX_ATTACHMENTS * MAX_ATTACHMENT_BYTES + MAX_JSON_BODY
 LOGIN_FAILURES_ALLOWED = 5  # per client address, per window
 LOGIN_WINDOW_S = 60.0
@@ -210,15 +212,19 @@ def set_session_cookie(response: Response, session_id: str, lifetime_ns: int) ->
 # -- request bodies ---------------------------------------------------------------------------
 
 
-async def read_json(request: Request) -> dict[str, Any]:
+async def read_json(request: Request, limit: int = MAX_JSON_BODY) -> dict[str, Any]:
+    too_big = HTTPException(413, f"a JSON body here may have at most {limit} bytes; send files as multipart")
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_JSON_BODY):
-        raise HTTPException(413, f"a JSON body may have at most {MAX_JSON_BODY} bytes")
-    body = b""
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_JSON_BODY:
-            raise HTTPException(413, f"a JSON body may have at most {MAX_JSON_BODY} bytes")
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+    body = b"".join(chunks)
     try:
         value = json.loads(body or b"{}")
     except (ValueError, UnicodeDecodeError) as e:
@@ -482,7 +488,7 @@ async def post_message(request: Request) -> Response:
         fields["attachments"] = await form_attachments(form)
     else:
         who = await authenticate(request, Permission.SEND)
-        body = await read_json(request)
+        body = await read_json(request, MAX_JSON_SEND_BODY)
         fields = {k: v for k, v in body.items() if k in {"to", "precedence", "lang", "subject", "body", "id"}}
         fields["attachments"] = json_attachments(body.get("attachments"))
     if not isinstance(fields.get("to"), str) or not fields["to"]:
