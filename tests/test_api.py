@@ -1,0 +1,358 @@
+"""The HTTP API against two real running terminals: every endpoint, every role, bad input.
+
+One pair of terminals serves the whole module (they take seconds to start);
+each test makes its own tokens, sessions and messages, so the tests do not
+depend on one another's order.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import PASSWORD, Terminal, free_port, wait_for
+from hotline.api import ENDPOINTS
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("api")]
+
+
+class Side:
+    """One terminal and helpers to call its API."""
+
+    def __init__(self, terminal: Terminal) -> None:
+        self.t = terminal
+        self.url = terminal.console_url()
+        self.tokens: dict[str, str] = {}
+
+    def token(self, role: str) -> str:
+        if role not in self.tokens:
+            self.tokens[role] = self.t.create_token(role)
+        return self.tokens[role]
+
+    def as_(self, role: str) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"authorization": f"Bearer {self.token(role)}"}, timeout=30)
+
+    def login(self, user: str, password: str = PASSWORD) -> tuple[httpx.Client, str]:
+        client = httpx.Client(base_url=self.url, timeout=30)
+        r = client.post("/api/session", json={"name": user, "password": password})
+        assert r.status_code == 200, r.text
+        return client, r.json()["csrf"]
+
+    def actions(self) -> list[dict[str, Any]]:
+        lines = self.t.cli("journal", "export").stdout.splitlines()
+        return [e["body"] for e in map(json.loads, lines) if e["kind"] == "operator.action"]
+
+
+@pytest.fixture(scope="module")
+def ends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Side, Side]]:
+    root: Path = tmp_path_factory.mktemp("api")
+    w, m = Terminal(root, "washington"), Terminal(root, "moscow")
+    try:
+        for t in (w, m):
+            t.init("--api", f"127.0.0.1:{free_port()}")
+            for user, role in (("alice", "operator"), ("sam", "supervisor"), ("audrey", "auditor")):
+                t.add_user(user, role, PASSWORD)
+        w.pair_with(m)
+        m.pair_with(w)
+        w.start()
+        m.start()
+        w.wait_link("moscow")
+        m.wait_link("washington")
+        yield Side(w), Side(m)
+    finally:
+        for t in (w, m):
+            if t.proc is not None and t.proc.poll() is None:
+                t.stop()
+
+
+def send(side: Side, role: str = "operator", **fields: Any) -> str:
+    body = {"to": "moscow", "subject": "test", "body": "hello", **fields}
+    with side.as_(role) as c:
+        r = c.post("/api/messages", json=body)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def arrived(side: Side, message_id: str) -> dict[str, Any]:
+    with side.as_("operator") as c:
+
+        def found() -> dict[str, Any] | None:
+            r = c.get(f"/api/messages/{message_id}")
+            return r.json() if r.status_code == 200 else None
+
+        return dict(wait_for(found, 10, f"message {message_id} at {side.t.name}"))
+
+
+def concrete(path: str) -> str:
+    return path.replace("{id}", str(uuid.uuid4())).replace("{index:int}", "0").replace("{name}", "x")
+
+
+# -- authentication ---------------------------------------------------------------------------
+
+
+def test_every_endpoint_refuses_a_caller_without_credentials(ends: tuple[Side, Side]) -> None:
+    w, _ = ends
+    with httpx.Client(base_url=w.url, timeout=10) as anonymous:
+        for e in ENDPOINTS:
+            if e.permission is None:
+                continue
+            r = anonymous.request(e.method, concrete(e.path), json={})
+            assert r.status_code == 401, f"{e.method} {e.path}: {r.status_code} {r.text}"
+            assert r.json()["error"], e.path
+        for bad in ("Bearer hlt_00000000_forged", "Bearer nonsense", "Basic YWxpY2U6cHc="):
+            r = anonymous.get("/api/status", headers={"authorization": bad})
+            assert r.status_code == 401, bad
+
+
+def test_the_openapi_schema_is_public_and_lists_every_endpoint(ends: tuple[Side, Side]) -> None:
+    w, _ = ends
+    schema = httpx.get(f"{w.url}/openapi.json").json()
+    assert schema["openapi"].startswith("3.")
+    listed = {(path, method.upper()) for path, ops in schema["paths"].items() for method in ops}
+    assert listed == {(e.path.replace(":int}", "}"), e.method) for e in ENDPOINTS}
+
+
+def test_roles_are_enforced_by_the_api(ends: tuple[Side, Side]) -> None:
+    w, _ = ends
+    message_id = send(w)
+    refused = {
+        "operator": [("GET", "/api/journal/verify"), ("GET", "/api/journal/export"), ("GET", "/api/users"),
+                     ("POST", "/api/users"), ("GET", "/api/tokens"), ("POST", "/api/tokens"),
+                     ("POST", "/api/peers"), ("DELETE", "/api/users/alice")],
+        "auditor": [("POST", "/api/messages"), ("POST", f"/api/messages/{message_id}/ack"), ("GET", "/api/users"),
+                    ("POST", "/api/tokens"), ("POST", "/api/peers")],
+    }  # fmt: skip
+    for role, calls in refused.items():
+        with w.as_(role) as c:
+            for method, path in calls:
+                r = c.request(method, path, json={"to": "moscow", "role": "operator"})
+                assert r.status_code == 403, f"{role} {method} {path}: {r.status_code} {r.text}"
+                assert role in r.json()["error"]
+    with w.as_("supervisor") as c:
+        assert c.get("/api/journal/verify").json()["ok"] is True
+        assert c.get("/api/users").status_code == 200
+        assert c.post("/api/messages", json={"to": "moscow", "body": "from the supervisor"}).status_code == 201
+    with w.as_("auditor") as c:
+        assert c.get("/api/journal/verify").status_code == 200
+        assert c.get("/api/messages", params={"box": "outbox"}).status_code == 200
+
+
+def test_a_revoked_token_stops_working(ends: tuple[Side, Side]) -> None:
+    w, _ = ends
+    with w.as_("supervisor") as admin:
+        made = admin.post("/api/tokens", json={"role": "operator", "label": "pager bridge"})
+        assert made.status_code == 201, made.text
+        token, token_id = made.json()["token"], made.json()["id"]
+        listed = admin.get("/api/tokens").json()["tokens"]
+        assert token_id in [t["id"] for t in listed]
+        assert token not in json.dumps(listed), "a token's secret must never be listed"
+        headers = {"authorization": f"Bearer {token}"}
+        assert httpx.get(f"{w.url}/api/status", headers=headers).status_code == 200
+        assert admin.delete(f"/api/tokens/{token_id}").status_code == 200
+        assert httpx.get(f"{w.url}/api/status", headers=headers).status_code == 401
+        assert admin.delete(f"/api/tokens/{token_id}").status_code == 400
+
+
+def test_sessions_need_csrf_on_writes_and_end_at_logout(ends: tuple[Side, Side]) -> None:
+    w, _ = ends
+    client, csrf = w.login("alice")
+    with closing(client):
+        cookie = client.post("/api/session", json={"name": "alice", "password": PASSWORD}).headers["set-cookie"]
+        assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower(), cookie
+        csrf = client.post("/api/session", json={"name": "alice", "password": PASSWORD}).json()["csrf"]
+        assert client.get("/api/whoami").json()["name"] == "alice"
+        no_csrf = client.post("/api/messages", json={"to": "moscow", "body": "x"})
+        assert no_csrf.status_code == 403 and "CSRF" in no_csrf.json()["error"]
+        wrong = client.post("/api/messages", json={"to": "moscow", "body": "x"}, headers={"x-csrf-token": "no"})
+        assert wrong.status_code == 403
+        ok = client.post("/api/messages", json={"to": "moscow", "body": "x"}, headers={"x-csrf-token": csrf})
+        assert ok.status_code == 201, ok.text
+        assert client.delete("/api/session", headers={"x-csrf-token": csrf}).status_code == 200
+        assert client.get("/api/whoami").status_code == 401
+
+
+def test_logins_are_rate_limited_even_for_the_right_password(ends: tuple[Side, Side]) -> None:
+    _, m = ends  # its own terminal's limiter, so other tests' logins are not blocked
+    with httpx.Client(base_url=m.url, timeout=30) as c:
+        for _ in range(5):
+            r = c.post("/api/session", json={"name": "sam", "password": "wrong password"})
+            assert r.status_code == 401 and r.json()["error"] == "wrong user name or password"
+        r = c.post("/api/session", json={"name": "sam", "password": PASSWORD})
+        assert r.status_code == 429, r.text
+        assert int(r.headers["retry-after"]) > 0
+        unknown = c.post("/api/session", json={"name": "nobody", "password": "x"})
+        assert unknown.status_code == 429
+
+
+# -- messages ---------------------------------------------------------------------------------
+
+
+def test_send_read_download_and_acknowledge_across_the_link(ends: tuple[Side, Side]) -> None:
+    w, m = ends
+    data = bytes(range(256)) * 40
+    message_id = send(w, precedence="flash", lang="en", subject="Readout",
+                      attachments=[{"name": "readout.bin", "data": base64.b64encode(data).decode()}])  # fmt: skip
+    got = arrived(m, message_id)
+    assert (got["direction"], got["precedence"], got["subject"]) == ("in", "flash", "Readout")
+    assert [(a["name"], a["size"]) for a in got["attachments"]] == [("readout.bin", len(data))]
+    assert [t["event"] for t in got["timeline"]] == ["created", "received"]
+    with m.as_("operator") as c:
+        download = c.get(f"/api/messages/{message_id}/attachments/0")
+        assert download.content == data
+        assert "readout.bin" in download.headers["content-disposition"]
+        inbox = c.get("/api/messages", params={"box": "inbox", "peer": "washington"}).json()["messages"]
+        assert message_id in [x["id"] for x in inbox]
+        acked = c.post(f"/api/messages/{message_id}/ack")
+        assert acked.status_code == 200, acked.text
+        by = acked.json()["by"]
+        assert by.startswith("token:")
+
+    def acknowledged() -> dict[str, Any] | None:
+        with w.as_("operator") as c:
+            view = c.get(f"/api/messages/{message_id}").json()
+        return view if view["acknowledged_at_ns"] else None
+
+    view = wait_for(acknowledged, 10, "the acknowledgement at washington")
+    assert view["acknowledged_by"] == by
+    assert [t["event"] for t in view["timeline"]][-3:] == ["delivered", "read", "acknowledged"]
+    # Who did it is in both records.
+    assert any(a["action"] == "send" and a["id"] == message_id and a["by"].startswith("token:") for a in w.actions())
+    assert any(a["action"] == "acknowledge" and a["id"] == message_id and a["by"] == by for a in m.actions())
+
+
+def test_multipart_send_with_attachments(ends: tuple[Side, Side]) -> None:
+    w, m = ends
+    with w.as_("operator") as c:
+        r = c.post(
+            "/api/messages",
+            data={"to": "moscow", "precedence": "immediate", "lang": "ru", "subject": "Итоги", "body": "см. файл"},
+            files=[("attachment", ("итоги.txt", "Стороны договорились.".encode())),
+                   ("attachment", ("b.txt", b"second"))],
+        )  # fmt: skip
+    assert r.status_code == 201, r.text
+    got = arrived(m, r.json()["id"])
+    assert (got["lang"], got["subject"], got["precedence"]) == ("ru", "Итоги", "immediate")
+    assert [a["name"] for a in got["attachments"]] == ["итоги.txt", "b.txt"]
+    with m.as_("operator") as c:
+        download = c.get(f"/api/messages/{got['id']}/attachments/0")
+    assert download.content.decode() == "Стороны договорились."
+    assert "filename*=UTF-8''" in download.headers["content-disposition"]
+
+
+def test_bad_input_gets_a_4xx_with_a_reason_never_a_500(ends: tuple[Side, Side]) -> None:
+    w, _ = ends
+    unknown = str(uuid.uuid4())
+    multipart_x = "multipart/form-data; boundary=x"
+    cases: list[tuple[str, str, dict[str, Any], int]] = [
+        ("POST", "/api/messages", {"content": b"{not json"}, 400),
+        ("POST", "/api/messages", {"content": b"[1, 2]"}, 400),
+        ("POST", "/api/messages", {"json": {"body": "no recipient"}}, 400),
+        ("POST", "/api/messages", {"json": {"to": "nobody", "body": "x"}}, 400),
+        ("POST", "/api/messages", {"json": {"to": "moscow", "precedence": "urgent"}}, 400),
+        ("POST", "/api/messages", {"json": {"to": "moscow", "subject": "x" * 501}}, 400),
+        ("POST", "/api/messages", {"json": {"to": "moscow", "attachments": [{"name": "a", "data": "@@@"}]}}, 400),
+        ("POST", "/api/messages", {"json": {"to": "moscow", "attachments": "not a list"}}, 400),
+        ("POST", "/api/messages", {"json": {"to": 7}}, 400),
+        ("POST", "/api/messages", {"content": b"x" * (33 * 1024 * 1024)}, 413),
+        ("POST", "/api/messages", {"content": b"--x\r\nbroken", "headers": {"content-type": multipart_x}}, 400),
+        ("GET", f"/api/messages/{unknown}", {}, 404),
+        ("POST", f"/api/messages/{unknown}/ack", {}, 404),
+        ("GET", f"/api/messages/{unknown}/attachments/0", {}, 404),
+        ("GET", "/api/messages?limit=abc", {}, 400),
+        ("GET", "/api/messages?limit=0", {}, 400),
+        ("GET", "/api/messages?box=junk", {}, 400),
+        ("GET", "/api/no-such-thing", {}, 404),
+        ("PUT", "/api/messages", {}, 405),
+    ]  # fmt: skip
+    with w.as_("operator") as c:
+        for method, path, kwargs, status in cases:
+            r = c.request(method, path, **kwargs)
+            assert r.status_code == status, f"{method} {path} {str(kwargs)[:80]}: {r.status_code} {r.text[:200]}"
+            assert r.json()["error"], path
+        sent = send(w)
+        r = c.get(f"/api/messages/{sent}/attachments/3")
+        assert r.status_code == 404
+    with w.as_("supervisor") as c:
+        admin_cases = [
+            ({"name": "bob", "role": "operator", "password": "short"}, "at least"),
+            ({"name": "alice", "role": "operator", "password": "a long password"}, "already"),
+            ({"name": "bob", "role": "admin", "password": "a long password"}, "unknown role"),
+            ({"name": "bob", "role": "operator", "password": "a long password", "lang": "de"}, "speaks"),
+            ({"name": "../etc", "role": "operator", "password": "a long password"}, "name"),
+            ({"name": "bob"}, "password"),
+        ]
+        for body, reason in admin_cases:
+            r = c.post("/api/users", json=body)
+            assert r.status_code == 400 and reason in r.json()["error"], (body, r.text)
+        assert c.post("/api/tokens", json={"role": "root"}).status_code == 400
+        assert c.delete("/api/users/nobody").status_code == 400
+    assert w.t.proc is not None and w.t.proc.poll() is None, "the terminal must still run"
+
+
+def test_users_managed_by_a_supervisor_are_journaled_with_who_did_it(ends: tuple[Side, Side]) -> None:
+    w, _ = ends
+    name = f"u{uuid.uuid4().hex[:8]}"
+    client, csrf = w.login("sam")
+    with closing(client):
+        made = client.post("/api/users", json={"name": name, "role": "auditor", "password": "a long password"},
+                           headers={"x-csrf-token": csrf})  # fmt: skip
+        assert made.status_code == 201, made.text
+        assert name in [u["name"] for u in client.get("/api/users").json()["users"]]
+        new_client, _ = w.login(name, "a long password")
+        with closing(new_client):
+            assert new_client.get("/api/whoami").json()["role"] == "auditor"
+        assert client.delete(f"/api/users/{name}", headers={"x-csrf-token": csrf}).status_code == 200
+    actions = [(a["action"], a.get("user"), a.get("by")) for a in w.actions() if a.get("user") == name]
+    assert actions == [("user.add", name, "sam"), ("user.remove", name, "sam")]
+
+
+# -- reading the line and the record ----------------------------------------------------------
+
+
+def test_status_peers_alarms_and_the_journal(ends: tuple[Side, Side]) -> None:
+    w, _ = ends
+    with w.as_("auditor") as c:
+        status = c.get("/api/status").json()
+        (peer,) = status["peers"]
+        assert peer["name"] == "moscow" and peer["link"] == "up"
+        assert [(p["name"], p["state"], p["active"]) for p in peer["paths"]] == [("primary", "up", True)]
+        peers = c.get("/api/peers").json()["peers"]
+        assert [(p["name"], len(p["safety_number"].replace(" ", ""))) for p in peers] == [("moscow", 60)]
+        assert isinstance(c.get("/api/alarms").json()["alarms"], list)
+        report = c.get("/api/journal/verify").json()
+        assert report["ok"] is True and report["entries"] > 0 and report["problems"] == []
+        export = c.get("/api/journal/export")
+        assert export.headers["content-type"].startswith("application/x-ndjson")
+        entries = [json.loads(line) for line in export.text.splitlines()]
+        assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
+        tail = c.get("/api/journal/export", params={"from": len(entries)}).text.splitlines()
+        assert [json.loads(line)["seq"] for line in tail][:1] == [len(entries)]
+
+
+def test_events_stream_tells_a_page_about_a_new_message_at_once(ends: tuple[Side, Side]) -> None:
+    w, m = ends
+    headers = {"authorization": f"Bearer {m.token('operator')}"}
+    with httpx.stream("GET", f"{m.url}/api/events", headers=headers, timeout=10) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines()
+        assert next(lines).startswith("retry:")
+        sent_at = time.monotonic()
+        message_id = send(w, subject="live")
+        deadline = sent_at + 5
+        event = None
+        for line in lines:
+            if line == "event: received":
+                event = json.loads(next(lines).removeprefix("data: "))
+                if event["id"] == message_id:
+                    break
+            assert time.monotonic() < deadline, "no 'received' event within 5 s"
+        assert event is not None and event["id"] == message_id and event["peer"] == "washington"
