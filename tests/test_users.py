@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from hotline.api import LoginLimiter
 from hotline.errors import AccessError
 from hotline.journal import Journal
 from hotline.users import Access, Permission, Principal, Role, check_password, hash_password
+from hotline.web import LoginLimiter
 
 NOW = 1_800_000_000_000_000_000
 HOUR = 3600 * 1_000_000_000

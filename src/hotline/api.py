@@ -1,349 +1,66 @@
-"""The HTTP API, served by the terminal itself in its own event loop.
+"""The HTTP API and the server that carries it and the console, in the terminal's own loop.
 
-Starlette on uvicorn, bound to 127.0.0.1 unless the config says otherwise. Every
-request is authenticated: a bearer token (``hotline token create``) for programs,
-or the console's session cookie, which also needs the session's CSRF token on
-every write. Roles are enforced here, per endpoint (``users.GRANTS``), not by
-the page. Every write is journaled with who made it. The handlers call the
-engine directly (same loop, no locks); anything that may take long — verifying
-or exporting a large journal — runs in a thread on its own read-only connection
-so heartbeats never wait for it.
+Starlette on uvicorn, bound to 127.0.0.1 unless the config says otherwise. The
+endpoint table (``ENDPOINTS``) names each call's permission and generates
+``/openapi.json``; authentication and the actions shared with the console live
+in ``hotline.web``. Every write is journaled with who made it. The handlers call
+the engine directly (same loop, no locks); anything that may take long —
+verifying or exporting a large journal — runs in a thread on its own read-only
+connection so heartbeats never wait for it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import hmac
 import json
 import logging
 import socket
-import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from hotline import audit
-from hotline.control import build_content
 from hotline.errors import HotlineError
 from hotline.identity import ContactCard, fingerprint
 from hotline.journal import Journal
-from hotline.model import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS
 from hotline.pairing import confirm_safety_number, pair, peer_listing
-from hotline.users import GRANTS, Access, Permission, Principal, Role, Session
+from hotline.users import GRANTS, Access, Permission, Role
+from hotline.web import (
+    MAX_JSON_SEND_BODY,
+    SESSION_COOKIE,
+    ApiContext,
+    acknowledge,
+    authenticate,
+    client_address,
+    context,
+    current_session,
+    form_attachments,
+    json_attachments,
+    message_view,
+    read_form,
+    read_json,
+    send_message,
+    set_session_cookie,
+    status_view,
+    try_login,
+    verify_journal,
+)
 
 if TYPE_CHECKING:
     from hotline.terminal import Terminal
 
 log = logging.getLogger(__name__)
 
-SESSION_COOKIE = "hotline_session"
-CSRF_HEADER = "x-csrf-token"
-MAX_JSON_BODY = 1024 * 1024
-# A JSON send carries attachments in base64: room for one at the full 16 MiB. More go as multipart.
-MAX_JSON_SEND_BODY = 32 * 1024 * 1024
-MAX_REQUEST_BODY = MAX_ATTACHMENTS * MAX_ATTACHMENT_BYTES + MAX_JSON_BODY
-LOGIN_FAILURES_ALLOWED = 5  # per client address, per window
-LOGIN_WINDOW_S = 60.0
 SSE_STATUS_EVERY_S = 2.0
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-class LoginLimiter:
-    """At most N failed logins per client address per sliding window; then 429."""
-
-    def __init__(self, allowed: int = LOGIN_FAILURES_ALLOWED, window_s: float = LOGIN_WINDOW_S) -> None:
-        self.allowed, self.window_s = allowed, window_s
-        self._failures: dict[str, deque[float]] = {}
-
-    def retry_after(self, client: str, now: float) -> float:
-        """Seconds until ``client`` may try again; 0 if it may now."""
-        failures = self._failures.get(client)
-        if not failures:
-            return 0.0
-        while failures and failures[0] <= now - self.window_s:
-            failures.popleft()
-        if len(failures) < self.allowed:
-            return 0.0
-        return failures[0] + self.window_s - now
-
-    def failed(self, client: str, now: float) -> None:
-        self._failures.setdefault(client, deque()).append(now)
-
-    def succeeded(self, client: str) -> None:
-        self._failures.pop(client, None)
-
-
-class EventHub:
-    """Fans engine events (received, delivered, acknowledged, alarm) out to live pages."""
-
-    def __init__(self) -> None:
-        self._queues: set[asyncio.Queue[dict[str, Any]]] = set()
-        self.closing = asyncio.Event()
-
-    def close(self) -> None:
-        """The terminal is stopping: end every stream now, so shutdown does not wait for them."""
-        self.closing.set()
-        self.publish({"event": "closing"})
-
-    def publish(self, event: dict[str, Any]) -> None:
-        for queue in self._queues:
-            if queue.full():  # a stalled page loses the oldest events, never stalls the engine
-                queue.get_nowait()
-            queue.put_nowait(event)
-
-    @contextlib.contextmanager
-    def subscribe(self) -> Iterator[asyncio.Queue[dict[str, Any]]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=256)
-        self._queues.add(queue)
-        try:
-            yield queue
-        finally:
-            self._queues.discard(queue)
-
-
-@dataclass
-class ApiContext:
-    terminal: Terminal
-    access: Access
-    session_lifetime_ns: int
-    hub: EventHub = field(default_factory=EventHub)
-    limiter: LoginLimiter = field(default_factory=LoginLimiter)
-
-    @property
-    def store(self) -> Any:
-        return self.terminal.engine.store
-
-    def now_ns(self) -> int:
-        return self.terminal.clock.wall_ns()
-
-
-# -- authentication ---------------------------------------------------------------------------
-
-
-class Unauthenticated(HTTPException):
-    def __init__(self, detail: str = "log in, or present a bearer token (`hotline token create`)") -> None:
-        super().__init__(401, detail)
-
-
-def _ctx(request: Request) -> ApiContext:
-    ctx: ApiContext = request.app.state.ctx
-    return ctx
-
-
-def current_session(request: Request) -> tuple[str, Session] | None:
-    session_id = request.cookies.get(SESSION_COOKIE)
-    if not session_id:
-        return None
-    ctx = _ctx(request)
-    found = ctx.access.session(session_id, ctx.now_ns())
-    return None if found is None else (session_id, found)
-
-
-async def authenticate(request: Request, permission: Permission, *, form: Any = None) -> Principal:
-    """Who is asking, checked against ``permission``: 401 if nobody, 403 if not allowed.
-
-    A session cookie is ambient (the browser sends it on its own), so a write made
-    with one must also carry the session's CSRF token, in a header or a form field.
-    """
-    ctx = _ctx(request)
-    header = request.headers.get("authorization", "")
-    if header:
-        scheme, _, secret = header.partition(" ")
-        principal = ctx.access.token_principal(secret.strip()) if scheme.lower() == "bearer" else None
-        if principal is None:
-            raise Unauthenticated("the bearer token is unknown or revoked")
-    else:
-        found = current_session(request)
-        if found is None:
-            raise Unauthenticated()
-        _, session = found
-        if request.method in UNSAFE_METHODS:
-            sent = request.headers.get(CSRF_HEADER) or (form.get("csrf") if form is not None else None)
-            if not isinstance(sent, str) or not _same(sent, session.csrf):
-                raise HTTPException(403, "missing or wrong CSRF token; reload the page and try again")
-        principal = session.user
-    if not principal.may(permission):
-        raise HTTPException(403, f"the {principal.role} role may not {permission.value}")
-    return principal
-
-
-def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
-
-
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
-def try_login(ctx: ApiContext, client: str, name: str, password: str) -> Principal:
-    """Check a password under the rate limit. Raises 429 or 401; never says which part was wrong."""
-    now = time.monotonic()
-    wait = ctx.limiter.retry_after(client, now)
-    if wait > 0:
-        raise HTTPException(429, f"too many failed logins; try again in {wait:.0f} s", {"Retry-After": f"{wait:.0f}"})
-    user = ctx.access.authenticate(name, password) if name and password else None
-    if user is None:
-        ctx.limiter.failed(client, now)
-        log.warning("failed console login for %r from %s", name[:64], client)
-        raise HTTPException(401, "wrong user name or password")
-    ctx.limiter.succeeded(client)
-    return user
-
-
-def set_session_cookie(response: Response, session_id: str, lifetime_ns: int) -> None:
-    response.set_cookie(
-        SESSION_COOKIE, session_id, max_age=lifetime_ns // 1_000_000_000, httponly=True, samesite="strict", path="/"
-    )
-
-
-# -- request bodies ---------------------------------------------------------------------------
-
-
-async def read_json(request: Request, limit: int = MAX_JSON_BODY) -> dict[str, Any]:
-    too_big = HTTPException(413, f"a JSON body here may have at most {limit} bytes; send files as multipart")
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > limit):
-        raise too_big
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            raise too_big
-    body = b"".join(chunks)
-    try:
-        value = json.loads(body or b"{}")
-    except (ValueError, UnicodeDecodeError) as e:
-        raise HTTPException(400, f"the body is not valid JSON: {e}") from None
-    if not isinstance(value, dict):
-        raise HTTPException(400, "the body must be a JSON object")
-    return value
-
-
-async def read_form(request: Request) -> Any:
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_REQUEST_BODY):
-        raise HTTPException(413, "the request is larger than 16 attachments of 16 MiB")
-    try:
-        return await request.form(max_files=MAX_ATTACHMENTS, max_fields=50, max_part_size=MAX_ATTACHMENT_BYTES + 1024)
-    except HTTPException:
-        raise
-    except Exception as e:  # python-multipart reports a malformed body in several types
-        raise HTTPException(400, f"malformed form: {e}") from None
-
-
-async def form_attachments(form: Any) -> list[list[Any]]:
-    out: list[list[Any]] = []
-    for item in form.getlist("attachment"):
-        if isinstance(item, UploadFile) and item.filename:
-            data = await item.read(MAX_ATTACHMENT_BYTES + 1)
-            out.append([item.filename, data])
-    return out
-
-
-def json_attachments(raw: Any) -> list[list[Any]]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list) or len(raw) > MAX_ATTACHMENTS:
-        raise HTTPException(400, f"'attachments' must be a list of at most {MAX_ATTACHMENTS} {{name, data}} objects")
-    out: list[list[Any]] = []
-    for item in raw:
-        if not (isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("data"), str)):
-            raise HTTPException(400, 'each attachment must be {"name": text, "data": base64 text}')
-        try:
-            out.append([item["name"], base64.b64decode(item["data"], validate=True)])
-        except (binascii.Error, ValueError):
-            raise HTTPException(400, f"attachment {item['name']!r} is not valid base64") from None
-    return out
-
-
-# -- actions shared by the API and the console ------------------------------------------------
-
-
-async def send_message(ctx: ApiContext, fields: dict[str, Any], by: Principal) -> str:
-    """Journal a message (it then exists) and return its id; 400 with a reason if it is refused."""
-    content = build_content(ctx.terminal.identity.name, fields, ctx.now_ns())
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-
-    ctx.terminal.engine.submit(content, lambda error, _created: _settle(loop, done, error), by=by.label)
-    await done
-    return content.id
-
-
-async def acknowledge(ctx: ApiContext, message_id: str, by: Principal, *, read_only: bool = False) -> None:
-    """Acknowledge ("received and understood") an incoming message, or with ``read_only``
-    record that a person opened it; either way a signed receipt goes back to the sender."""
-    found = ctx.store.incoming(message_id)
-    if found is None or found["kind"] != "message":
-        raise HTTPException(404, f"no received message with id {message_id}")
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-    action = ctx.terminal.engine.mark_read if read_only else ctx.terminal.engine.acknowledge
-    action(message_id, by.label, lambda error: _settle(loop, done, error))
-    await done
-
-
-def _settle(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None], error: Exception | None) -> None:
-    """Engine callbacks run inside its commit; the waiting request resumes on the next turn."""
-
-    def finish() -> None:
-        if future.done():
-            return
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(error)
-
-    loop.call_soon(finish)
-
-
-def message_view(ctx: ApiContext, message_id: str) -> dict[str, Any]:
-    found = ctx.store.message(message_id)
-    if found is None:
-        raise HTTPException(404, f"no message with id {message_id}")
-    times = [
-        ("created", found["created_at_ns"]), ("queued", found["queued_at_ns"]), ("sent", found["sent_at_ns"]),
-        ("delivered", found["delivered_at_ns"]), ("received", found["received_at_ns"]),
-        ("read", found["read_at_ns"]), ("acknowledged", found["acknowledged_at_ns"]),
-    ]  # fmt: skip
-    found["timeline"] = [
-        {"event": name, "at": audit.rfc3339(ns), "at_ns": ns, **({"by": found["acknowledged_by"]}
-                                                                 if name == "acknowledged" else {})}
-        for name, ns in times if ns
-    ]  # fmt: skip
-    return dict(found)
-
-
-def status_view(ctx: ApiContext) -> dict[str, Any]:
-    return ctx.terminal.engine.status()
-
-
-async def verify_journal(ctx: ApiContext) -> dict[str, Any]:
-    path = ctx.terminal.journal.path
-
-    def run() -> dict[str, Any]:
-        journal = Journal(path, readonly=True)
-        try:
-            return audit.verify(journal).as_dict()
-        finally:
-            journal.close()
-
-    return await asyncio.to_thread(run)
 
 
 # -- the JSON API -----------------------------------------------------------------------------
@@ -366,7 +83,7 @@ def ok(value: Any, status: int = 200) -> JSONResponse:
 
 
 async def login(request: Request) -> Response:
-    ctx = _ctx(request)
+    ctx = context(request)
     body = await read_json(request)
     name, password = body.get("name"), body.get("password")
     if not isinstance(name, str) or not isinstance(password, str):
@@ -382,7 +99,7 @@ async def logout(request: Request) -> Response:
     await authenticate(request, Permission.READ)
     found = current_session(request)
     if found is not None:
-        _ctx(request).access.close_session(found[0])
+        context(request).access.close_session(found[0])
     response = ok({"logged_out": True})
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -396,12 +113,12 @@ async def whoami(request: Request) -> Response:
 
 async def get_status(request: Request) -> Response:
     await authenticate(request, Permission.READ)
-    return ok(status_view(_ctx(request)))
+    return ok(status_view(context(request)))
 
 
 async def get_peers(request: Request) -> Response:
     await authenticate(request, Permission.READ)
-    return ok({"peers": peer_listing(_ctx(request).store)})
+    return ok({"peers": peer_listing(context(request).store)})
 
 
 async def post_peer(request: Request) -> Response:
@@ -411,7 +128,7 @@ async def post_peer(request: Request) -> Response:
     text = body.get("card")
     if not isinstance(text, str) or not text:
         raise HTTPException(400, 'send {"card": the peer\'s contact card, as the text `hotline card` printed}')
-    ctx = _ctx(request)
+    ctx = context(request)
     card = ContactCard.from_json(text)
     result = pair(ctx.store, ctx.terminal.identity, card, ctx.now_ns(), by=who.label)
     ctx.terminal.reload()
@@ -428,14 +145,14 @@ async def post_verify_peer(request: Request) -> Response:
     heard = body.get("safety_number")
     if not isinstance(heard, str):
         raise HTTPException(400, 'send {"safety_number": the 60 digits the other operator read out}')
-    ctx = _ctx(request)
+    ctx = context(request)
     confirm_safety_number(ctx.store, request.path_params["name"], heard, ctx.now_ns(), by=who.label)
     return ok({"name": request.path_params["name"], "verified": True})
 
 
 async def get_alarms(request: Request) -> Response:
     await authenticate(request, Permission.READ)
-    return ok({"alarms": _ctx(request).terminal.engine.supervisor.board.listing()})
+    return ok({"alarms": context(request).terminal.engine.supervisor.board.listing()})
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -454,18 +171,18 @@ async def list_messages(request: Request) -> Response:
         raise HTTPException(400, "'box' must be inbox or outbox")
     limit = _int_param(request, "limit", 100, 1, 1000)
     peer = request.query_params.get("peer") or None
-    rows = _ctx(request).store.messages("in" if box == "inbox" else "out", peer, limit)
+    rows = context(request).store.messages("in" if box == "inbox" else "out", peer, limit)
     return ok({"box": box, "messages": rows})
 
 
 async def get_message(request: Request) -> Response:
     await authenticate(request, Permission.READ)
-    return ok(message_view(_ctx(request), request.path_params["id"]))
+    return ok(message_view(context(request), request.path_params["id"]))
 
 
 async def get_attachment(request: Request) -> Response:
     await authenticate(request, Permission.READ)
-    found = _ctx(request).store.attachment(request.path_params["id"], request.path_params["index"])
+    found = context(request).store.attachment(request.path_params["id"], request.path_params["index"])
     if found is None:
         raise HTTPException(404, "no such attachment")
     name, data = found
@@ -480,7 +197,7 @@ async def get_attachment(request: Request) -> Response:
 
 
 async def post_message(request: Request) -> Response:
-    ctx = _ctx(request)
+    ctx = context(request)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         form = await read_form(request)
         who = await authenticate(request, Permission.SEND, form=form)
@@ -500,19 +217,19 @@ async def post_message(request: Request) -> Response:
 async def post_ack(request: Request) -> Response:
     who = await authenticate(request, Permission.SEND)
     message_id = request.path_params["id"]
-    await acknowledge(_ctx(request), message_id, who)
+    await acknowledge(context(request), message_id, who)
     return ok({"id": message_id, "acknowledged": True, "by": who.label})
 
 
 async def get_verify(request: Request) -> Response:
     await authenticate(request, Permission.AUDIT)
-    report = await verify_journal(_ctx(request))
+    report = await verify_journal(context(request))
     return ok(report)
 
 
 async def get_export(request: Request) -> Response:
     await authenticate(request, Permission.AUDIT)
-    path = _ctx(request).terminal.journal.path
+    path = context(request).terminal.journal.path
     start = _int_param(request, "from", 1, 1, 2**62)
 
     async def lines() -> AsyncIterator[bytes]:
@@ -534,7 +251,7 @@ async def get_export(request: Request) -> Response:
 
 async def list_users(request: Request) -> Response:
     await authenticate(request, Permission.ADMINISTER)
-    return ok({"users": _ctx(request).access.users()})
+    return ok({"users": context(request).access.users()})
 
 
 async def post_user(request: Request) -> Response:
@@ -544,21 +261,21 @@ async def post_user(request: Request) -> Response:
                                   body.get("lang", "en"))  # fmt: skip
     if not (isinstance(name, str) and isinstance(role, str) and isinstance(password, str) and isinstance(lang, str)):
         raise HTTPException(400, 'send {"name", "role", "password"} as text, and optionally "lang"')
-    ctx = _ctx(request)
+    ctx = context(request)
     ctx.access.add_user(name, Role.parse(role), password, lang, by=who.label, at_ns=ctx.now_ns())
     return ok({"name": name, "role": role, "lang": lang}, 201)
 
 
 async def delete_user(request: Request) -> Response:
     who = await authenticate(request, Permission.ADMINISTER)
-    ctx = _ctx(request)
+    ctx = context(request)
     ctx.access.remove_user(request.path_params["name"], by=who.label, at_ns=ctx.now_ns())
     return ok({"removed": request.path_params["name"]})
 
 
 async def list_tokens(request: Request) -> Response:
     await authenticate(request, Permission.ADMINISTER)
-    return ok({"tokens": _ctx(request).access.tokens()})
+    return ok({"tokens": context(request).access.tokens()})
 
 
 async def post_token(request: Request) -> Response:
@@ -567,14 +284,14 @@ async def post_token(request: Request) -> Response:
     role, label = body.get("role"), body.get("label", "")
     if not isinstance(role, str) or not isinstance(label, str):
         raise HTTPException(400, 'send {"role": operator|supervisor|auditor, "label": text}')
-    ctx = _ctx(request)
+    ctx = context(request)
     token_id, secret = ctx.access.create_token(Role.parse(role), label, by=who.label, at_ns=ctx.now_ns())
     return ok({"id": token_id, "role": role, "token": secret}, 201)
 
 
 async def delete_token(request: Request) -> Response:
     who = await authenticate(request, Permission.ADMINISTER)
-    ctx = _ctx(request)
+    ctx = context(request)
     ctx.access.revoke_token(request.path_params["id"], by=who.label, at_ns=ctx.now_ns())
     return ok({"revoked": request.path_params["id"]})
 
@@ -582,7 +299,7 @@ async def delete_token(request: Request) -> Response:
 async def events(request: Request) -> Response:
     """Server-sent events: every engine event as it is committed, and a status line every 2 s."""
     await authenticate(request, Permission.READ)
-    ctx = _ctx(request)
+    ctx = context(request)
 
     async def stream() -> AsyncIterator[str]:
         with ctx.hub.subscribe() as queue:

@@ -26,11 +26,16 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from hotline import audit
-from hotline.api import (
+from hotline.errors import HotlineError
+from hotline.model import Precedence
+from hotline.users import LANGUAGES, Permission, Principal, Session
+from hotline.web import (
+    SESSION_COOKIE,
     ApiContext,
     acknowledge,
     authenticate,
     client_address,
+    context,
     current_session,
     form_attachments,
     message_view,
@@ -41,9 +46,6 @@ from hotline.api import (
     try_login,
     verify_journal,
 )
-from hotline.errors import HotlineError
-from hotline.model import Precedence
-from hotline.users import LANGUAGES, Permission, Principal, Session
 
 WEB = Path(__file__).parent / "web"
 DEFAULT_LANG = "en"
@@ -151,11 +153,6 @@ def _next(request: Request, default: str = "/") -> str:
     return target if target.startswith("/") and not target.startswith("//") else default
 
 
-def _ctx(request: Request) -> ApiContext:
-    ctx: ApiContext = request.app.state.ctx
-    return ctx
-
-
 def _flashes(ctx: ApiContext) -> list[dict[str, Any]]:
     """Incoming flash messages no person has acknowledged yet: they take over the screen."""
     return [
@@ -174,7 +171,7 @@ def _boxes(ctx: ApiContext) -> dict[str, Any]:
 async def login_page(request: Request) -> Response:
     if request.method == "GET":
         return render(request, "login.html", None, next=_next(request))
-    ctx = _ctx(request)
+    ctx = context(request)
     form = await read_form(request)
     name, password = str(form.get("name", "")), str(form.get("password", ""))
     try:
@@ -193,9 +190,9 @@ async def logout_page(request: Request) -> Response:
     await authenticate(request, Permission.READ, form=form)
     found = current_session(request)
     if found is not None:
-        _ctx(request).access.close_session(found[0])
+        context(request).access.close_session(found[0])
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie("hotline_session", path="/")
+    response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
 
@@ -203,18 +200,18 @@ async def set_lang(request: Request) -> Response:
     form = await read_form(request)
     who = await authenticate(request, Permission.READ, form=form)
     if who.via == "session":
-        _ctx(request).access.set_lang(who.name, str(form.get("lang", "")))
+        context(request).access.set_lang(who.name, str(form.get("lang", "")))
     return RedirectResponse(_next(request), status_code=303)
 
 
 async def index(request: Request) -> Response:
     session = await _page(request)
-    return render(request, "index.html", session, **_boxes(_ctx(request)))
+    return render(request, "index.html", session, **_boxes(context(request)))
 
 
 async def message_page(request: Request) -> Response:
     session = await _page(request)
-    ctx = _ctx(request)
+    ctx = context(request)
     m = message_view(ctx, request.path_params["id"])
     if m["direction"] == "in" and not m["read_at_ns"] and session.user.may(Permission.SEND):
         # An operator has it in front of them: that is "read", and the sender is told so.
@@ -227,7 +224,7 @@ async def compose_page(request: Request) -> Response:
     form = await read_form(request) if request.method == "POST" else None
     session = await _page(request, Permission.SEND, form)
     who = session.user
-    ctx = _ctx(request)
+    ctx = context(request)
     peers = sorted(ctx.terminal.engine.peers)
     values: dict[str, Any] = {"peers": peers, "precedences": [p.label for p in Precedence], "error": None,
                               "fields": {"precedence": "routine", "lang": session.user.lang}}  # fmt: skip
@@ -247,18 +244,18 @@ async def ack_page(request: Request) -> Response:
     form = await read_form(request)
     who = await authenticate(request, Permission.SEND, form=form)
     message_id = request.path_params["id"]
-    await acknowledge(_ctx(request), message_id, who)
+    await acknowledge(context(request), message_id, who)
     return RedirectResponse(_next(request, f"/messages/{message_id}"), status_code=303)
 
 
 async def alarms_page(request: Request) -> Response:
     session = await _page(request)
-    return render(request, "alarms.html", session, alarms=_ctx(request).terminal.engine.supervisor.board.listing())
+    return render(request, "alarms.html", session, alarms=context(request).terminal.engine.supervisor.board.listing())
 
 
 async def journal_page(request: Request) -> Response:
     session = await _page(request, Permission.AUDIT)
-    report = await verify_journal(_ctx(request)) if request.query_params.get("verify") else None
+    report = await verify_journal(context(request)) if request.query_params.get("verify") else None
     return render(request, "journal.html", session, report=report)
 
 
@@ -267,7 +264,7 @@ async def journal_page(request: Request) -> Response:
 
 async def fragment(request: Request) -> Response:
     session = await _page(request)
-    ctx = _ctx(request)
+    ctx = context(request)
     name = request.path_params["name"]
     if name == "status":
         return render(request, "_status.html", session, status=status_view(ctx))

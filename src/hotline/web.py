@@ -1,0 +1,334 @@
+"""What the HTTP API and the console share: who is asking, reading request bodies, the
+actions both offer (send, acknowledge, read a message), and live events.
+
+Authentication: a bearer token (``hotline token create``) for programs, or the
+console's session cookie, which also needs the session's CSRF token on every
+write. Roles are checked here, per call (``users.GRANTS``), never by the page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hmac
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hotline import audit
+from hotline.control import build_content
+from hotline.journal import Journal
+from hotline.model import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS
+from hotline.users import Access, Permission, Principal, Session
+
+if TYPE_CHECKING:
+    from hotline.terminal import Terminal
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "hotline_session"
+CSRF_HEADER = "x-csrf-token"
+MAX_JSON_BODY = 1024 * 1024
+# A JSON send carries attachments in base64: room for one at the full 16 MiB. More go as multipart.
+MAX_JSON_SEND_BODY = 32 * 1024 * 1024
+MAX_REQUEST_BODY = MAX_ATTACHMENTS * MAX_ATTACHMENT_BYTES + MAX_JSON_BODY
+LOGIN_FAILURES_ALLOWED = 5  # per client address, per window
+LOGIN_WINDOW_S = 60.0
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class LoginLimiter:
+    """At most N failed logins per client address per sliding window; then 429."""
+
+    def __init__(self, allowed: int = LOGIN_FAILURES_ALLOWED, window_s: float = LOGIN_WINDOW_S) -> None:
+        self.allowed, self.window_s = allowed, window_s
+        self._failures: dict[str, deque[float]] = {}
+
+    def retry_after(self, client: str, now: float) -> float:
+        """Seconds until ``client`` may try again; 0 if it may now."""
+        failures = self._failures.get(client)
+        if not failures:
+            return 0.0
+        while failures and failures[0] <= now - self.window_s:
+            failures.popleft()
+        if len(failures) < self.allowed:
+            return 0.0
+        return failures[0] + self.window_s - now
+
+    def failed(self, client: str, now: float) -> None:
+        self._failures.setdefault(client, deque()).append(now)
+
+    def succeeded(self, client: str) -> None:
+        self._failures.pop(client, None)
+
+
+class EventHub:
+    """Fans engine events (received, delivered, acknowledged, alarm) out to live pages."""
+
+    def __init__(self) -> None:
+        self._queues: set[asyncio.Queue[dict[str, Any]]] = set()
+        self.closing = asyncio.Event()
+
+    def close(self) -> None:
+        """The terminal is stopping: end every stream now, so shutdown does not wait for them."""
+        self.closing.set()
+        self.publish({"event": "closing"})
+
+    def publish(self, event: dict[str, Any]) -> None:
+        for queue in self._queues:
+            if queue.full():  # a stalled page loses the oldest events, never stalls the engine
+                queue.get_nowait()
+            queue.put_nowait(event)
+
+    @contextlib.contextmanager
+    def subscribe(self) -> Iterator[asyncio.Queue[dict[str, Any]]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=256)
+        self._queues.add(queue)
+        try:
+            yield queue
+        finally:
+            self._queues.discard(queue)
+
+
+@dataclass
+class ApiContext:
+    terminal: Terminal
+    access: Access
+    session_lifetime_ns: int
+    hub: EventHub = field(default_factory=EventHub)
+    limiter: LoginLimiter = field(default_factory=LoginLimiter)
+
+    @property
+    def store(self) -> Any:
+        return self.terminal.engine.store
+
+    def now_ns(self) -> int:
+        return self.terminal.clock.wall_ns()
+
+
+# -- authentication ---------------------------------------------------------------------------
+
+
+class Unauthenticated(HTTPException):
+    def __init__(self, detail: str = "log in, or present a bearer token (`hotline token create`)") -> None:
+        super().__init__(401, detail)
+
+
+def context(request: Request) -> ApiContext:
+    """The terminal's API context, from the app the request arrived at."""
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+def current_session(request: Request) -> tuple[str, Session] | None:
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if not session_id:
+        return None
+    ctx = context(request)
+    found = ctx.access.session(session_id, ctx.now_ns())
+    return None if found is None else (session_id, found)
+
+
+async def authenticate(request: Request, permission: Permission, *, form: Any = None) -> Principal:
+    """Who is asking, checked against ``permission``: 401 if nobody, 403 if not allowed.
+
+    A session cookie is ambient (the browser sends it on its own), so a write made
+    with one must also carry the session's CSRF token, in a header or a form field.
+    """
+    ctx = context(request)
+    header = request.headers.get("authorization", "")
+    if header:
+        scheme, _, secret = header.partition(" ")
+        principal = ctx.access.token_principal(secret.strip()) if scheme.lower() == "bearer" else None
+        if principal is None:
+            raise Unauthenticated("the bearer token is unknown or revoked")
+    else:
+        found = current_session(request)
+        if found is None:
+            raise Unauthenticated()
+        _, session = found
+        if request.method in UNSAFE_METHODS:
+            sent = request.headers.get(CSRF_HEADER) or (form.get("csrf") if form is not None else None)
+            if not isinstance(sent, str) or not _same(sent, session.csrf):
+                raise HTTPException(403, "missing or wrong CSRF token; reload the page and try again")
+        principal = session.user
+    if not principal.may(permission):
+        raise HTTPException(403, f"the {principal.role} role may not {permission.value}")
+    return principal
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def try_login(ctx: ApiContext, client: str, name: str, password: str) -> Principal:
+    """Check a password under the rate limit. Raises 429 or 401; never says which part was wrong."""
+    now = time.monotonic()
+    wait = ctx.limiter.retry_after(client, now)
+    if wait > 0:
+        raise HTTPException(429, f"too many failed logins; try again in {wait:.0f} s", {"Retry-After": f"{wait:.0f}"})
+    user = ctx.access.authenticate(name, password) if name and password else None
+    if user is None:
+        ctx.limiter.failed(client, now)
+        log.warning("failed console login for %r from %s", name[:64], client)
+        raise HTTPException(401, "wrong user name or password")
+    ctx.limiter.succeeded(client)
+    return user
+
+
+def set_session_cookie(response: Response, session_id: str, lifetime_ns: int) -> None:
+    response.set_cookie(
+        SESSION_COOKIE, session_id, max_age=lifetime_ns // 1_000_000_000, httponly=True, samesite="strict", path="/"
+    )
+
+
+# -- request bodies ---------------------------------------------------------------------------
+
+
+async def read_json(request: Request, limit: int = MAX_JSON_BODY) -> dict[str, Any]:
+    too_big = HTTPException(413, f"a JSON body here may have at most {limit} bytes; send files as multipart")
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+    body = b"".join(chunks)
+    try:
+        value = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise HTTPException(400, f"the body is not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise HTTPException(400, "the body must be a JSON object")
+    return value
+
+
+async def read_form(request: Request) -> Any:
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_REQUEST_BODY):
+        raise HTTPException(413, "the request is larger than 16 attachments of 16 MiB")
+    try:
+        return await request.form(max_files=MAX_ATTACHMENTS, max_fields=50, max_part_size=MAX_ATTACHMENT_BYTES + 1024)
+    except HTTPException:
+        raise
+    except Exception as e:  # python-multipart reports a malformed body in several types
+        raise HTTPException(400, f"malformed form: {e}") from None
+
+
+async def form_attachments(form: Any) -> list[list[Any]]:
+    out: list[list[Any]] = []
+    for item in form.getlist("attachment"):
+        if isinstance(item, UploadFile) and item.filename:
+            data = await item.read(MAX_ATTACHMENT_BYTES + 1)
+            out.append([item.filename, data])
+    return out
+
+
+def json_attachments(raw: Any) -> list[list[Any]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or len(raw) > MAX_ATTACHMENTS:
+        raise HTTPException(400, f"'attachments' must be a list of at most {MAX_ATTACHMENTS} {{name, data}} objects")
+    out: list[list[Any]] = []
+    for item in raw:
+        if not (isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("data"), str)):
+            raise HTTPException(400, 'each attachment must be {"name": text, "data": base64 text}')
+        try:
+            out.append([item["name"], base64.b64decode(item["data"], validate=True)])
+        except (binascii.Error, ValueError):
+            raise HTTPException(400, f"attachment {item['name']!r} is not valid base64") from None
+    return out
+
+
+# -- actions shared by the API and the console ------------------------------------------------
+
+
+async def send_message(ctx: ApiContext, fields: dict[str, Any], by: Principal) -> str:
+    """Journal a message (it then exists) and return its id; 400 with a reason if it is refused."""
+    content = build_content(ctx.terminal.identity.name, fields, ctx.now_ns())
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    ctx.terminal.engine.submit(content, lambda error, _created: _settle(loop, done, error), by=by.label)
+    await done
+    return content.id
+
+
+async def acknowledge(ctx: ApiContext, message_id: str, by: Principal, *, read_only: bool = False) -> None:
+    """Acknowledge ("received and understood") an incoming message, or with ``read_only``
+    record that a person opened it; either way a signed receipt goes back to the sender."""
+    found = ctx.store.incoming(message_id)
+    if found is None or found["kind"] != "message":
+        raise HTTPException(404, f"no received message with id {message_id}")
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    action = ctx.terminal.engine.mark_read if read_only else ctx.terminal.engine.acknowledge
+    action(message_id, by.label, lambda error: _settle(loop, done, error))
+    await done
+
+
+def _settle(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None], error: Exception | None) -> None:
+    """Engine callbacks run inside its commit; the waiting request resumes on the next turn."""
+
+    def finish() -> None:
+        if future.done():
+            return
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+    loop.call_soon(finish)
+
+
+def message_view(ctx: ApiContext, message_id: str) -> dict[str, Any]:
+    found = ctx.store.message(message_id)
+    if found is None:
+        raise HTTPException(404, f"no message with id {message_id}")
+    times = [
+        ("created", found["created_at_ns"]), ("queued", found["queued_at_ns"]), ("sent", found["sent_at_ns"]),
+        ("delivered", found["delivered_at_ns"]), ("received", found["received_at_ns"]),
+        ("read", found["read_at_ns"]), ("acknowledged", found["acknowledged_at_ns"]),
+    ]  # fmt: skip
+    found["timeline"] = [
+        {"event": name, "at": audit.rfc3339(ns), "at_ns": ns, **({"by": found["acknowledged_by"]}
+                                                                 if name == "acknowledged" else {})}
+        for name, ns in times if ns
+    ]  # fmt: skip
+    return dict(found)
+
+
+def status_view(ctx: ApiContext) -> dict[str, Any]:
+    return ctx.terminal.engine.status()
+
+
+async def verify_journal(ctx: ApiContext) -> dict[str, Any]:
+    path = ctx.terminal.journal.path
+
+    def run() -> dict[str, Any]:
+        journal = Journal(path, readonly=True)
+        try:
+            return audit.verify(journal).as_dict()
+        finally:
+            journal.close()
+
+    return await asyncio.to_thread(run)
