@@ -469,6 +469,10 @@ class Engine:
         self._contents[content.id] = content
         stream_hash = peer.inbound.accept(seq, data)
         peer.pending_in.append((seq, data, stream_hash, content))
+        if link is not peer.active:
+            # The sender has moved to a path we still think is standby (it noticed a failure
+            # first): its receipt goes back where it spoke, not only into our dying path.
+            peer.resend_receipt_on.add(link)
         peer.ratchet_dirty = True
         self._request_flush()
 
