@@ -87,9 +87,17 @@ def test_sessions_expire_and_end_with_their_user(access: Access) -> None:
     assert found is not None and found.csrf == session.csrf and found.user.name == "alice"
     assert access.session(session_id, NOW + HOUR) is None, "an expired session must not work"
     assert access.session("forged", NOW) is None
-    second, _ = access.open_session(user, HOUR, NOW)
+    access.close_session(session_id, NOW + 1)
+    access.close_session(session_id, NOW + 2)  # twice: nothing more happens
+    second, _ = access.open_session(user, HOUR, NOW, client="127.0.0.1")
     access.remove_user("alice", by="sam", at_ns=NOW)
     assert access.session(second, NOW) is None, "a removed user's sessions must end"
+    assert [(a["action"], a["by"], a.get("from")) for a in actions(access)][1:] == [
+        ("login", "alice", ""),
+        ("logout", "alice", None),
+        ("login", "alice", "127.0.0.1"),
+        ("user.remove", "sam", None),
+    ]
 
 
 def test_login_limiter_blocks_after_five_failures_per_window() -> None:

@@ -40,9 +40,8 @@ from hotline.web import (
     ApiContext,
     acknowledge,
     authenticate,
-    client_address,
     context,
-    current_session,
+    end_session,
     form_attachments,
     json_attachments,
     message_view,
@@ -50,8 +49,8 @@ from hotline.web import (
     read_json,
     send_message,
     set_session_cookie,
+    start_session,
     status_view,
-    try_login,
     verify_journal,
 )
 
@@ -83,25 +82,21 @@ def ok(value: Any, status: int = 200) -> JSONResponse:
 
 
 async def login(request: Request) -> Response:
-    ctx = context(request)
     body = await read_json(request)
     name, password = body.get("name"), body.get("password")
     if not isinstance(name, str) or not isinstance(password, str):
         raise HTTPException(400, 'send {"name": text, "password": text}')
-    user = try_login(ctx, client_address(request), name, password)
-    session_id, session = ctx.access.open_session(user, ctx.session_lifetime_ns, ctx.now_ns())
+    session_id, session = start_session(request, name, password)
+    user = session.user
     response = ok({"user": user.name, "role": user.role.value, "lang": user.lang, "csrf": session.csrf})
-    set_session_cookie(response, session_id, ctx.session_lifetime_ns)
+    set_session_cookie(request, response, session_id)
     return response
 
 
 async def logout(request: Request) -> Response:
     await authenticate(request, Permission.READ)
-    found = current_session(request)
-    if found is not None:
-        context(request).access.close_session(found[0])
     response = ok({"logged_out": True})
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    end_session(request, response)
     return response
 
 

@@ -30,20 +30,19 @@ from hotline.errors import HotlineError
 from hotline.model import Precedence
 from hotline.users import LANGUAGES, Permission, Principal, Session
 from hotline.web import (
-    SESSION_COOKIE,
     ApiContext,
     acknowledge,
     authenticate,
-    client_address,
     context,
     current_session,
+    end_session,
     form_attachments,
     message_view,
     read_form,
     send_message,
     set_session_cookie,
+    start_session,
     status_view,
-    try_login,
     verify_journal,
 )
 
@@ -171,28 +170,23 @@ def _boxes(ctx: ApiContext) -> dict[str, Any]:
 async def login_page(request: Request) -> Response:
     if request.method == "GET":
         return render(request, "login.html", None, next=_next(request))
-    ctx = context(request)
     form = await read_form(request)
     name, password = str(form.get("name", "")), str(form.get("password", ""))
     try:
-        user = try_login(ctx, client_address(request), name, password)
+        session_id, _ = start_session(request, name, password)
     except HTTPException as e:
         return render(request, "login.html", None, status_code=e.status_code, next=_next(request), name=name,
                       failed=e.status_code)  # fmt: skip
-    session_id, _ = ctx.access.open_session(user, ctx.session_lifetime_ns, ctx.now_ns())
     response = RedirectResponse(_next(request), status_code=303)
-    set_session_cookie(response, session_id, ctx.session_lifetime_ns)
+    set_session_cookie(request, response, session_id)
     return response
 
 
 async def logout_page(request: Request) -> Response:
     form = await read_form(request)
     await authenticate(request, Permission.READ, form=form)
-    found = current_session(request)
-    if found is not None:
-        context(request).access.close_session(found[0])
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    end_session(request, response)
     return response
 
 

@@ -218,7 +218,8 @@ class Access:
 
     # -- console sessions -------------------------------------------------------------------
 
-    def open_session(self, user: Principal, lifetime_ns: int, now_ns: int) -> tuple[str, Session]:
+    def open_session(self, user: Principal, lifetime_ns: int, now_ns: int, client: str = "") -> tuple[str, Session]:
+        """A console login: who was at the screen, from where, is part of the record."""
         session_id = secrets.token_urlsafe(32)
         session = Session(user=user, csrf=secrets.token_urlsafe(32), expires_at_ns=now_ns + lifetime_ns)
         with self.journal.transaction():
@@ -227,6 +228,7 @@ class Access:
                 "INSERT INTO console_sessions(digest, user, csrf, expires_at_ns) VALUES (?,?,?,?)",
                 (_digest(session_id), user.name, session.csrf, session.expires_at_ns),
             )
+            self.journal.append("operator.action", {"action": "login", "by": user.name, "from": client}, now_ns)
         return session_id, session
 
     def session(self, session_id: str, now_ns: int) -> Session | None:
@@ -241,9 +243,15 @@ class Access:
             return None
         return Session(user=Principal(name=row[2], role=Role(row[3]), lang=row[4]), csrf=row[0], expires_at_ns=row[1])
 
-    def close_session(self, session_id: str) -> None:
+    def close_session(self, session_id: str, now_ns: int) -> None:
         with self.journal.transaction():
+            row = self.journal.execute(
+                "SELECT user FROM console_sessions WHERE digest = ?", (_digest(session_id),)
+            ).fetchone()
+            if row is None:
+                return
             self.journal.execute("DELETE FROM console_sessions WHERE digest = ?", (_digest(session_id),))
+            self.journal.append("operator.action", {"action": "logout", "by": row[0]}, now_ns)
 
 
 @functools.cache

@@ -191,10 +191,27 @@ def try_login(ctx: ApiContext, client: str, name: str, password: str) -> Princip
     return user
 
 
-def set_session_cookie(response: Response, session_id: str, lifetime_ns: int) -> None:
-    response.set_cookie(
-        SESSION_COOKIE, session_id, max_age=lifetime_ns // 1_000_000_000, httponly=True, samesite="strict", path="/"
-    )
+def start_session(request: Request, name: str, password: str) -> tuple[str, Session]:
+    """Log in under the rate limit (429 or 401 if not); the login is journaled."""
+    ctx = context(request)
+    client = client_address(request)
+    user = try_login(ctx, client, name, password)
+    return ctx.access.open_session(user, ctx.session_lifetime_ns, ctx.now_ns(), client)
+
+
+def set_session_cookie(request: Request, response: Response, session_id: str) -> None:
+    """HttpOnly (no script reads it) and SameSite=Strict (no other site's page sends it)."""
+    lifetime_s = context(request).session_lifetime_ns // 1_000_000_000
+    response.set_cookie(SESSION_COOKIE, session_id, max_age=lifetime_s, httponly=True, samesite="strict", path="/")
+
+
+def end_session(request: Request, response: Response) -> None:
+    """Log out: the session is gone on the server (journaled), and the cookie in the browser."""
+    found = current_session(request)
+    if found is not None:
+        ctx = context(request)
+        ctx.access.close_session(found[0], ctx.now_ns())
+    response.delete_cookie(SESSION_COOKIE, path="/")
 
 
 # -- request bodies ---------------------------------------------------------------------------
