@@ -147,3 +147,27 @@ def test_login_compose_with_an_attachment_and_logout_in_russian(
     expect(page.get_by_role("button", name="Войти")).to_be_visible()
     page.goto(moscow.console_url() + "/compose")
     page.wait_for_url("**/login**")  # the session is gone
+
+
+def test_the_status_bar_and_alarms_page_follow_the_line_live(
+    consoles: tuple[Terminal, Terminal], browser: Browser
+) -> None:
+    washington, moscow = consoles
+    page = browser.new_context().new_page()
+    log_in(page, washington, "audrey")  # an auditor watches too, and may not compose
+    expect(page.locator("#nav-compose")).to_have_count(0)
+    page.click("a[href='/alarms']")
+    expect(page.locator("#alarm-list")).to_contain_text("No open alarms")
+    expect(page.locator("#status .path")).to_contain_text("primary: up")
+    expect(page.locator("body")).to_have_attribute("data-live", "connected", timeout=5000)
+    page.evaluate("window.notReloaded = true")
+
+    moscow.stop()  # the far end goes away: the line is down
+    expect(page.locator("#alarm-list")).to_contain_text("all-paths-down", timeout=5000)
+    expect(page.locator("#status")).to_contain_text("line down", timeout=5000)
+    expect(page.locator("#status .alarms")).to_contain_text("Open alarms: 2")
+
+    moscow.start()  # and comes back: the alarms clear by themselves
+    expect(page.locator("#alarm-list")).to_contain_text("No open alarms", timeout=15000)
+    expect(page.locator("#status")).to_contain_text("line up", timeout=5000)
+    assert page.evaluate("window.notReloaded") is True, "the page was reloaded"

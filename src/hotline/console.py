@@ -264,6 +264,8 @@ async def fragment(request: Request) -> Response:
         return render(request, "_status.html", session, status=status_view(ctx))
     if name == "boxes":
         return render(request, "_boxes.html", session, **_boxes(ctx))
+    if name == "alarms":
+        return render(request, "_alarms.html", session, alarms=ctx.terminal.engine.supervisor.board.listing())
     if name == "flash":
         return render(request, "_flash.html", session, flashes=_flashes(ctx), back=request.query_params.get("at", "/"))
     if name == "message":
