@@ -8,7 +8,7 @@ import pytest
 
 from hotline.errors import AccessError
 from hotline.journal import Journal
-from hotline.users import Access, Permission, Principal, Role, check_password, hash_password
+from hotline.users import Access, Permission, Principal, Role, check_password, hash_password, new_password_hash
 from hotline.web import LoginLimiter
 
 NOW = 1_800_000_000_000_000_000
@@ -44,17 +44,17 @@ def test_roles_grant_what_the_issue_says() -> None:
 
 
 def test_users_are_added_checked_removed_and_every_change_journaled(access: Access) -> None:
-    access.add_user("alice", Role.OPERATOR, "a long password", "ru", by="cli:root", at_ns=NOW)
+    access.add_user("alice", Role.OPERATOR, new_password_hash("a long password"), "ru", by="cli:root", at_ns=NOW)
     user = access.authenticate("alice", "a long password")
     assert user is not None and user.role is Role.OPERATOR and user.lang == "ru"
     assert access.authenticate("alice", "wrong password!") is None
     assert access.authenticate("nobody", "a long password") is None
     with pytest.raises(AccessError, match="already a user"):
-        access.add_user("alice", Role.AUDITOR, "another password", "en", by="cli:root", at_ns=NOW)
+        access.add_user("alice", Role.AUDITOR, new_password_hash("another password"), "en", by="cli:root", at_ns=NOW)
     with pytest.raises(AccessError, match="at least"):
-        access.add_user("bob", Role.OPERATOR, "short", "en", by="cli:root", at_ns=NOW)
+        new_password_hash("short")
     with pytest.raises(AccessError, match="speaks"):
-        access.add_user("bob", Role.OPERATOR, "a long password", "de", by="cli:root", at_ns=NOW)
+        access.add_user("bob", Role.OPERATOR, new_password_hash("a long password"), "de", by="cli:root", at_ns=NOW)
     access.remove_user("alice", by="sam", at_ns=NOW + 1)
     assert access.authenticate("alice", "a long password") is None
     assert [(a["action"], a["user"], a["by"]) for a in actions(access)] == [
@@ -79,7 +79,7 @@ def test_tokens_are_shown_once_stored_as_digests_and_revocable(access: Access) -
 
 
 def test_sessions_expire_and_end_with_their_user(access: Access) -> None:
-    access.add_user("alice", Role.OPERATOR, "a long password", "en", by="cli:root", at_ns=NOW)
+    access.add_user("alice", Role.OPERATOR, new_password_hash("a long password"), "en", by="cli:root", at_ns=NOW)
     user = access.authenticate("alice", "a long password")
     assert user is not None
     session_id, session = access.open_session(user, HOUR, NOW)

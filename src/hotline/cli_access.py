@@ -22,7 +22,7 @@ from hotline.audit import rfc3339
 from hotline.config import JOURNAL_FILE, load_config, resolve_home
 from hotline.errors import AccessError
 from hotline.journal import Journal
-from hotline.users import LANGUAGES, MIN_PASSWORD, Access, Role
+from hotline.users import LANGUAGES, MIN_PASSWORD, Access, Role, new_password_hash
 
 PASSWORD_ENV = "HOTLINE_USER_PASSWORD"  # noqa: S105 -- the variable's name, not a password
 
@@ -68,7 +68,8 @@ def cmd_user(args: argparse.Namespace) -> int:
     try:
         if args.user_cmd == "add":
             password, generated = _password(args.generate_password)
-            access.add_user(args.name, Role.parse(args.role), password, args.lang, by=_local_actor(), at_ns=_now_ns())
+            role, password_hash = Role.parse(args.role), new_password_hash(password)
+            access.add_user(args.name, role, password_hash, args.lang, by=_local_actor(), at_ns=_now_ns())
             print(f"added {args.role} {args.name!r} (console language {args.lang})")
             if generated:
                 print(f"password: {password}")

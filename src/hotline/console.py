@@ -173,7 +173,7 @@ async def login_page(request: Request) -> Response:
     form = await read_form(request)
     name, password = str(form.get("name", "")), str(form.get("password", ""))
     try:
-        session_id, _ = start_session(request, name, password)
+        session_id, _ = await start_session(request, name, password)
     except HTTPException as e:
         return render(request, "login.html", None, status_code=e.status_code, next=_next(request), name=name,
                       failed=e.status_code)  # fmt: skip

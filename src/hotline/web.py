@@ -30,7 +30,7 @@ from hotline import audit
 from hotline.control import build_content
 from hotline.journal import Journal
 from hotline.model import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS
-from hotline.users import Access, Permission, Principal, Session
+from hotline.users import Access, Permission, Principal, Session, check_password
 
 if TYPE_CHECKING:
     from hotline.terminal import Terminal
@@ -108,6 +108,10 @@ class ApiContext:
     session_lifetime_ns: int
     hub: EventHub = field(default_factory=EventHub)
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    # One password check at a time: scrypt runs in a worker thread (never on the event loop that
+    # keeps the heartbeats going), and a flood of logins queues here instead of racing past the
+    # rate limit or taking 32 MiB of memory each.
+    login_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def store(self) -> Any:
@@ -176,13 +180,20 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def try_login(ctx: ApiContext, client: str, name: str, password: str) -> Principal:
+async def try_login(ctx: ApiContext, client: str, name: str, password: str) -> Principal:
     """Check a password under the rate limit. Raises 429 or 401; never says which part was wrong."""
-    now = time.monotonic()
-    wait = ctx.limiter.retry_after(client, now)
-    if wait > 0:
-        raise HTTPException(429, f"too many failed logins; try again in {wait:.0f} s", {"Retry-After": f"{wait:.0f}"})
-    user = ctx.access.authenticate(name, password) if name and password else None
+    async with ctx.login_lock:
+        now = time.monotonic()
+        wait = ctx.limiter.retry_after(client, now)
+        if wait > 0:
+            raise HTTPException(
+                429, f"too many failed logins; try again in {wait:.0f} s", {"Retry-After": f"{wait:.0f}"}
+            )
+        user: Principal | None = None
+        if name and password:
+            user, stored = ctx.access.password_record(name)
+            if not await asyncio.to_thread(check_password, password, stored):
+                user = None
     if user is None:
         ctx.limiter.failed(client, now)
         log.warning("failed console login for %r from %s", name[:64], client)
@@ -191,11 +202,11 @@ def try_login(ctx: ApiContext, client: str, name: str, password: str) -> Princip
     return user
 
 
-def start_session(request: Request, name: str, password: str) -> tuple[str, Session]:
+async def start_session(request: Request, name: str, password: str) -> tuple[str, Session]:
     """Log in under the rate limit (429 or 401 if not); the login is journaled."""
     ctx = context(request)
     client = client_address(request)
-    user = try_login(ctx, client, name, password)
+    user = await try_login(ctx, client, name, password)
     return ctx.access.open_session(user, ctx.session_lifetime_ns, ctx.now_ns(), client)
 
 
