@@ -362,3 +362,21 @@ def test_events_stream_tells_a_page_about_a_new_message_at_once(ends: tuple[Side
                     break
             assert time.monotonic() < deadline, "no 'received' event within 5 s"
         assert event is not None and event["id"] == message_id and event["peer"] == "washington"
+
+
+def test_events_stream_ends_once_its_token_is_revoked(ends: tuple[Side, Side]) -> None:
+    _, m = ends
+    token = m.t.create_token("auditor")
+    token_id = token.split("_")[1]
+    with httpx.stream("GET", f"{m.url}/api/events", headers={"authorization": f"Bearer {token}"}, timeout=10) as s:
+        lines = s.iter_lines()
+        assert next(lines).startswith("retry:")
+        m.t.cli("token", "revoke", token_id)
+        revoked_at = time.monotonic()
+        for line in lines:
+            if line == "event: expired":
+                assert "revoked" in json.loads(next(lines).removeprefix("data: "))["error"]
+                break
+        else:
+            pytest.fail("the stream ended without saying why")
+        assert time.monotonic() - revoked_at < 5, "the revoked token kept its stream"

@@ -171,3 +171,6 @@ def test_the_status_bar_and_alarms_page_follow_the_line_live(
     expect(page.locator("#alarm-list")).to_contain_text("No open alarms", timeout=15000)
     expect(page.locator("#status")).to_contain_text("line up", timeout=5000)
     assert page.evaluate("window.notReloaded") is True, "the page was reloaded"
+
+    washington.cli("user", "remove", "audrey")  # a supervisor removes her: her open page must not stay live
+    page.wait_for_url("**/login?next=/alarms", timeout=5000)

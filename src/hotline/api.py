@@ -295,7 +295,10 @@ async def delete_token(request: Request) -> Response:
 
 
 async def events(request: Request) -> Response:
-    """Server-sent events: every engine event as it is committed, and a status line every 2 s."""
+    """Server-sent events: every engine event as it is committed, and a status line every 2 s.
+
+    The caller's credentials are checked again before every event; once they no longer hold,
+    the stream sends `expired` and ends."""
     await authenticate(request, Permission.READ)
     ctx = context(request)
 
@@ -307,6 +310,11 @@ async def events(request: Request) -> Response:
                     event = await asyncio.wait_for(queue.get(), SSE_STATUS_EVERY_S)
                 except TimeoutError:
                     event = {"event": "status", "alarms": len(ctx.terminal.engine.supervisor.board.listing())}
+                try:  # a stream outlives its check: a logout, expiry or revoked token ends it here
+                    await authenticate(request, Permission.READ)
+                except HTTPException as e:
+                    yield f"event: expired\ndata: {json.dumps({'error': e.detail})}\n\n"
+                    return
                 name = str(event.get("event", "message"))
                 yield f"event: {name}\ndata: {json.dumps(event, default=str)}\n\n"
                 if name == "closing":

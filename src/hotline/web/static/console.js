@@ -64,6 +64,10 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const name of names) {
     events.addEventListener(name, () => schedule(name));
   }
+  events.addEventListener("expired", () => {  // logged out elsewhere, or the session ran out
+    events.close();
+    window.location = "/login?next=" + window.location.pathname;
+  });
   events.addEventListener("open", () => { document.body.dataset.live = "connected"; });
   events.addEventListener("error", () => { document.body.dataset.live = "reconnecting"; });
 });
