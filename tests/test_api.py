@@ -205,10 +205,11 @@ def test_logins_are_rate_limited_even_for_the_right_password(ends: tuple[Side, S
 def test_send_read_download_and_acknowledge_across_the_link(ends: tuple[Side, Side]) -> None:
     w, m = ends
     data = bytes(range(256)) * 40
-    message_id = send(w, precedence="flash", lang="en", subject="Readout",
+    message_id = send(w, precedence="flash", lang="en", subject="Readout", classification="SECRET",
                       attachments=[{"name": "readout.bin", "data": base64.b64encode(data).decode()}])  # fmt: skip
     got = arrived(m, message_id)
     assert (got["direction"], got["precedence"], got["subject"]) == ("in", "flash", "Readout")
+    assert got["classification"] == "SECRET"
     assert [(a["name"], a["size"]) for a in got["attachments"]] == [("readout.bin", len(data))]
     assert [t["event"] for t in got["timeline"]] == ["created", "received"]
     with m.as_("operator") as c:
@@ -265,6 +266,8 @@ def test_bad_input_gets_a_4xx_with_a_reason_never_a_500(ends: tuple[Side, Side])
         ("POST", "/api/messages", {"json": {"to": "nobody", "body": "x"}}, 400),
         ("POST", "/api/messages", {"json": {"to": "moscow", "precedence": "urgent"}}, 400),
         ("POST", "/api/messages", {"json": {"to": "moscow", "subject": "x" * 501}}, 400),
+        ("POST", "/api/messages", {"json": {"to": "moscow", "classification": "COSMIC TOP SECRET"}}, 400),
+        ("POST", "/api/messages", {"json": {"to": "moscow", "classification": ["SECRET"]}}, 400),
         ("POST", "/api/messages", {"json": {"to": "moscow", "attachments": [{"name": "a", "data": "@@@"}]}}, 400),
         ("POST", "/api/messages", {"json": {"to": "moscow", "attachments": "not a list"}}, 400),
         ("POST", "/api/messages", {"json": {"to": 7}}, 400),

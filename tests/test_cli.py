@@ -55,6 +55,8 @@ def test_send_refuses_an_unknown_peer_and_bad_arguments(paired: tuple[Terminal, 
     assert r.returncode == 1 and "invalid language tag" in r.stderr
     r = a.cli("send", "--to", "moscow", check=False)
     assert r.returncode == 1 and "give the message text" in r.stderr
+    r = a.cli("send", "--to", "moscow", "--classification", "TOP SECRET", "hello", check=False)
+    assert r.returncode == 1 and "UNCLASSIFIED, CONFIDENTIAL, SECRET" in r.stderr
     assert a.cli_json("outbox")["messages"] == []
 
 
@@ -88,3 +90,18 @@ def test_help_teaches() -> None:
     assert r.returncode == 0
     for word in ("init", "pair", "send", "inbox", "outbox", "status", "journal", "demo", "examples:"):
         assert word in r.stdout
+
+
+def test_classification_markings_come_from_the_config(paired: tuple[Terminal, Terminal]) -> None:
+    a, _ = paired
+    a.configure("messages", markings=["OFFICIAL", "OFFICIAL-SENSITIVE"])
+    a.cli("send", "--to", "moscow", "--subject", "default marking", "one")
+    a.cli("send", "--to", "moscow", "--classification", "OFFICIAL-SENSITIVE", "two")
+    assert [m["classification"] for m in a.cli_json("outbox")["messages"]] == ["OFFICIAL", "OFFICIAL-SENSITIVE"]
+    assert "(OFFICIAL) default marking" in a.cli("outbox").stdout
+    a.configure("messages", markings=["SECRET", "SECRET"])
+    r = a.cli("outbox", check=False)
+    assert r.returncode == 1 and "markings must be a list of distinct texts" in r.stderr
+    a.configure("messages", markings=["SECRET\n"])
+    r = a.cli("outbox", check=False)
+    assert r.returncode == 1 and "invalid classification marking" in r.stderr

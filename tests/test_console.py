@@ -118,6 +118,8 @@ def test_login_compose_with_an_attachment_and_logout_in_russian(
     expect(page.locator("h1")).to_have_text("Написать")
     page.select_option("#to", "washington")
     page.select_option("#precedence", "immediate")
+    expect(page.locator("#classification")).to_have_value("UNCLASSIFIED")  # the deployment's first marking
+    page.select_option("#classification", "CONFIDENTIAL")
     page.fill("#lang", "ru")
     page.fill("#subject", "Итоги разговора")
     page.fill("#body", "Краткое изложение прилагается.")
@@ -127,6 +129,8 @@ def test_login_compose_with_an_attachment_and_logout_in_russian(
     expect(page.locator("article")).to_contain_text("Вложения")
     expect(page.locator(".attachments")).to_contain_text("readout.txt")
     expect(page.locator(".banner")).to_have_text("СРОЧНО")
+    for banner in ("#marking-top", "#marking-bottom"):  # the marking above and below the message
+        expect(page.locator(banner)).to_have_text("CONFIDENTIAL")
 
     # It really went: washington journaled it, attachment intact.
     message_id = page.url.rsplit("/", 1)[1]

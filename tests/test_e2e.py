@@ -18,6 +18,7 @@ pytestmark = pytest.mark.e2e
 
 def test_send_both_ways_and_verify(paired: tuple[Terminal, Terminal]) -> None:
     a, b = paired
+    b.configure("messages", markings=["НЕСЕКРЕТНО", "СЕКРЕТНО"])  # each deployment its own markings
     a.start()
     b.start()
     a.wait_link("moscow")
@@ -36,10 +37,11 @@ def test_send_both_ways_and_verify(paired: tuple[Terminal, Terminal]) -> None:
         "washington to receive",
     )
     inbox = b.cli_json("inbox")["messages"]
-    assert [(m["subject"], m["body"], m["precedence"], m["peer"]) for m in inbox] == [
-        ("Proposal", "Call at 14:00 UTC?", "immediate", "washington")
+    assert [(m["subject"], m["body"], m["precedence"], m["peer"], m["classification"]) for m in inbox] == [
+        ("Proposal", "Call at 14:00 UTC?", "immediate", "washington", "UNCLASSIFIED")
     ]
-    assert a.cli_json("inbox")["messages"][0]["lang"] == "ru"
+    got = a.cli_json("inbox")["messages"][0]
+    assert (got["lang"], got["classification"]) == ("ru", "НЕСЕКРЕТНО")
     wait_for(
         lambda: a.cli_json("outbox")["messages"][0]["state"] == "delivered",
         10,
@@ -61,7 +63,8 @@ def test_send_while_stopped_is_sent_by_the_next_run(paired: tuple[Terminal, Term
     a, b = paired
     attachment = tmp_path / "readout.txt"
     attachment.write_bytes(b"readout\x00" * 1000)
-    out = a.cli("send", "--to", "moscow", "--attach", str(attachment), "--json", "queued offline")
+    out = a.cli("send", "--to", "moscow", "--attach", str(attachment), "--classification", "CONFIDENTIAL",
+                "--json", "queued offline")  # fmt: skip
     sent = json.loads(out.stdout)
     assert "terminal not running" in sent["queued_via"]
     assert a.cli_json("outbox")["messages"][0]["state"] == "queued"
@@ -74,6 +77,7 @@ def test_send_while_stopped_is_sent_by_the_next_run(paired: tuple[Terminal, Term
     )
     got = b.cli_json("inbox")["messages"][0]
     assert got["id"] == sent["id"] and got["attachments"] == 1
+    assert got["classification"] == "CONFIDENTIAL", "the marking survives the journal and the restart"
     db = sqlite3.connect(b.home / "journal.sqlite")
     assert db.execute("SELECT data FROM attachments WHERE message_id = ?", (sent["id"],)).fetchone()[0] == (
         attachment.read_bytes()

@@ -269,6 +269,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     request = {
         "to": args.to, "precedence": args.precedence, "lang": args.lang, "subject": args.subject or "",
         "body": body, "attachments": [_read_attachment(a) for a in args.attach or []],
+        "classification": args.classification or "",
     }  # fmt: skip
     if args.id:
         request["id"] = args.id
@@ -285,7 +286,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     else:
         if args.wait:
             raise ControlError("--wait needs the terminal running (`hotline run`)")
-        content = build_content(config.name, request, _now_ns())
+        content = build_content(config.name, request, _now_ns(), config.markings)
         journal = _journal(home)
         with journal.transaction():
             created = Store(journal).accept(content, _now_ns())
@@ -322,9 +323,10 @@ def _listing(args: argparse.Namespace, direction: str) -> int:
     for r in rows:
         when = r["received_at"] if direction == "in" else (r["delivered_at"] or r["sent_at"] or r["queued_at"])
         who = ("from " if direction == "in" else "to ") + r["peer"]
+        marking = f"({r['classification']}) " if r["classification"] else ""
         print(
             f"{when}  {r['precedence'].upper():<9} {r['state']:<9} #{r['seq'] or '-':<6} {who:<16} "
-            f"[{r['lang']}] {r['subject']}"
+            f"[{r['lang']}] {marking}{r['subject']}"
         )
         if r["acknowledged_at_ns"]:
             who_acked = f" by {r['acknowledged_by']}" if r["acknowledged_by"] else ""
@@ -551,6 +553,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precedence", default="routine", choices=["flash", "immediate", "priority", "routine"])
     p.add_argument("--lang", default="en", help="BCP 47 language tag of the text (default en)")
     p.add_argument("--subject", default="")
+    p.add_argument(
+        "--classification",
+        metavar="MARKING",
+        help="classification marking, shown as a banner at both ends; one of [messages] markings in "
+        "config.toml (default: the first, UNCLASSIFIED unless configured)",
+    )
     p.add_argument("--file", help="read the body from a file (- for stdin)")
     p.add_argument("--attach", action="append", metavar="F", help="attach a file (up to 16 MiB; repeatable)")
     p.add_argument("--id", help="message id (UUID) to make a retried send idempotent")

@@ -19,7 +19,7 @@ from typing import Any
 import tomli_w
 
 from hotline.errors import ConfigError, HotlineError
-from hotline.model import Address, validate_name
+from hotline.model import DEFAULT_MARKINGS, Address, validate_marking, validate_name
 
 CONFIG_FILE = "config.toml"
 KEYS_FILE = "keys.json"
@@ -49,6 +49,8 @@ class Config:
     # Handling times for a person's acknowledgement (CCEB): flash 10 min, immediate 30 min,
     # priority 3 h, routine 6 h.
     ack_deadlines_s: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ACK_DEADLINES_S))
+    # The classification markings this deployment sends, lowest first; the first is the default.
+    markings: tuple[str, ...] = DEFAULT_MARKINGS
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_toml(self) -> str:
@@ -66,6 +68,7 @@ class Config:
             },
             "alarms": {"command": self.alarm_command},
             "deadlines": dict(self.ack_deadlines_s),
+            "messages": {"markings": list(self.markings)},
             "journal": {"synchronous": self.synchronous},
             "log": {"level": self.log_level},
         }
@@ -117,7 +120,11 @@ def load_config(home: Path) -> Config:
         log = _get(doc, "log", dict, {}, where)
         alarms = _get(doc, "alarms", dict, {}, where)
         deadlines = _get(doc, "deadlines", dict, {}, where)
-        known = {"name", "passphrase", "listen", "link", "journal", "log", "alarms", "deadlines"}
+        messages = _get(doc, "messages", dict, {}, where)
+        markings = _get(messages, "markings", list, list(DEFAULT_MARKINGS), where)
+        if not markings or len(set(markings)) != len(markings) or not all(isinstance(m, str) for m in markings):
+            raise ConfigError(f"{where}: [messages] markings must be a list of distinct texts, the default first")
+        known = {"name", "passphrase", "listen", "link", "journal", "log", "alarms", "deadlines", "messages"}
         ack_deadlines = dict(DEFAULT_ACK_DEADLINES_S)
         for key, value in deadlines.items():
             if key not in ack_deadlines or not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
@@ -137,6 +144,7 @@ def load_config(home: Path) -> Config:
             test_timeout_s=float(_get(link, "test_timeout_s", int | float, 30.0, where)),
             alarm_command=_get(alarms, "command", str, "", where),
             ack_deadlines_s=ack_deadlines,
+            markings=tuple(validate_marking(m) for m in markings),
             extra={k: v for k, v in doc.items() if k not in known},
         )
     except ConfigError:

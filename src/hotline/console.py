@@ -76,6 +76,16 @@ def translations(lang: str) -> gettext.NullTranslations:
     return gettext.GNUTranslations(buf)
 
 
+_MARKING_COLOURS = {"unclassified", "confidential", "secret", "top-secret"}
+
+
+def marking_class(marking: str) -> str:
+    """The CSS class for a marking's colour: its level before any caveat (SECRET//NOFORN is
+    secret); a marking of another scheme gets the neutral colour."""
+    level = marking.split("//", maxsplit=1)[0].strip().lower().replace(" ", "-")
+    return level if level in _MARKING_COLOURS else "other"
+
+
 @functools.cache
 def environment(lang: str) -> Environment:
     env = Environment(
@@ -84,6 +94,7 @@ def environment(lang: str) -> Environment:
         extensions=["jinja2.ext.i18n"],
     )
     env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["marking"] = marking_class
     env.filters["when"] = lambda ns: audit.rfc3339(ns).replace("T", " ")[:19] + "Z" if ns else "—"
     return env
 
@@ -220,12 +231,14 @@ async def compose_page(request: Request) -> Response:
     who = session.user
     ctx = context(request)
     peers = sorted(ctx.terminal.engine.peers)
-    values: dict[str, Any] = {"peers": peers, "precedences": [p.label for p in Precedence], "error": None,
-                              "fields": {"precedence": "routine", "lang": session.user.lang}}  # fmt: skip
+    markings = ctx.terminal.config.markings
+    values: dict[str, Any] = {"peers": peers, "precedences": [p.label for p in Precedence], "markings": markings,
+                              "error": None, "fields": {"precedence": "routine", "lang": session.user.lang,
+                                                        "classification": markings[0]}}  # fmt: skip
     if form is None:
         values["fields"]["to"] = request.query_params.get("to", "")
         return render(request, "compose.html", session, **values)
-    fields = {k: str(form.get(k, "")) for k in ("to", "precedence", "lang", "subject", "body")}
+    fields = {k: str(form.get(k, "")) for k in ("to", "precedence", "lang", "classification", "subject", "body")}
     try:
         message_id = await send_message(ctx, {**fields, "attachments": await form_attachments(form)}, who)
     except (HTTPException, HotlineError) as e:  # shown on the form, with everything typed kept

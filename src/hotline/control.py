@@ -22,6 +22,7 @@ import asyncio
 import os
 import socket
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +36,11 @@ if TYPE_CHECKING:
 MAX_CONTROL_FRAME = 40 * 1024 * 1024
 
 
-def build_content(sender: str, args: dict[str, Any], now_ns: int) -> MessageContent:
-    """Turn request arguments into a validated message (the model checks every field)."""
+def build_content(sender: str, args: dict[str, Any], now_ns: int, markings: Sequence[str]) -> MessageContent:
+    """Turn request arguments into a validated message (the model checks every field).
+
+    ``markings`` are the classifications this deployment sends; the first is the default.
+    """
 
     def text(key: str, default: str = "") -> str:
         value = args.get(key, default)
@@ -52,6 +56,12 @@ def build_content(sender: str, args: dict[str, Any], now_ns: int) -> MessageCont
         if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], bytes)):
             raise ControlError("each attachment must be [name, bytes]")
         attachments.append(Attachment(name=item[0], data=item[1]))
+    classification = text("classification") or markings[0]
+    if classification not in markings:
+        raise ControlError(
+            f"unknown classification {classification[:80]!r}; this terminal marks messages "
+            f"{', '.join(markings)} ([messages] markings in config.toml)"
+        )
     message_id = text("id") or uuid7(now_ns // 1_000_000, os.urandom(10))
     return MessageContent(
         id=message_id,
@@ -63,6 +73,7 @@ def build_content(sender: str, args: dict[str, Any], now_ns: int) -> MessageCont
         body=text("body"),
         created_at_ns=now_ns,
         attachments=tuple(attachments),
+        classification=classification,
     )
 
 
@@ -108,7 +119,9 @@ async def serve_client(terminal: Terminal, reader: asyncio.StreamReader, writer:
             elif op == "reload":
                 respond(req_id, {"changed": terminal.reload()})
             elif op == "send":
-                content = build_content(terminal.identity.name, args, terminal.clock.wall_ns())
+                content = build_content(
+                    terminal.identity.name, args, terminal.clock.wall_ns(), terminal.config.markings
+                )
                 wait = args.get("wait", "accepted")
 
                 def done(error: Exception | None, created: bool) -> None:

@@ -117,6 +117,7 @@ def run_demo(keep_running: bool = True) -> int:
                     lang=lang,
                     subject=subject,
                     body=body,
+                    classification="CONFIDENTIAL" if precedence == "flash" else "",  # "" is the default marking
                     wait="delivered",
                 )
             took = (time.perf_counter() - started) * 1000

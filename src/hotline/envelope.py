@@ -90,6 +90,7 @@ def encode_content(content: MessageContent) -> bytes:
             "att": [[a.name, a.data] for a in content.attachments],
             "kind": content.kind.value,
             "rcpt": content.receipt,
+            "cls": content.classification,
         }
     )
 
@@ -99,6 +100,9 @@ def decode_content(data: bytes, sender: str, recipient: str) -> MessageContent:
     body = unpack(data, max_bytes=MAX_ENVELOPE_BYTES)
     if not isinstance(body, dict):
         raise RemoteProtocolError("message content is not a map")
+    classification = body.get("cls", "")  # optional: automatic items may carry none
+    if not isinstance(classification, str):
+        raise RemoteProtocolError("content field 'cls' is not str")
     attachments = []
     for item in _field(body, "att", list, "content"):
         if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
@@ -119,6 +123,7 @@ def decode_content(data: bytes, sender: str, recipient: str) -> MessageContent:
             attachments=tuple(attachments),
             kind=MessageKind(_field(body, "kind", str, "content")),
             receipt=_field(body, "rcpt", bytes, "content"),
+            classification=classification,
         )
     except CryptoError:
         raise

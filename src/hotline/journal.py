@@ -34,6 +34,9 @@ from hotline.wire import pack, unpack
 GENESIS_HASH = bytes(32)
 SCHEMA_VERSION = 1
 
+# Columns added after a table was first released: (table, column, declaration).
+_ADDED_COLUMNS = (("messages", "classification", "TEXT NOT NULL DEFAULT ''"),)
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS entries(
@@ -91,7 +94,8 @@ CREATE TABLE IF NOT EXISTS messages(
     kind TEXT NOT NULL DEFAULT 'message',
     read_at_ns INTEGER,
     acknowledged_at_ns INTEGER,
-    acknowledged_by TEXT
+    acknowledged_by TEXT,
+    classification TEXT NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_stream ON messages(direction, peer, seq);
 CREATE INDEX IF NOT EXISTS messages_state ON messages(direction, peer, state);
@@ -178,10 +182,18 @@ class Journal:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
                 self._db.executescript(_SCHEMA)
+                self._add_missing_columns()
             self._db.execute("PRAGMA busy_timeout=10000")
         except sqlite3.Error as e:
             raise JournalError(f"cannot open journal {path}: {e}") from None
         self._in_tx = False
+
+    def _add_missing_columns(self) -> None:
+        """A journal made before a column existed gets it (CREATE IF NOT EXISTS keeps old tables)."""
+        for table, column, declaration in _ADDED_COLUMNS:
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:
         self._db.close()

@@ -22,6 +22,9 @@ MAX_ATTACHMENTS = 16
 MAX_SUBJECT_CHARS = 500
 MAX_BODY_BYTES = 1024 * 1024
 MAX_NAME_CHARS = 64
+MAX_MARKING_CHARS = 64
+# Classification markings a deployment uses when it configures none; the first is the default.
+DEFAULT_MARKINGS = ("UNCLASSIFIED", "CONFIDENTIAL", "SECRET")
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 # BCP 47, loosely: a primary subtag and optional subtags of letters and digits.
@@ -88,6 +91,16 @@ def validate_name(name: str, what: str = "name") -> str:
             "starting with a letter or digit"
         )
     return name
+
+
+def validate_marking(marking: str) -> str:
+    """A classification marking: printable text such as SECRET//NOFORN, in any script, shown as is."""
+    if not marking or len(marking) > MAX_MARKING_CHARS or marking != marking.strip() or not marking.isprintable():
+        raise DeliveryError(
+            f"invalid classification marking {marking[:80]!r}: 1-{MAX_MARKING_CHARS} printable characters, "
+            "no leading or trailing space"
+        )
+    return marking
 
 
 def validate_lang(tag: str) -> str:
@@ -173,6 +186,8 @@ class MessageContent:
     attachments: tuple[Attachment, ...] = ()
     kind: MessageKind = MessageKind.MESSAGE
     receipt: bytes = field(default=b"", repr=False)  # the signed receipt, for kind RECEIPT
+    # The sender's marking (e.g. SECRET), signed with the rest; "" only on automatic items.
+    classification: str = ""
 
     def __post_init__(self) -> None:
         if (self.kind is MessageKind.RECEIPT) != bool(self.receipt) or len(self.receipt) > 4096:
@@ -184,6 +199,8 @@ class MessageContent:
         validate_name(self.sender, "sender")
         validate_name(self.recipient, "recipient")
         validate_lang(self.lang)
+        if self.classification:
+            validate_marking(self.classification)
         if len(self.subject) > MAX_SUBJECT_CHARS:
             raise DeliveryError(f"subject is {len(self.subject)} characters; the limit is {MAX_SUBJECT_CHARS}")
         if len(self.body.encode()) > MAX_BODY_BYTES:

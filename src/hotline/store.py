@@ -77,6 +77,7 @@ def _content_fields(content: MessageContent) -> dict[str, Any]:
         "att": _attachment_meta(content.attachments),
         "kind": content.kind.value,
         "rcpt": content.receipt,
+        "cls": content.classification,
     }
 
 
@@ -203,9 +204,9 @@ class Store:
         entry = self.journal.append("message.accepted", _content_fields(content), at_ns, peer=content.recipient)
         self.journal.execute(
             "INSERT INTO messages(id, direction, peer, precedence, lang, subject, body, created_at_ns, state, "
-            "queued_at_ns, order_key, kind) VALUES (?, 'out', ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+            "queued_at_ns, order_key, kind, classification) VALUES (?, 'out', ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
             (content.id, content.recipient, int(content.precedence), content.lang, content.subject,
-             content.body, content.created_at_ns, at_ns, entry, content.kind.value),
+             content.body, content.created_at_ns, at_ns, entry, content.kind.value, content.classification),
         )  # fmt: skip
         self.journal.executemany(
             "INSERT INTO attachments(message_id, idx, name, sha256, data) VALUES (?,?,?,?,?)",
@@ -228,7 +229,8 @@ class Store:
 
     def load_content(self, message_id: str, own_name: str) -> MessageContent:
         row = self.journal.execute(
-            "SELECT direction, peer, precedence, lang, subject, body, created_at_ns, kind FROM messages WHERE id = ?",
+            "SELECT direction, peer, precedence, lang, subject, body, created_at_ns, kind, classification "
+            "FROM messages WHERE id = ?",
             (message_id,),
         ).fetchone()
         if row is None:
@@ -250,6 +252,7 @@ class Store:
         return MessageContent(
             id=message_id, sender=sender, recipient=recipient, precedence=Precedence(row[2]), lang=row[3],
             subject=row[4], body=row[5], created_at_ns=row[6], attachments=attachments, kind=kind, receipt=receipt,
+            classification=row[8],
         )  # fmt: skip
 
     def record_sealed(
@@ -321,10 +324,10 @@ class Store:
         entry = self.journal.append("message.received", fields, at_ns, peer=content.sender)
         self.journal.execute(
             "INSERT INTO messages(id, direction, peer, seq, precedence, lang, subject, body, created_at_ns, state, "
-            "received_at_ns, envelope, stream_hash, order_key, kind) "
-            "VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?, 'received', ?, ?, ?, ?, ?)",
+            "received_at_ns, envelope, stream_hash, order_key, kind, classification) "
+            "VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?, 'received', ?, ?, ?, ?, ?, ?)",
             (content.id, content.sender, seq, int(content.precedence), content.lang, content.subject, content.body,
-             content.created_at_ns, at_ns, envelope, stream_hash, entry, content.kind.value),
+             content.created_at_ns, at_ns, envelope, stream_hash, entry, content.kind.value, content.classification),
         )  # fmt: skip
         self.journal.executemany(
             "INSERT INTO attachments(message_id, idx, name, sha256, data) VALUES (?,?,?,?,?)",
@@ -457,7 +460,8 @@ class Store:
     _MESSAGE_COLUMNS = (
         "SELECT id, peer, seq, precedence, lang, subject, body, created_at_ns, state, queued_at_ns, "
         "sent_at_ns, delivered_at_ns, received_at_ns, acknowledged_at_ns, acknowledged_by, "
-        "(SELECT count(*) FROM attachments a WHERE a.message_id = m.id), direction, read_at_ns FROM messages m "
+        "(SELECT count(*) FROM attachments a WHERE a.message_id = m.id), direction, read_at_ns, classification "
+        "FROM messages m "
     )
 
     @staticmethod
@@ -467,6 +471,7 @@ class Store:
             "subject": r[5], "body": r[6], "created_at_ns": r[7], "state": MessageState(r[8]).value,
             "queued_at_ns": r[9], "sent_at_ns": r[10], "delivered_at_ns": r[11], "received_at_ns": r[12],
             "acknowledged_at_ns": r[13], "acknowledged_by": r[14], "attachments": r[15], "read_at_ns": r[17],
+            "classification": r[18],
         }  # fmt: skip
 
     def messages(self, direction: str, peer: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

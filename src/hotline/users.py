@@ -21,7 +21,7 @@ from hotline.errors import AccessError
 from hotline.journal import Journal
 from hotline.model import validate_name
 
-# scrypt at n=2**15, r=8: ~32 MiB and ~70 ms a guess here; OWASP's floor is n=2**17
+# scrypt at n=2**15, r=8: ~32 MiB and ~70-150 ms a guess on these machines; OWASP's floor is n=2**17
 # for new deployments with more memory to spare, n=2**15 keeps login and tests quick.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 MIN_PASSWORD = 10
@@ -103,7 +103,7 @@ def check_password(password: str, stored: str) -> bool:
 
 
 def new_password_hash(password: str) -> str:
-    """Check a new password's length and hash it. ~70 ms of scrypt: a server runs it off the event loop."""
+    """Check a new password's length and hash it. ~70-150 ms of scrypt: a server runs it off the event loop."""
     return hash_password(validate_password(password))
 
 
@@ -173,7 +173,7 @@ class Access:
         return Principal(name=name, role=Role(row[0]), lang=row[2]), row[1]
 
     def authenticate(self, name: str, password: str) -> Principal | None:
-        """Blocking check (~70 ms); the web server splits it: `password_record`, then
+        """Blocking check (~70-150 ms); the web server splits it: `password_record`, then
         `check_password` in a worker thread."""
         user, stored = self.password_record(name)
         return user if check_password(password, stored) else None

@@ -292,7 +292,7 @@ def json_attachments(raw: Any) -> list[list[Any]]:
 
 async def send_message(ctx: ApiContext, fields: dict[str, Any], by: Principal) -> str:
     """Journal a message (it then exists) and return its id; 400 with a reason if it is refused."""
-    content = build_content(ctx.terminal.identity.name, fields, ctx.now_ns())
+    content = build_content(ctx.terminal.identity.name, fields, ctx.now_ns(), ctx.terminal.config.markings)
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
 

@@ -1,0 +1,87 @@
+"""Message content: what a person wrote, validated by the model, through the content codec."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hotline.envelope import decode_content, encode_content
+from hotline.errors import DeliveryError, RemoteProtocolError
+from hotline.model import MAX_MARKING_CHARS, Attachment, MessageContent, Precedence, validate_marking
+from hotline.wire import pack, unpack
+
+MID = "0190f2a0-0000-7000-8000-000000000001"
+
+# Letters, marks, digits, punctuation and symbols of any script, with spaces only inside.
+markings = st.text(
+    st.characters(whitelist_categories=("L", "M", "N", "P", "S")) | st.just(" "), min_size=1, max_size=MAX_MARKING_CHARS
+).filter(lambda m: m == m.strip())
+
+
+def content(**fields: object) -> MessageContent:
+    values: dict[str, object] = {
+        "id": MID, "sender": "moscow", "recipient": "washington", "precedence": Precedence.IMMEDIATE,
+        "lang": "ru", "subject": "Ответ", "body": "Согласны.", "created_at_ns": 1_764_000_000_000_000_000,
+    }  # fmt: skip
+    values.update(fields)
+    return MessageContent(**values)  # type: ignore[arg-type]
+
+
+@given(
+    subject=st.text(max_size=100),
+    body=st.text(max_size=500),
+    classification=st.just("") | markings,
+    attachments=st.lists(st.tuples(st.sampled_from(["a.txt", "readout.pdf"]), st.binary(max_size=64)), max_size=3),
+)
+def test_content_round_trips_with_every_field(
+    subject: str, body: str, classification: str, attachments: list[tuple[str, bytes]]
+) -> None:
+    original = content(
+        subject=subject,
+        body=body,
+        classification=classification,
+        attachments=tuple(Attachment(name, data) for name, data in attachments),
+    )
+    assert decode_content(encode_content(original), "moscow", "washington") == original
+
+
+def test_content_without_a_marking_decodes_as_unmarked() -> None:
+    fields = unpack(encode_content(content(classification="SECRET")))
+    del fields["cls"]
+    assert decode_content(pack(fields), "moscow", "washington").classification == ""
+
+
+@pytest.mark.parametrize(
+    ("marking", "ok"),
+    [
+        ("SECRET", True),
+        ("SECRET//NOFORN", True),
+        ("СОВЕРШЕННО СЕКРЕТНО", True),
+        ("", False),
+        (" SECRET", False),
+        ("SECRET\n", False),
+        ("SEC\x00RET", False),
+        ("S" * (MAX_MARKING_CHARS + 1), False),
+    ],
+)
+def test_markings_are_printable_short_and_trimmed(marking: str, ok: bool) -> None:
+    if ok:
+        assert validate_marking(marking) == marking
+        assert content(classification=marking).classification == marking
+    else:
+        with pytest.raises(DeliveryError, match="invalid classification marking"):
+            validate_marking(marking)
+        if marking:  # "" is how automatic items (receipts, tests) go: unmarked
+            with pytest.raises(DeliveryError, match="invalid classification marking"):
+                content(classification=marking)
+
+
+def test_a_peer_sending_a_bad_marking_is_a_protocol_error() -> None:
+    fields = unpack(encode_content(content()))
+    fields["cls"] = "SECRET\x1b[2J"  # a terminal escape sequence posing as a marking
+    with pytest.raises(RemoteProtocolError, match="invalid message content"):
+        decode_content(pack(fields), "moscow", "washington")
+    fields["cls"] = 3
+    with pytest.raises(RemoteProtocolError, match="'cls'"):
+        decode_content(pack(fields), "moscow", "washington")
