@@ -7,6 +7,7 @@ folder afterwards (keep it with HOTLINE_BENCH_KEEP=1).
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -59,6 +60,10 @@ def active_path(home: Path) -> str | None:
         return c.request("status")["peers"][0]["active_path"]  # type: ignore[no-any-return]
 
 
+def on_path(home: Path, path: str) -> bool:
+    return active_path(home) == path
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of a non-empty list."""
     ordered = sorted(values)
@@ -103,7 +108,7 @@ def two_terminals(
                 cmd = [sys.executable, "-m", "hotline", "--home", str(home), "run"]
                 pair.procs.append(subprocess.Popen(cmd, stderr=log))
         for home in pair.homes.values():
-            wait(lambda h=home: active_path(h) == path, 30, f"the {path} path from {home.name}")
+            wait(functools.partial(on_path, home, path), 30, f"the {path} path from {home.name}")
         yield pair
     finally:
         for proc in pair.procs:

@@ -15,6 +15,7 @@ Prints figures, and with --json one JSON document. Not part of the test suite.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sqlite3
 import statistics
@@ -91,7 +92,7 @@ def run_cuts(
 
     threading.Thread(target=stream, daemon=True).start()
     modes = ["close", "reset", "blackhole"]
-    results = []
+    results: list[dict[str, Any]] = []
     for i in range(cuts):
         wait(lambda: active_path(wash) == "primary", 30, "failback to primary")
         time.sleep(0.5)
@@ -99,7 +100,7 @@ def run_cuts(
         cut_ns = time.time_ns()
         for proxy in proxies["primary"]:
             proxy.set_mode(mode)  # type: ignore[arg-type]
-        delivered = wait(lambda c=cut_ns: first_delivery_after(wash / "journal.sqlite", c), 10, "delivery")
+        delivered = wait(functools.partial(first_delivery_after, wash / "journal.sqlite", cut_ns), 10, "delivery")
         ms = (delivered - cut_ns) / 1e6
         results.append({"cut": i + 1, "mode": mode, "ms": round(ms, 1)})
         if not quiet:
@@ -107,7 +108,7 @@ def run_cuts(
         for proxy in proxies["primary"]:
             proxy.set_mode("pass")
     stop.set()
-    times = [r["ms"] for r in results]
+    times: list[float] = [r["ms"] for r in results]
     p50 = statistics.median(times)
     return {
         "cuts": len(times), "p50_ms": round(p50, 1), "max_ms": max(times), "messages_sent": sent[0],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import sqlite3
@@ -160,14 +161,12 @@ def test_thousand_each_way_survive_sigkill_mid_stream(paired: tuple[Terminal, Te
         inbox = sorted(receiver.cli_json("inbox", "--limit", "5000")["messages"], key=lambda m: m["seq"])
         assert [m["id"] for m in inbox] == ids  # exactly once, in order
         assert [m["seq"] for m in inbox] == list(range(1, n + 1))
+
+    def all_delivered(t: Terminal) -> bool:
+        return all(m["state"] == "delivered" for m in t.cli_json("outbox", "--limit", "5000")["messages"])
+
     for sender_t in (a, b):
-        wait_for(
-            lambda t=sender_t: all(
-                m["state"] == "delivered" for m in t.cli_json("outbox", "--limit", "5000")["messages"]
-            ),
-            30,
-            f"{sender_t.name}'s receipts",
-        )
+        wait_for(functools.partial(all_delivered, sender_t), 30, f"{sender_t.name}'s receipts")
         assert len(sender_t.cli_json("outbox", "--limit", "5000")["messages"]) == n
     for t in (a, b):
         t.stop()

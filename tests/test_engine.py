@@ -11,6 +11,7 @@ journals verify.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +97,11 @@ class Side:
             mid = f"0190f2a0-0000-7000-8000-{self.counter + 100000 * (self.name == 'moscow'):012d}"
             content = MessageContent(id=mid, sender=self.name, recipient=to, precedence=precedence, lang="en",
                                      subject="", body=f"{self.name} {mid}", created_at_ns=clock_ns)  # fmt: skip
-            self.engine.submit(content, lambda err, created, mid=mid: self.accepted.append(mid) if created else None)
+            self.engine.submit(content, functools.partial(self._accepted, mid))
+
+    def _accepted(self, mid: str, _error: Exception | None, created: bool) -> None:
+        if created:
+            self.accepted.append(mid)
 
     def settle(self) -> None:
         while self.dirty and self.engine is not None:

@@ -7,17 +7,19 @@ primary after the hold-down; every switch is in both journals.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from conftest import Terminal, free_port, wait_for
-from hotline.faultproxy import Proxy
+from hotline.faultproxy import Mode, Proxy
 
 pytestmark = pytest.mark.e2e
 
@@ -44,9 +46,9 @@ class TwoPaths:
         for t in (self.a, self.b):
             t.configure("link", **link)
 
-    def cut(self, path: str, mode: str) -> None:
+    def cut(self, path: str, mode: Mode) -> None:
         for proxy in self.proxies[path]:
-            proxy.set_mode(mode)  # type: ignore[arg-type]
+            proxy.set_mode(mode)
 
     def restore(self, path: str) -> None:
         for proxy in self.proxies[path]:
@@ -65,17 +67,17 @@ def two_paths(make_terminal: Callable[..., Terminal]) -> Iterator[TwoPaths]:
     world.stop()
 
 
-def peer_status(t: Terminal) -> dict[str, object]:
+def peer_status(t: Terminal) -> dict[str, Any]:
     return dict(t.status()["peers"][0])
 
 
 def active_path(t: Terminal) -> str | None:
-    return peer_status(t)["active_path"]  # type: ignore[return-value]
+    path: str | None = peer_status(t)["active_path"]
+    return path
 
 
 def both_paths_up(t: Terminal) -> bool:
-    paths = peer_status(t)["paths"]
-    return all(p["state"] == "up" for p in paths)  # type: ignore[attr-defined,index]
+    return all(p["state"] == "up" for p in peer_status(t)["paths"])
 
 
 def delivered_ids(t: Terminal) -> dict[str, int]:
@@ -87,18 +89,22 @@ def delivered_ids(t: Terminal) -> dict[str, int]:
         db.close()
 
 
-def journal_kinds(t: Terminal) -> list[dict[str, object]]:
+def on_primary_with_both_up(t: Terminal) -> bool:
+    return both_paths_up(t) and active_path(t) == "primary"
+
+
+def journal_kinds(t: Terminal) -> list[dict[str, Any]]:
     return [json.loads(x) for x in t.cli("journal", "export").stdout.splitlines()]
 
 
 @pytest.mark.parametrize("mode", ["close", "reset", "blackhole"])
-def test_cut_active_path_fails_over_within_a_second_and_fails_back(two_paths: TwoPaths, mode: str) -> None:
+def test_cut_active_path_fails_over_within_a_second_and_fails_back(two_paths: TwoPaths, mode: Mode) -> None:
     w = two_paths
     w.configure(hold_down_s=2.0)
     w.a.start()
     w.b.start()
     for t in (w.a, w.b):
-        wait_for(lambda t=t: both_paths_up(t) and active_path(t) == "primary", 20, f"{t.name}: both paths up")
+        wait_for(functools.partial(on_primary_with_both_up, t), 20, f"{t.name}: both paths up")
 
     sent: list[str] = []
     stop = threading.Event()
@@ -158,7 +164,7 @@ def test_unanswered_test_raises_one_alarm_that_clears_on_recovery(two_paths: Two
     w.a.start()
     w.b.start()
     wait_for(lambda: both_paths_up(w.a), 20, "both paths up")
-    wait_for(lambda: peer_status(w.a)["paths"][1]["last_test"], 10, "a first test on the backup")  # type: ignore[index]
+    wait_for(lambda: peer_status(w.a)["paths"][1]["last_test"], 10, "a first test on the backup")
     w.cut("backup", "blackhole")
 
     def test_alarms() -> list[dict[str, object]]:

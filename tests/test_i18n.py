@@ -17,7 +17,7 @@ LOCALE = ROOT / "src" / "hotline" / "web" / "locale"
 def extracted() -> set[str]:
     """The msgids in the sources now, extracted exactly as `make messages` does."""
     with (ROOT / "babel.cfg").open() as f:
-        method_map, options_map = parse_mapping_cfg(f)
+        method_map, options_map = parse_mapping_cfg(f)  # type: ignore[no-untyped-call]
     found = set()
     for _file, _line, message, _comments, _context in extract_from_dir(ROOT, method_map, options_map):
         found.add(message if isinstance(message, str) else message[0])
@@ -29,7 +29,7 @@ def test_every_console_string_has_a_russian_translation() -> None:
     assert "Received and understood" in ids, "extraction found nothing; is babel.cfg right?"
     with (LOCALE / "ru" / "LC_MESSAGES" / "messages.po").open("rb") as f:
         catalog = read_po(f, locale="ru")
-    missing = sorted(i for i in ids if not (catalog.get(i) and catalog.get(i).string))
+    missing = sorted(i for i in ids if not ((found := catalog.get(i)) and found.string))
     assert missing == [], f"untranslated (run `make messages`, then translate): {missing}"
     fuzzy = sorted(m.id for m in catalog if m.id and m.fuzzy)
     assert fuzzy == [], f"fuzzy translations need a person's check: {fuzzy}"

@@ -110,3 +110,15 @@ def test_login_limiter_blocks_after_five_failures_per_window() -> None:
     assert limiter.retry_after("10.0.0.1", 160.5) == 0, "the window slides"
     limiter.succeeded("10.0.0.1")
     assert limiter.retry_after("10.0.0.1", 106.0) == 0
+
+
+def test_login_limiter_memory_is_bounded_by_forgetting_quiet_addresses() -> None:
+    limiter = LoginLimiter(allowed=5, window_s=60, tracked=100)
+    for i in range(100):
+        limiter.failed(f"10.0.{i // 256}.{i % 256}", 100.0)
+    limiter.failed("10.9.9.9", 130.0)  # full, but nobody's window has passed: everyone is kept
+    assert len(limiter) == 101
+    for _ in range(5):
+        limiter.failed("10.9.9.8", 170.0)  # the first hundred are quiet for 70 s now: forgotten
+    assert len(limiter) == 2  # 10.9.9.9 (failed 40 s ago) and 10.9.9.8
+    assert limiter.retry_after("10.9.9.8", 170.0) > 0, "a client still guessing stays blocked"

@@ -18,6 +18,8 @@ Mode = Literal["pass", "close", "reset", "blackhole"]
 
 
 class Proxy:
+    port: int  # where the proxy listens; it forwards to target_port
+
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.mode: Mode = "pass"

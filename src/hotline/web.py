@@ -45,14 +45,18 @@ MAX_JSON_SEND_BODY = 32 * 1024 * 1024
 MAX_REQUEST_BODY = MAX_ATTACHMENTS * MAX_ATTACHMENT_BYTES + MAX_JSON_BODY
 LOGIN_FAILURES_ALLOWED = 5  # per client address, per window
 LOGIN_WINDOW_S = 60.0
+LOGIN_CLIENTS_TRACKED = 10_000  # past this, addresses with no failure in the window are forgotten
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class LoginLimiter:
     """At most N failed logins per client address per sliding window; then 429."""
 
-    def __init__(self, allowed: int = LOGIN_FAILURES_ALLOWED, window_s: float = LOGIN_WINDOW_S) -> None:
-        self.allowed, self.window_s = allowed, window_s
+    def __init__(
+        self, allowed: int = LOGIN_FAILURES_ALLOWED, window_s: float = LOGIN_WINDOW_S,
+        tracked: int = LOGIN_CLIENTS_TRACKED,
+    ) -> None:  # fmt: skip
+        self.allowed, self.window_s, self.tracked = allowed, window_s, tracked
         self._failures: dict[str, deque[float]] = {}
 
     def retry_after(self, client: str, now: float) -> float:
@@ -67,7 +71,15 @@ class LoginLimiter:
         return failures[0] + self.window_s - now
 
     def failed(self, client: str, now: float) -> None:
-        self._failures.setdefault(client, deque()).append(now)
+        if client not in self._failures and len(self._failures) >= self.tracked:
+            cutoff = now - self.window_s
+            for stale in [c for c, times in self._failures.items() if not times or times[-1] <= cutoff]:
+                del self._failures[stale]
+        self._failures.setdefault(client, deque(maxlen=self.allowed)).append(now)
+
+    def __len__(self) -> int:
+        """How many client addresses are remembered."""
+        return len(self._failures)
 
     def succeeded(self, client: str) -> None:
         self._failures.pop(client, None)
