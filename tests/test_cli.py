@@ -66,6 +66,8 @@ def test_send_with_the_same_id_is_idempotent(paired: tuple[Terminal, Terminal]) 
     first = json.loads(a.cli("send", "--to", "moscow", "--id", mid, "--json", "once").stdout)
     again = json.loads(a.cli("send", "--to", "moscow", "--id", mid, "--json", "once").stdout)
     assert first["created"] is True and again["created"] is False
+    r = a.cli("send", "--to", "moscow", "--id", mid, "--classification", "SECRET", "once", check=False)
+    assert r.returncode == 1 and "already used by a different message" in r.stderr
     assert len(a.cli_json("outbox")["messages"]) == 1
 
 

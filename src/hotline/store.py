@@ -195,10 +195,10 @@ class Store:
         if self.peer(content.recipient) is None:
             raise DeliveryError(f"no peer named {content.recipient!r}; see `hotline peers`")
         existing = self.journal.execute(
-            "SELECT direction, peer, subject, body FROM messages WHERE id = ?", (content.id,)
+            "SELECT direction, peer, subject, body, classification FROM messages WHERE id = ?", (content.id,)
         ).fetchone()
         if existing is not None:
-            if tuple(existing) == ("out", content.recipient, content.subject, content.body):
+            if tuple(existing) == ("out", content.recipient, content.subject, content.body, content.classification):
                 return False
             raise DeliveryError(f"message id {content.id} is already used by a different message")
         entry = self.journal.append("message.accepted", _content_fields(content), at_ns, peer=content.recipient)
