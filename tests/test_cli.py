@@ -104,6 +104,9 @@ def test_classification_markings_come_from_the_config(paired: tuple[Terminal, Te
     a.configure("messages", markings=["SECRET", "SECRET"])
     r = a.cli("outbox", check=False)
     assert r.returncode == 1 and "markings must be a list of distinct texts" in r.stderr
+    a.configure("messages", markings=[["SECRET"]])
+    r = a.cli("outbox", check=False)
+    assert r.returncode == 1 and "markings must be a list of distinct texts" in r.stderr
     a.configure("messages", markings=["SECRET\n"])
     r = a.cli("outbox", check=False)
     assert r.returncode == 1 and "invalid classification marking" in r.stderr

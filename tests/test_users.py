@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
+from starlette.exceptions import HTTPException
 
 from hotline.errors import AccessError
 from hotline.journal import Journal
 from hotline.users import Access, Permission, Principal, Role, check_password, hash_password, new_password_hash
-from hotline.web import LoginLimiter
+from hotline.web import LOGINS_WAITING_MAX, ApiContext, LoginLimiter, try_login
 
 NOW = 1_800_000_000_000_000_000
 HOUR = 3600 * 1_000_000_000
@@ -115,10 +117,34 @@ def test_login_limiter_blocks_after_five_failures_per_window() -> None:
 def test_login_limiter_memory_is_bounded_by_forgetting_quiet_addresses() -> None:
     limiter = LoginLimiter(allowed=5, window_s=60, tracked=100)
     for i in range(100):
-        limiter.failed(f"10.0.{i // 256}.{i % 256}", 100.0)
-    limiter.failed("10.9.9.9", 130.0)  # full, but nobody's window has passed: everyone is kept
-    assert len(limiter) == 101
+        limiter.failed(f"10.0.0.{i}", 100.0 + i / 1000)
+    limiter.failed("10.9.9.9", 130.0)  # full: the longest-quiet address goes, even inside its window
+    assert len(limiter) == 100
     for _ in range(5):
-        limiter.failed("10.9.9.8", 170.0)  # the first hundred are quiet for 70 s now: forgotten
+        limiter.failed("10.9.9.8", 170.0)  # the rest of the first hundred are quiet for 70 s: forgotten
     assert len(limiter) == 2  # 10.9.9.9 (failed 40 s ago) and 10.9.9.8
     assert limiter.retry_after("10.9.9.8", 170.0) > 0, "a client still guessing stays blocked"
+    for i in range(50_000):  # a flood from fresh addresses, all inside one window
+        limiter.failed(f"fd00::{i:x}", 171.0 + i / 1e6)
+    assert len(limiter) == 100
+
+
+def test_a_flood_of_logins_is_turned_away_at_once_not_queued(access: Access) -> None:
+    """Sixteen logins in progress at most (one checked, fifteen waiting); the rest are told to
+    come back (503) at once, so a flood cannot hold every connection the server allows."""
+    access.add_user("alice", Role.OPERATOR, new_password_hash("a long password"), "en", by="cli:root", at_ns=NOW)
+    ctx = ApiContext(terminal=None, access=access, session_lifetime_ns=HOUR)  # type: ignore[arg-type]
+
+    async def attempt(i: int) -> int:
+        try:
+            await try_login(ctx, f"10.0.0.{i}", "alice", "a wrong password")
+        except HTTPException as e:
+            return e.status_code
+        return 200
+
+    async def flood() -> list[int]:
+        return await asyncio.gather(*(attempt(i) for i in range(40)))
+
+    answers = asyncio.run(flood())
+    assert answers.count(401) == LOGINS_WAITING_MAX and answers.count(503) == 40 - LOGINS_WAITING_MAX
+    assert ctx.logins_waiting == 0, "every waiting login was let go"

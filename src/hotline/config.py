@@ -122,7 +122,7 @@ def load_config(home: Path) -> Config:
         deadlines = _get(doc, "deadlines", dict, {}, where)
         messages = _get(doc, "messages", dict, {}, where)
         markings = _get(messages, "markings", list, list(DEFAULT_MARKINGS), where)
-        if not markings or len(set(markings)) != len(markings) or not all(isinstance(m, str) for m in markings):
+        if not markings or not all(isinstance(m, str) for m in markings) or len(set(markings)) != len(markings):
             raise ConfigError(f"{where}: [messages] markings must be a list of distinct texts, the default first")
         known = {"name", "passphrase", "listen", "link", "journal", "log", "alarms", "deadlines", "messages"}
         ack_deadlines = dict(DEFAULT_ACK_DEADLINES_S)

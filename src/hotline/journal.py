@@ -177,22 +177,36 @@ class Journal:
                     raise JournalError(f"no journal at {path}; run `hotline init` first")
                 uri = f"file:{path}?mode=ro"
                 self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+                self._db.execute("PRAGMA busy_timeout=10000")
+                if missing := self._missing_columns():
+                    self._db.close()
+                    raise JournalError(
+                        f"the journal {path} predates the column(s) {', '.join(missing)}; "
+                        "any command that writes to it (`hotline run`, `hotline send`) upgrades it"
+                    )
             else:
                 self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+                self._db.execute("PRAGMA busy_timeout=10000")  # before anything that may meet a writer
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
                 self._db.executescript(_SCHEMA)
                 self._add_missing_columns()
-            self._db.execute("PRAGMA busy_timeout=10000")
         except sqlite3.Error as e:
             raise JournalError(f"cannot open journal {path}: {e}") from None
         self._in_tx = False
 
+    def _missing_columns(self) -> list[str]:
+        missing = []
+        for table, column, _ in _ADDED_COLUMNS:
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                missing.append(f"{table}.{column}")
+        return missing
+
     def _add_missing_columns(self) -> None:
         """A journal made before a column existed gets it (CREATE IF NOT EXISTS keeps old tables)."""
         for table, column, declaration in _ADDED_COLUMNS:
-            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-            if column not in present:
+            if f"{table}.{column}" in self._missing_columns():
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ import hmac
 import json
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -45,19 +45,25 @@ MAX_JSON_SEND_BODY = 32 * 1024 * 1024
 MAX_REQUEST_BODY = MAX_ATTACHMENTS * MAX_ATTACHMENT_BYTES + MAX_JSON_BODY
 LOGIN_FAILURES_ALLOWED = 5  # per client address, per window
 LOGIN_WINDOW_S = 60.0
-LOGIN_CLIENTS_TRACKED = 10_000  # past this, addresses with no failure in the window are forgotten
+LOGIN_CLIENTS_TRACKED = 10_000  # past this, the longest-quiet address is forgotten
+LOGINS_WAITING_MAX = 16  # logins in progress (one checked, the rest queued); more get 503 at once
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class LoginLimiter:
-    """At most N failed logins per client address per sliding window; then 429."""
+    """At most N failed logins per client address per sliding window; then 429.
+
+    Addresses are kept in the order of their last failure, so the quiet ones are forgotten
+    from the front at constant cost; past ``tracked`` addresses the longest-quiet one is
+    forgotten even inside its window, so memory stays bounded however many addresses guess.
+    """
 
     def __init__(
         self, allowed: int = LOGIN_FAILURES_ALLOWED, window_s: float = LOGIN_WINDOW_S,
         tracked: int = LOGIN_CLIENTS_TRACKED,
     ) -> None:  # fmt: skip
         self.allowed, self.window_s, self.tracked = allowed, window_s, tracked
-        self._failures: dict[str, deque[float]] = {}
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
     def retry_after(self, client: str, now: float) -> float:
         """Seconds until ``client`` may try again; 0 if it may now."""
@@ -71,11 +77,15 @@ class LoginLimiter:
         return failures[0] + self.window_s - now
 
     def failed(self, client: str, now: float) -> None:
-        if client not in self._failures and len(self._failures) >= self.tracked:
-            cutoff = now - self.window_s
-            for stale in [c for c, times in self._failures.items() if not times or times[-1] <= cutoff]:
-                del self._failures[stale]
-        self._failures.setdefault(client, deque(maxlen=self.allowed)).append(now)
+        times = self._failures.pop(client, None) or deque(maxlen=self.allowed)
+        times.append(now)
+        self._failures[client] = times  # to the back: the most recent failure
+        cutoff = now - self.window_s
+        while len(self._failures) > 1:
+            quietest = next(iter(self._failures.values()))
+            if quietest and quietest[-1] > cutoff and len(self._failures) <= self.tracked:
+                break
+            self._failures.popitem(last=False)
 
     def __len__(self) -> int:
         """How many client addresses are remembered."""
@@ -124,6 +134,7 @@ class ApiContext:
     # keeps the heartbeats going), and a flood of logins queues here instead of racing past the
     # rate limit or taking 32 MiB of memory each.
     login_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    logins_waiting: int = 0
 
     @property
     def store(self) -> Any:
@@ -193,24 +204,32 @@ def client_address(request: Request) -> str:
 
 
 async def try_login(ctx: ApiContext, client: str, name: str, password: str) -> Principal:
-    """Check a password under the rate limit. Raises 429 or 401; never says which part was wrong."""
-    async with ctx.login_lock:
-        now = time.monotonic()
-        wait = ctx.limiter.retry_after(client, now)
-        if wait > 0:
-            raise HTTPException(
-                429, f"too many failed logins; try again in {wait:.0f} s", {"Retry-After": f"{wait:.0f}"}
-            )
-        user: Principal | None = None
-        if name and password:
-            user, stored = ctx.access.password_record(name)
-            if not await asyncio.to_thread(check_password, password, stored):
-                user = None
+    """Check a password under the rate limit. Raises 429, 503 or 401; never says which part was wrong."""
+    if ctx.logins_waiting >= LOGINS_WAITING_MAX:  # a flood waits nowhere: it would hold every connection
+        raise HTTPException(503, "too many logins at once; try again in a second", {"Retry-After": "1"})
+    ctx.logins_waiting += 1
+    try:
+        async with ctx.login_lock:
+            now = time.monotonic()
+            wait = ctx.limiter.retry_after(client, now)
+            if wait > 0:
+                raise HTTPException(
+                    429, f"too many failed logins; try again in {wait:.0f} s", {"Retry-After": f"{wait:.0f}"}
+                )
+            user: Principal | None = None
+            if name and password:
+                user, stored = ctx.access.password_record(name)
+                if not await asyncio.to_thread(check_password, password, stored):
+                    user = None
+            if user is None:
+                ctx.limiter.failed(client, now)
+            else:
+                ctx.limiter.succeeded(client)
+    finally:
+        ctx.logins_waiting -= 1
     if user is None:
-        ctx.limiter.failed(client, now)
         log.warning("failed console login for %r from %s", name[:64], client)
         raise HTTPException(401, "wrong user name or password")
-    ctx.limiter.succeeded(client)
     return user
 
 

@@ -69,5 +69,13 @@ document.addEventListener("DOMContentLoaded", () => {
     window.location = "/login?next=" + window.location.pathname;
   });
   events.addEventListener("open", () => { document.body.dataset.live = "connected"; });
-  events.addEventListener("error", () => { document.body.dataset.live = "reconnecting"; });
+  events.addEventListener("error", async () => {
+    document.body.dataset.live = "reconnecting";
+    if (events.readyState !== EventSource.CLOSED) return;  // the browser retries by itself
+    // Refused outright (the session ended while the stream was down): find out why.
+    try {
+      const r = await fetch("/api/whoami", { credentials: "same-origin" });
+      if (r.status === 401) window.location = "/login?next=" + window.location.pathname;
+    } catch (e) { /* the terminal is away; the status bar says so */ }
+  });
 });
