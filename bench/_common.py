@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -152,3 +153,33 @@ def loopback_round_trip_ms(rounds: int = 2000, size: int = 256) -> float:
                 times.append((time.perf_counter() - start) * 1000)
         thread.join(timeout=5)
     return statistics.median(times)
+
+
+def machine_reference(seconds: float = 1.0) -> dict[str, float]:
+    """The two ceilings the design brief names, measured here and now: Ed25519 verifications a
+    second on one core (the brief's machines: ~8,000) and single-row SQLite commits a second with
+    WAL and synchronous=FULL (~4,500). Figures from machines that differ here are not comparable."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    public, message = key.public_key(), bytes(300)
+    signature = key.sign(message)
+    verified, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        public.verify(signature, message)
+        verified += 1
+    verifies_per_s = verified / (time.perf_counter() - start)
+    with tempfile.TemporaryDirectory() as folder:
+        db = sqlite3.connect(Path(folder) / "reference.sqlite", isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("CREATE TABLE t(x BLOB)")
+        commits, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            db.execute("BEGIN")
+            db.execute("INSERT INTO t VALUES (?)", (message,))
+            db.execute("COMMIT")
+            commits += 1
+        commits_per_s = commits / (time.perf_counter() - start)
+        db.close()
+    return {"ed25519_verifies_per_s": round(verifies_per_s), "fsync_commits_per_s": round(commits_per_s)}
