@@ -170,7 +170,8 @@ def test_sessions_need_csrf_on_writes_and_end_at_logout(ends: tuple[Side, Side])
         cookie = client.post("/api/session", json={"name": "alice", "password": PASSWORD}).headers["set-cookie"]
         assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower(), cookie
         csrf = client.post("/api/session", json={"name": "alice", "password": PASSWORD}).json()["csrf"]
-        assert client.get("/api/whoami").json()["name"] == "alice"
+        me = client.get("/api/whoami").json()
+        assert me["name"] == "alice" and me["markings"] == ["UNCLASSIFIED", "CONFIDENTIAL", "SECRET"]
         no_csrf = client.post("/api/messages", json={"to": "moscow", "body": "x"})
         assert no_csrf.status_code == 403 and "CSRF" in no_csrf.json()["error"]
         wrong = client.post("/api/messages", json={"to": "moscow", "body": "x"}, headers={"x-csrf-token": "no"})

@@ -105,7 +105,8 @@ async def logout(request: Request) -> Response:
 async def whoami(request: Request) -> Response:
     who = await authenticate(request, Permission.READ)
     return ok({"name": who.name, "role": who.role.value, "via": who.via, "lang": who.lang,
-               "may": sorted(p.value for p in Permission if who.may(p))})  # fmt: skip
+               "may": sorted(p.value for p in Permission if who.may(p)),
+               "markings": list(context(request).terminal.config.markings)})  # fmt: skip
 
 
 async def get_status(request: Request) -> Response:
@@ -328,7 +329,8 @@ ENDPOINTS = [
     Endpoint("POST", "/api/session", "Log in (console session cookie; returns the CSRF token)", None, login,
              "{name, password}"),
     Endpoint("DELETE", "/api/session", "Log out", Permission.READ, logout),
-    Endpoint("GET", "/api/whoami", "Who is asking, and what they may do", Permission.READ, whoami),
+    Endpoint("GET", "/api/whoami", "Who is asking, what they may do, and the markings they may send",
+             Permission.READ, whoami),
     Endpoint("GET", "/api/status", "Peers, paths (state, RTT, active), queues and open alarms", Permission.READ,
              get_status),
     Endpoint("GET", "/api/peers", "Paired peers with fingerprints, safety numbers and paths", Permission.READ,
