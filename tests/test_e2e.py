@@ -53,7 +53,11 @@ def test_send_both_ways_and_verify(paired: tuple[Terminal, Terminal]) -> None:
     for t in (a, b):
         assert t.stop() == 0
         assert "journal OK" in t.cli("journal", "verify").stdout
+        assert "Traceback" not in t.log() and "CRITICAL" not in t.log(), t.log()
     lines = [json.loads(x) for x in a.cli("journal", "export").stdout.splitlines()]
+    # washington stopped first: its own going down is in its record, and pages nobody.
+    assert lines[-1]["kind"] == "link.down" and lines[-1]["body"]["reason"] == "terminal shutting down"
+    assert not [x for x in lines if x["kind"] == "alarm.raised"], "a deliberate stop raises no alarm"
     kinds = {x["kind"] for x in lines}
     assert {"terminal.created", "peer.paired", "message.accepted", "message.sealed", "receipt.received",
             "message.received", "receipt.sent", "link.up"} <= kinds  # fmt: skip

@@ -330,3 +330,35 @@ def test_a_newer_connection_on_the_same_path_is_a_handover_not_an_outage() -> No
             assert side.engine.supervisor.board.listing() == []
             kinds = [e.kind for e in side.journal.entries()]
             assert "link.down" not in kinds and "alarm.raised" not in kinds, kinds
+
+
+def test_a_test_message_in_flight_at_a_handover_raises_no_alarm() -> None:
+    """The first test goes out on the connection a simultaneous dial then replaces; its answer
+    cannot come back on a closed connection. The path is tested afresh on the new one, and
+    nothing pages anyone 30 s later (the alarm would stay open until the next hourly test)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        w = World(Path(tmp))
+        w.connect()
+        while w.deliver(100):
+            pass
+        assert w.a.engine is not None and w.b.engine is not None
+        w.tick(0.05)  # a path is tested as soon as it is up: the test leaves on this connection
+        assert w.a.engine.supervisor._pending_tests, "the first test is in flight when the handover comes"
+        old_a, _, old_b, _ = w.links or (None, None, None, None)
+        assert old_a is not None and old_b is not None
+        pa, pb = Pipe(), Pipe()
+        la = w.a.engine.link_established("moscow", pa, dialed=True, address="mem2", path="primary")
+        lb = w.b.engine.link_established("washington", pb, dialed=False, address="mem2", path="primary")
+        assert la is not None and lb is not None
+        w.links = (la, pa, lb, pb)
+        w.a.engine.connection_lost(old_a, "transport closed")
+        w.b.engine.connection_lost(old_b, "transport closed")
+        for _ in range(400):  # 40 s of heartbeats, well past the 30 s test timeout
+            w.tick(0.1)
+            while w.deliver(100):
+                pass
+        for side in (w.a, w.b):
+            assert side.engine is not None
+            assert side.engine.supervisor.board.listing() == []
+            tests = [e.decoded() for e in side.journal.entries() if e.kind == "link.test"]
+            assert tests and all(t["ok"] for t in tests), tests

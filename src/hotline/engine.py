@@ -180,6 +180,7 @@ class Engine:
         self._acks_in: list[tuple[str, env.Receipt]] = []
         self.listeners: list[Listener] = []
         self.request_flush = request_flush
+        self.stopping = False  # set by close_all_links: links that go down now raise no alarm
         self.supervisor = Supervisor(self, clock.monotonic())
         self.supervisor.restore(self.store.active_alarms())
         for message_id, peer_name, precedence, since_ns in self.store.unacknowledged():
@@ -309,6 +310,14 @@ class Engine:
         link.pump()
         return link
 
+    def close_all_links(self, reason: str) -> None:
+        """The terminal is stopping: close every link and journal each going down (in the next
+        flush). A deliberate stop raises no alarm and moves no traffic; the peer raises its own."""
+        self.stopping = True
+        for peer in self.peers.values():
+            for link in list(peer.links.values()):
+                self._close_link(link, reason)
+
     def _close_link(self, link: Link, reason: str) -> None:
         if link.conn.state is not State.CLOSED:
             link.conn.close(reason)
@@ -330,9 +339,11 @@ class Engine:
         self._link_events.append(
             ("link.down", link.peer, {"path": link.path, "address": link.address, "reason": reason})
         )
+        self._request_flush()
+        if self.stopping:
+            return
         self.supervisor.path_down(peer.name, link.path, reason)
         self._apply_switch(peer, peer.selector.mark_down(link.path, now))
-        self._request_flush()
 
     def _apply_switch(self, peer: PeerState, switch: Switch | None) -> None:
         """Move our transmissions to the path the selector chose; resend what lacks a receipt."""

@@ -98,6 +98,11 @@ class Supervisor:
 
     def path_up(self, peer: str, path: str) -> None:
         self.clear_alarm("path-down", peer, path, "the path is up again")
+        # A test still pending on this path left on an earlier connection (one that died, or that
+        # a simultaneous dial replaced); its answer can only come back on that connection, so
+        # it is dropped, not left to time out, and the path is tested afresh on this one.
+        for test_id in [t for t, p in self._pending_tests.items() if (p.peer, p.path) == (peer, path)]:
+            del self._pending_tests[test_id]
         self._next_test[(peer, path)] = 0.0  # test a path as soon as it comes up
 
     def path_down(self, peer: str, path: str, reason: str) -> None:
@@ -114,6 +119,11 @@ class Supervisor:
     def _send_test(self, peer_name: str, path: str, now: float, now_ns: int) -> None:
         peer = self.engine.peers[peer_name]
         link = peer.links.get(path)
+        if link is not None and link.hello_cursor is None and link.conn.state is not State.CLOSED:
+            # Connected, hello not yet in (a fresh connection, or one replacing another): not a
+            # failure. The hello makes path_up test it at once; this is only the fallback.
+            self._next_test[(peer_name, path)] = now + 1.0
+            return
         if link is None or link.hello_cursor is None or link.conn.state is not State.OPEN:
             self._test_result(peer_name, path, ok=False, detail="path is down: the test could not be sent")
             return

@@ -213,6 +213,7 @@ class Terminal:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping: asyncio.Event | None = None
         self._fatal: BaseException | None = None
+        self._closed = False  # the journal is closed: the terminal has stopped
         self.engine = Engine(
             identity=identity,
             config=config,
@@ -261,7 +262,7 @@ class Terminal:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._fatal is not None:
+        if self._fatal is not None or self._closed:
             return
         try:
             self.engine.flush()
@@ -338,11 +339,7 @@ class Terminal:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await asyncio.wait_for(api_task, 4)
             log.info("terminal %s shutting down", self.identity.name)
-            for peer in self.engine.peers.values():
-                for link in list(peer.links.values()):
-                    link.conn.close("terminal shutting down")
-                    link.pump()
-                    link.io.close()
+            self.engine.close_all_links("terminal shutting down")  # journaled by the flush below
             for server in servers:
                 server.close()
             control_server.close()
@@ -353,6 +350,7 @@ class Terminal:
                 task.cancel()
             with contextlib.suppress(FileNotFoundError):
                 sock_path.unlink()
+            self._closed = True  # transports still report their closing after this: nothing to write
             self.journal.close()
         if self._fatal is not None:
             raise self._fatal
