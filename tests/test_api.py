@@ -116,7 +116,7 @@ def test_every_endpoint_refuses_a_caller_without_credentials(ends: tuple[Side, S
 
 def test_the_openapi_schema_is_public_and_lists_every_endpoint(ends: tuple[Side, Side]) -> None:
     w, _ = ends
-    schema = httpx.get(f"{w.url}/openapi.json").json()
+    schema = httpx.get(f"{w.url}/openapi.json", timeout=30).json()
     assert schema["openapi"].startswith("3.")
     listed = {(path, method.upper()) for path, ops in schema["paths"].items() for method in ops}
     assert listed == {(e.path.replace(":int}", "}"), e.method) for e in ENDPOINTS}
@@ -157,9 +157,9 @@ def test_a_revoked_token_stops_working(ends: tuple[Side, Side]) -> None:
         assert token_id in [t["id"] for t in listed]
         assert token not in json.dumps(listed), "a token's secret must never be listed"
         headers = {"authorization": f"Bearer {token}"}
-        assert httpx.get(f"{w.url}/api/status", headers=headers).status_code == 200
+        assert httpx.get(f"{w.url}/api/status", headers=headers, timeout=30).status_code == 200
         assert admin.delete(f"/api/tokens/{token_id}").status_code == 200
-        assert httpx.get(f"{w.url}/api/status", headers=headers).status_code == 401
+        assert httpx.get(f"{w.url}/api/status", headers=headers, timeout=30).status_code == 401
         assert admin.delete(f"/api/tokens/{token_id}").status_code == 400
 
 

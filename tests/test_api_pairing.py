@@ -27,10 +27,10 @@ def test_a_supervisor_pairs_and_verifies_a_new_peer_through_the_api(
     card = beijing.card()
 
     operator = {"authorization": f"Bearer {washington.create_token('operator')}"}
-    refused = httpx.post(f"{api}/peers", json={"card": card}, headers=operator)
+    refused = httpx.post(f"{api}/peers", json={"card": card}, headers=operator, timeout=30)
     assert refused.status_code == 403, refused.text
 
-    session = httpx.Client()
+    session = httpx.Client(timeout=30)
     csrf = session.post(f"{api}/session", json={"name": "sam", "password": PASSWORD}).json()["csrf"]
     headers = {"x-csrf-token": csrf}
     forged = json.loads(card)

@@ -139,7 +139,7 @@ def test_login_compose_with_an_attachment_and_logout_in_russian(
 
     def arrived() -> bytes | None:
         r = httpx.get(f"{washington.console_url()}/api/messages/{message_id}/attachments/0",
-                      headers={"authorization": f"Bearer {token}"})  # fmt: skip
+                      headers={"authorization": f"Bearer {token}"}, timeout=30)  # fmt: skip
         return r.content if r.status_code == 200 else None
 
     from conftest import wait_for
