@@ -72,6 +72,7 @@ def test_a_flash_takes_over_the_other_console_and_its_acknowledgement_comes_back
     alert = receiver.locator("#flash .flash-alert")
     expect(alert).to_be_visible(timeout=1000)
     shown_after = time.monotonic() - sent_at
+    print(f"flash shown after {shown_after:.3f} s")
     assert shown_after < 1.0, f"the flash took {shown_after:.2f} s to show"
     expect(alert).to_contain_text("Unidentified launch detected")
     expect(alert).to_contain_text("washington")
