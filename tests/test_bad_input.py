@@ -608,12 +608,9 @@ def test_hello_refused_for_its_cursor_is_not_recorded_as_link_up(arena: Arena) -
     finally:
         link.close()
 
-    def since() -> list[dict[str, Any]]:
-        return [json.loads(line) for line in w.cli("journal", "export").stdout.splitlines()[n:]]
-
-    wait_for(lambda: any(e["kind"] == "link.refused" for e in since()), 5, "the refusal to be journaled")
-    assert [e for e in since() if e["kind"] == "link.up"] == []
-    assert [e for e in since() if e["kind"] == "alarm.cleared"] == []
+    wait_for(lambda: any(e["kind"] == "link.refused" for e in entries_since(w, n)), 5, "the refusal to be journaled")
+    assert [e for e in entries_since(w, n) if e["kind"] == "link.up"] == []
+    assert [e for e in entries_since(w, n) if e["kind"] == "alarm.cleared"] == []
 
 
 # -- 4. the right name and address, the wrong key ---------------------------------------------

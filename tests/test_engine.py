@@ -155,6 +155,19 @@ class World:
         self.links = None
         self.settle()
 
+    def handover(self) -> None:
+        """Both sides dialled at once: a newer connection replaces the current one on the same
+        path, and the shell reports the old one lost afterwards."""
+        assert self.links is not None and self.a.engine is not None and self.b.engine is not None
+        old_a, _, old_b, _ = self.links
+        pa, pb = Pipe(), Pipe()
+        la = self.a.engine.link_established("moscow", pa, dialed=True, address="mem2", path="primary")
+        lb = self.b.engine.link_established("washington", pb, dialed=False, address="mem2", path="primary")
+        assert la is not None and lb is not None
+        self.links = (la, pa, lb, pb)
+        self.a.engine.connection_lost(old_a, "transport closed")
+        self.b.engine.connection_lost(old_b, "transport closed")
+
     def deliver(self, max_chunks: int) -> bool:
         """Move up to ``max_chunks`` writes each way; False if nothing was in flight."""
         if self.links is None:
@@ -309,15 +322,7 @@ def test_a_newer_connection_on_the_same_path_is_a_handover_not_an_outage() -> No
         assert w.a.engine is not None and w.b.engine is not None
         w.a.send("moscow", 3, Precedence.ROUTINE)
         w.a.settle()  # sealed and written on the old connection, never delivered
-        old_a, _, old_b, _ = w.links or (None, None, None, None)
-        pa, pb = Pipe(), Pipe()
-        la = w.a.engine.link_established("moscow", pa, dialed=True, address="mem2", path="primary")
-        lb = w.b.engine.link_established("washington", pb, dialed=False, address="mem2", path="primary")
-        assert la is not None and lb is not None
-        w.links = (la, pa, lb, pb)
-        assert old_a is not None and old_b is not None
-        w.a.engine.connection_lost(old_a, "transport closed")  # what the shell reports afterwards
-        w.b.engine.connection_lost(old_b, "transport closed")
+        w.handover()
         while w.deliver(100):
             pass
         w.a.send("moscow", 2, Precedence.ROUTINE)
@@ -344,15 +349,7 @@ def test_a_test_message_in_flight_at_a_handover_raises_no_alarm() -> None:
         assert w.a.engine is not None and w.b.engine is not None
         w.tick(0.05)  # a path is tested as soon as it is up: the test leaves on this connection
         assert w.a.engine.supervisor._pending_tests, "the first test is in flight when the handover comes"
-        old_a, _, old_b, _ = w.links or (None, None, None, None)
-        assert old_a is not None and old_b is not None
-        pa, pb = Pipe(), Pipe()
-        la = w.a.engine.link_established("moscow", pa, dialed=True, address="mem2", path="primary")
-        lb = w.b.engine.link_established("washington", pb, dialed=False, address="mem2", path="primary")
-        assert la is not None and lb is not None
-        w.links = (la, pa, lb, pb)
-        w.a.engine.connection_lost(old_a, "transport closed")
-        w.b.engine.connection_lost(old_b, "transport closed")
+        w.handover()
         for _ in range(400):  # 40 s of heartbeats, well past the 30 s test timeout
             w.tick(0.1)
             while w.deliver(100):
