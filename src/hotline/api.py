@@ -37,6 +37,7 @@ from hotline.pairing import confirm_safety_number, pair, peer_listing
 from hotline.users import GRANTS, Access, Permission, Role, new_password_hash, unknown_user_hash, validate_lang
 from hotline.web import (
     MAX_JSON_SEND_BODY,
+    MESSAGE_FIELDS,
     SESSION_COOKIE,
     ApiContext,
     acknowledge,
@@ -61,7 +62,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SSE_STATUS_EVERY_S = 2.0
-SEND_FIELDS = ("to", "precedence", "lang", "classification", "subject", "body", "id")
+SEND_FIELDS = (*MESSAGE_FIELDS, "id")  # a program may also choose the id, to retry idempotently
 
 
 # -- the JSON API -----------------------------------------------------------------------------
@@ -260,8 +261,10 @@ async def post_user(request: Request) -> Response:
     if not (isinstance(name, str) and isinstance(role, str) and isinstance(password, str) and isinstance(lang, str)):
         raise HTTPException(400, 'send {"name", "role", "password"} as text, and optionally "lang"')
     ctx = context(request)
-    parsed_role, _, _ = Role.parse(role), validate_name(name, "user name"), validate_lang(lang)
-    password_hash = await asyncio.to_thread(new_password_hash, password)  # ~0.1 s: not on the event loop
+    parsed_role = Role.parse(role)
+    validate_name(name, "user name")  # refused before, not after, ~0.1 s of hashing
+    validate_lang(lang)
+    password_hash = await asyncio.to_thread(new_password_hash, password)  # off the event loop
     ctx.access.add_user(name, parsed_role, password_hash, lang, by=who.label, at_ns=ctx.now_ns())
     return ok({"name": name, "role": role, "lang": lang}, 201)
 

@@ -30,6 +30,7 @@ from hotline.errors import HotlineError
 from hotline.model import Precedence
 from hotline.users import LANGUAGES, Permission, Principal, Session
 from hotline.web import (
+    MESSAGE_FIELDS,
     ApiContext,
     acknowledge,
     authenticate,
@@ -238,7 +239,7 @@ async def compose_page(request: Request) -> Response:
     if form is None:
         values["fields"]["to"] = request.query_params.get("to", "")
         return render(request, "compose.html", session, **values)
-    fields = {k: str(form.get(k, "")) for k in ("to", "precedence", "lang", "classification", "subject", "body")}
+    fields = {k: str(form.get(k, "")) for k in MESSAGE_FIELDS}
     try:
         message_id = await send_message(ctx, {**fields, "attachments": await form_attachments(form)}, who)
     except (HTTPException, HotlineError) as e:  # shown on the form, with everything typed kept

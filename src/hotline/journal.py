@@ -181,7 +181,8 @@ class Journal:
                 if missing := self._missing_columns():
                     self._db.close()
                     raise JournalError(
-                        f"the journal {path} predates the column(s) {', '.join(missing)}; "
+                        f"the journal {path} predates the column(s) "
+                        f"{', '.join(f'{table}.{column}' for table, column, _ in missing)}; "
                         "any command that writes to it (`hotline run`, `hotline send`) upgrades it"
                     )
             else:
@@ -195,19 +196,18 @@ class Journal:
             raise JournalError(f"cannot open journal {path}: {e}") from None
         self._in_tx = False
 
-    def _missing_columns(self) -> list[str]:
-        missing = []
-        for table, column, _ in _ADDED_COLUMNS:
-            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-            if column not in present:
-                missing.append(f"{table}.{column}")
-        return missing
+    def _missing_columns(self) -> list[tuple[str, str, str]]:
+        """The entries of ``_ADDED_COLUMNS`` this journal's tables lack."""
+        return [
+            (table, column, declaration)
+            for table, column, declaration in _ADDED_COLUMNS
+            if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+        ]
 
     def _add_missing_columns(self) -> None:
         """A journal made before a column existed gets it (CREATE IF NOT EXISTS keeps old tables)."""
-        for table, column, declaration in _ADDED_COLUMNS:
-            if f"{table}.{column}" in self._missing_columns():
-                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        for table, column, declaration in self._missing_columns():
+            self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:
         self._db.close()

@@ -48,6 +48,8 @@ LOGIN_WINDOW_S = 60.0
 LOGIN_CLIENTS_TRACKED = 10_000  # past this, the longest-quiet address is forgotten
 LOGINS_WAITING_MAX = 16  # logins in progress (one checked, the rest queued); more get 503 at once
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# What a person fills in to send a message, in the API and on the compose page alike.
+MESSAGE_FIELDS = ("to", "precedence", "lang", "classification", "subject", "body")
 
 
 class LoginLimiter:
