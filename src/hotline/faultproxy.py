@@ -38,7 +38,10 @@ class Proxy:
         asyncio.set_event_loop(self._loop)
         self._server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
         ready.set()
-        self._loop.run_forever()
+        try:
+            self._loop.run_forever()
+        finally:
+            self._loop.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.mode in ("close", "reset"):
@@ -91,13 +94,23 @@ class Proxy:
         done.wait(5)
 
     def stop(self) -> None:
-        def shutdown() -> None:
+        async def shutdown() -> None:
             if self._server is not None:
                 self._server.close()
             for pair in list(self._conns):
                 for w in pair:
                     w.close()
-            self._loop.stop()
+            # Connection handlers still pumping (a blackholed path never ends by itself) are
+            # cancelled and awaited, so none is destroyed while pending when the loop stops.
+            handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in handlers:
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
 
-        self._loop.call_soon_threadsafe(shutdown)
+        if self._loop.is_running():
+            future = asyncio.run_coroutine_threadsafe(shutdown(), self._loop)
+            try:
+                future.result(5)
+            finally:
+                self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
