@@ -361,6 +361,26 @@ def test_unpaired_certificate_is_refused(arena: Arena, tmp_path: Path) -> None:
     assert_journal_verifies(w)
 
 
+def test_authenticated_peer_that_hangs_up_before_its_hello_is_logged(arena: Arena) -> None:
+    w = arena.washington
+    entries_before = entry_count(w)
+    mark = len(w.log())
+    link = RawLink(w.port, arena.moscow_identity, arena.root)
+    try:
+        assert link.read_until("hello")["name"] == "washington"  # washington took the connection
+        local_port = link.sock.getsockname()[1]
+    finally:
+        link.close()  # no hello, no bye: the TCP connection just ends
+    text = wait_log(w, mark, f"to moscow at 127.0.0.1:{local_port} closed before its hello")
+    assert "Traceback" not in text
+    assert peer_status(w, "moscow")["link"] != "up"
+    written = [e["kind"] for e in entries_since(w, entries_before) if not line_event(e)]
+    assert written == [], "a connection that never came up journals nothing"
+    assert not any(e["kind"] == "link.down" for e in entries_since(w, entries_before))
+    arena.deliver_from_moscow("after the silent hang-up")
+    assert_journal_verifies(w)
+
+
 # -- 3. the authenticated peer misbehaving -----------------------------------------------------
 
 

@@ -376,6 +376,12 @@ class Engine:
         """The transport is gone (reset, EOF, error)."""
         if link.conn.state is not State.CLOSED:
             link.conn.state = State.CLOSED
+            if link.hello_cursor is None and not link.inherits_up and not self.stopping:
+                # No bye, no error, no hello: nothing else would say why this connection came to
+                # nothing (a peer that refused us after TLS, or died mid-start).
+                log.warning(
+                    "path %s to %s at %s closed before its hello: %s", link.path, link.peer, link.address, reason
+                )
         self._link_gone(link, reason)
 
     def data_received(self, link: Link, data: bytes) -> None:
