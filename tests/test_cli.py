@@ -87,6 +87,22 @@ def test_no_home_is_a_clear_error() -> None:
     assert r.returncode == 1 and "--home" in r.stderr and "HOTLINE_HOME" in r.stderr
 
 
+def test_a_reader_that_goes_away_is_no_traceback(paired: tuple[Terminal, Terminal]) -> None:
+    """`hotline outbox --json | head -1`: the pipe closes before the listing is written."""
+    a, _ = paired
+    a.cli("send", "--to", "moscow", "a message to list")
+    for args in (["outbox", "--json"], ["journal", "export"], ["peers"]):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # the reader is gone before hotline writes a byte
+        try:
+            r = subprocess.run([sys.executable, "-m", "hotline", "--home", str(a.home), *args], stdout=write_end,
+                               stderr=subprocess.PIPE, text=True, env=a.env(), timeout=60, check=False)  # fmt: skip
+        finally:
+            os.close(write_end)
+        assert r.returncode == 141, (args, r.returncode, r.stderr)
+        assert r.stderr == "", (args, r.stderr)
+
+
 def test_help_teaches() -> None:
     r = subprocess.run([sys.executable, "-m", "hotline", "--help"], capture_output=True, text=True, check=False)
     assert r.returncode == 0
