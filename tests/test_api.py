@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -109,6 +110,7 @@ def test_every_endpoint_refuses_a_caller_without_credentials(ends: tuple[Side, S
             r = anonymous.request(e.method, concrete(e.path), json={})
             assert r.status_code == 401, f"{e.method} {e.path}: {r.status_code} {r.text}"
             assert r.json()["error"], e.path
+            assert r.headers["www-authenticate"].startswith("Bearer"), e.path
         for bad in ("Bearer hlt_00000000_forged", "Bearer nonsense", "Basic YWxpY2U6cHc="):
             r = anonymous.get("/api/status", headers={"authorization": bad})
             assert r.status_code == 401, bad
@@ -198,6 +200,47 @@ def test_logins_are_rate_limited_even_for_the_right_password(ends: tuple[Side, S
         assert int(r.headers["retry-after"]) > 0
         unknown = c.post("/api/session", json={"name": "nobody", "password": "x"})
         assert unknown.status_code == 429
+        # No proxy stands in front of the console: a forwarded-for header is only the caller's word.
+        forged = c.post("/api/session", json={"name": "sam", "password": PASSWORD},
+                        headers={"x-forwarded-for": "10.9.8.7", "forwarded": "for=10.9.8.7"})  # fmt: skip
+        assert forged.status_code == 429, forged.text
+
+
+def test_only_loopback_host_names_are_answered(ends: tuple[Side, Side]) -> None:
+    """A page elsewhere that makes its own name resolve to 127.0.0.1 (DNS rebinding) gets nothing."""
+    w, _ = ends
+    port = w.url.rstrip("/").rsplit(":", 1)[1]
+    with w.as_("auditor") as c:
+        for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.nip.io"):
+            r = c.get("/api/status", headers={"host": host})
+            assert r.status_code == 421, (host, r.status_code)
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost"):
+            assert c.get("/api/status", headers={"host": host}).status_code == 200, host
+
+
+def test_an_anonymous_upload_is_refused_before_its_body_is_read(ends: tuple[Side, Side]) -> None:
+    w, _ = ends
+    host, port = w.url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    head = (
+        f"POST /api/messages HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 200000000\r\n\r\n"
+    )
+    with closing(socket.create_connection((host, int(port)), timeout=10)) as s:
+        s.sendall(head.encode() + b"--x\r\n")  # 200 MB announced, a few bytes sent: the answer must not wait
+        answer = s.recv(65536).decode(errors="replace")
+    assert answer.startswith("HTTP/1.1 401"), answer[:200]
+
+
+def test_one_message_id_however_it_is_written(ends: tuple[Side, Side]) -> None:
+    w, _ = ends
+    mid = uuid.uuid4()
+    first = send(w, id=str(mid))
+    with w.as_("operator") as c:
+        for spelling in (str(mid).upper(), "{" + str(mid) + "}", mid.urn):
+            r = c.post("/api/messages", json={"to": "moscow", "subject": "test", "body": "hello", "id": spelling})
+            assert r.status_code in (200, 201) and r.json()["id"] == first, r.text
+        rows = c.get("/api/messages", params={"box": "outbox", "limit": 1000}).json()["messages"]
+    assert [m["id"] for m in rows].count(first) == 1
 
 
 # -- messages ---------------------------------------------------------------------------------
@@ -282,7 +325,21 @@ def test_bad_input_gets_a_4xx_with_a_reason_never_a_500(ends: tuple[Side, Side])
         ("GET", "/api/messages?box=junk", {}, 400),
         ("GET", "/api/no-such-thing", {}, 404),
         ("PUT", "/api/messages", {}, 405),
+        # Text that is not Unicode (a lone surrogate, as a JSON escape) once stopped the terminal.
+        ("POST", "/api/messages", {"content": rb'{"to": "moscow", "subject": "\ud800"}'}, 400),
+        ("POST", "/api/messages", {"content": rb'{"to": "moscow", "body": "x\udfff"}'}, 400),
+        ("POST", "/api/messages", {"content": rb'{"to": "moscow", "attachments": [{"name": "\ud800", "data": ""}]}'},
+         400),
+        ("POST", "/api/messages", {"content": b'{"to": "moscow", "to": "nobody"}'}, 400),
+        ("POST", "/api/messages", {"content": b'{"to": "moscow", "subject": NaN}'}, 400),
+        ("POST", "/api/messages", {"content": b"[" * 100_000}, 400),
+        ("POST", "/api/messages", {"content": b"to=moscow", "headers": {"content-type": "text/plain"}}, 415),
+        ("GET", "/api/messages?limit=\u00b2", {}, 400),
+        ("GET", f"/api/messages/{unknown}/attachments/99999999999999999999999", {}, 404),
     ]  # fmt: skip
+    for name in ("..", ".", "a\\b.txt", "a\r\nX-Evil: 1.txt", "tab\there"):
+        attachment = {"name": name, "data": base64.b64encode(b"x").decode()}
+        cases.append(("POST", "/api/messages", {"json": {"to": "moscow", "attachments": [attachment]}}, 400))
     with w.as_("operator") as c:
         for method, path, kwargs, status in cases:
             r = c.request(method, path, **kwargs)
@@ -305,6 +362,11 @@ def test_bad_input_gets_a_4xx_with_a_reason_never_a_500(ends: tuple[Side, Side])
             assert r.status_code == 400 and reason in r.json()["error"], (body, r.text)
         assert c.post("/api/tokens", json={"role": "root"}).status_code == 400
         assert c.delete("/api/users/nobody").status_code == 400
+        surrogate_password = b'{"name": "bob", "role": "operator", "password": "' + rb"\ud800" * 10 + b'"}'
+        assert c.post("/api/users", content=surrogate_password).status_code == 400
+        assert c.post("/api/tokens", content=rb'{"role": "auditor", "label": "\ud800"}').status_code == 400
+    with httpx.Client(base_url=w.url, timeout=30) as anonymous:  # before any login, too
+        assert anonymous.post("/api/session", content=b"[" * 100_000).status_code == 400
     assert w.t.proc is not None and w.t.proc.poll() is None, "the terminal must still run"
 
 

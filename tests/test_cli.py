@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import Terminal
 
@@ -58,6 +59,48 @@ def test_send_refuses_an_unknown_peer_and_bad_arguments(paired: tuple[Terminal, 
     r = a.cli("send", "--to", "moscow", "--classification", "TOP SECRET", "hello", check=False)
     assert r.returncode == 1 and "UNCLASSIFIED, CONFIDENTIAL, SECRET" in r.stderr
     assert a.cli_json("outbox")["messages"] == []
+
+
+def test_send_speaks_plainly_about_what_it_refuses_and_forgives_letter_case(
+    paired: tuple[Terminal, Terminal], tmp_path: Path
+) -> None:
+    a, _ = paired
+    big = tmp_path / "sixteen.bin"
+    big.write_bytes(b"\0" * 16 * 1024 * 1024)
+    r = a.cli("send", "--to", "moscow", "--attach", str(big), "--attach", str(big), "--attach", str(big), "x",
+              check=False)  # fmt: skip
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "the limit is 32 MiB for the body and attachments together" in r.stderr
+    binary = tmp_path / "photo.jpg"
+    binary.write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)))
+    r = a.cli("send", "--to", "moscow", "--file", str(binary), check=False)
+    assert r.returncode == 1 and "not UTF-8 text; send a binary file with --attach" in r.stderr
+    r = a.cli("send", "--to", "moscow", "--file", str(tmp_path / "missing.txt"), check=False)
+    assert r.returncode == 1 and r.stderr.strip().endswith("No such file or directory"), r.stderr
+    assert a.cli_json("outbox")["messages"] == []
+    a.cli("send", "--to", "Moscow", "--precedence", "FLASH", "--classification", "secret", "case forgiven")
+    [sent] = a.cli_json("outbox")["messages"]
+    assert (sent["peer"], sent["precedence"], sent["classification"]) == ("moscow", "flash", "SECRET")
+    r = a.cli("outbox", "--limit", "-1", check=False)
+    assert r.returncode == 2 and "not a positive number" in r.stderr
+
+
+def test_version_and_home_after_any_subcommand(paired: tuple[Terminal, Terminal]) -> None:
+    a, _ = paired
+    r = subprocess.run([sys.executable, "-m", "hotline", "--version"], capture_output=True, text=True, check=False)
+    assert r.returncode == 0 and r.stdout.startswith("hotline ")
+    env = {k: v for k, v in a.env().items() if k != "HOTLINE_HOME"}
+    for args in (["journal", "verify"], ["journal", "export"]):
+        r = subprocess.run([sys.executable, "-m", "hotline", *args, "--home", str(a.home)], capture_output=True,
+                           text=True, env=env, check=False)  # fmt: skip
+        assert r.returncode == 0, (args, r.stderr)
+
+
+def test_an_empty_passphrase_is_named_as_such(tmp_path: Path) -> None:
+    env = {**os.environ, "HOTLINE_PASSPHRASE": ""}
+    r = subprocess.run([sys.executable, "-m", "hotline", "--home", str(tmp_path / "t"), "init", "--name", "t",
+                        "--listen", "127.0.0.1:1"], capture_output=True, text=True, env=env, check=False)  # fmt: skip
+    assert r.returncode == 1 and "HOTLINE_PASSPHRASE is set but empty" in r.stderr and "--no-passphrase" in r.stderr
 
 
 def test_send_with_the_same_id_is_idempotent(paired: tuple[Terminal, Terminal]) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import socket
@@ -23,16 +24,19 @@ from urllib.parse import quote
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hotline import audit
 from hotline.errors import HotlineError
 from hotline.identity import ContactCard, fingerprint
 from hotline.journal import Journal
-from hotline.model import validate_name
+from hotline.model import MAX_ATTACHMENTS, validate_name
 from hotline.pairing import confirm_safety_number, pair, peer_listing
 from hotline.users import GRANTS, Access, Permission, Role, new_password_hash, unknown_user_hash, validate_lang
 from hotline.web import (
@@ -158,7 +162,7 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise HTTPException(400, f"{name!r} must be a whole number from {low} to {high}")
     return int(raw)
 
@@ -181,7 +185,8 @@ async def get_message(request: Request) -> Response:
 
 async def get_attachment(request: Request) -> Response:
     await authenticate(request, Permission.READ)
-    found = context(request).store.attachment(request.path_params["id"], request.path_params["index"])
+    index = request.path_params["index"]
+    found = context(request).store.attachment(request.path_params["id"], index) if index < MAX_ATTACHMENTS else None
     if found is None:
         raise HTTPException(404, "no such attachment")
     name, data = found
@@ -382,13 +387,19 @@ def openapi_schema() -> dict[str, Any]:
                 "400": {"description": 'bad input, with {"error": reason}'},
                 "401": {"description": "not logged in, or an unknown token"},
                 "403": {"description": "the role may not do this, or the CSRF token is missing"},
+                "421": {"description": "the Host header is not a loopback name (the console listens on loopback)"},
             },
         }
-        params = [p.split(":")[0].strip("{}") for p in e.path.split("/") if p.startswith("{")]
+        if e.body:
+            operation["responses"]["413"] = {"description": "the body is larger than this endpoint takes"}
+            operation["responses"]["415"] = {"description": "the body is not application/json"}
+        params = [p for p in e.path.split("/") if p.startswith("{")]
         if params:
             operation["parameters"] = [
-                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params
-            ]
+                {"name": p.split(":")[0].strip("{}"), "in": "path", "required": True,
+                 "schema": {"type": "integer", "minimum": 0} if p.endswith(":int}") else {"type": "string"}}
+                for p in params
+            ]  # fmt: skip
         if e.permission is None:
             operation["security"] = []
         else:
@@ -429,7 +440,10 @@ async def http_error(request: Request, exc: Exception) -> Response:
         from hotline import console
 
         return console.error_page(request, exc.status_code, str(exc.detail))
-    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="hotline"')
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=headers)
 
 
 async def hotline_error(request: Request, exc: Exception) -> Response:
@@ -437,7 +451,32 @@ async def hotline_error(request: Request, exc: Exception) -> Response:
     return await http_error(request, HTTPException(400, str(exc)))
 
 
-def build_app(ctx: ApiContext) -> Starlette:
+LOOPBACK_HOST_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class LoopbackHostOnly:
+    """Refuse a request whose Host header is not a loopback name, when the console listens on
+    loopback: a page on another site that makes its name resolve to 127.0.0.1 (DNS rebinding)
+    must not reach the login form or the API with the browser's blessing."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = Headers(scope=scope).get("host", "")
+            name = host[1 : host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+            if name.lower() not in LOOPBACK_HOST_NAMES:
+                response = JSONResponse(
+                    {"error": f"unexpected Host {host[:80]!r}: this console answers to 127.0.0.1, localhost, [::1]"},
+                    status_code=421,
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def build_app(ctx: ApiContext, *, loopback: bool = True) -> Starlette:
     from hotline import console
 
     routes: list[BaseRoute] = [Route(e.path, e.handler, methods=[e.method]) for e in ENDPOINTS]
@@ -446,12 +485,20 @@ def build_app(ctx: ApiContext) -> Starlette:
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: http_error, HotlineError: hotline_error},
+        middleware=[Middleware(LoopbackHostOnly)] if loopback else [],
     )
     app.state.ctx = ctx
     return app
 
 
 # -- serving ----------------------------------------------------------------------------------
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
 
 
 class _Server(uvicorn.Server):
@@ -484,8 +531,11 @@ async def serve_api(terminal: Terminal, host: str, port: int) -> None:
     log.info("console and API at %s", url)
     await asyncio.to_thread(unknown_user_hash)  # made once, off the loop, before any login needs it
     config = uvicorn.Config(
-        build_app(ctx), log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2,
-        limit_concurrency=200,
+        build_app(ctx, loopback=_is_loopback(host)), log_level="warning", access_log=False, lifespan="off",
+        timeout_graceful_shutdown=2, limit_concurrency=200,
+        # No proxy stands in front: an X-Forwarded-For header is the caller's word, and trusting it
+        # would let any local caller pick the address the login limiter counts and the journal records.
+        proxy_headers=False,
     )  # fmt: skip
     server = _Server(config)
     serving = asyncio.ensure_future(server.serve(sockets=[sock]))

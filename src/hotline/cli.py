@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hotline import audit, cli_access
+from hotline import __version__, audit, cli_access
 from hotline.config import (
     CONFIG_FILE,
     JOURNAL_FILE,
@@ -77,8 +77,12 @@ def _passphrase(config: Config | None, *, confirm: bool = False) -> str | None:
     value = os.environ.get("HOTLINE_PASSPHRASE")
     if value:
         return value
+    if value == "":
+        raise PassphraseError("HOTLINE_PASSPHRASE is set but empty; an empty passphrase is not allowed "
+                              "(use --no-passphrase at init for a demo terminal)")  # fmt: skip
     if not sys.stdin.isatty():
-        raise PassphraseError("the keys are passphrase-protected: set HOTLINE_PASSPHRASE or run from a terminal")
+        what = "the new keys need a passphrase" if confirm else "the keys are passphrase-protected"
+        raise PassphraseError(f"{what}: set HOTLINE_PASSPHRASE or run from a terminal")
     value = getpass.getpass("Hotline key passphrase: ")
     if confirm and getpass.getpass("Repeat the passphrase: ") != value:
         raise PassphraseError("the two passphrases differ")
@@ -261,9 +265,11 @@ def cmd_send(args: argparse.Namespace) -> int:
         raise ConfigError("give the message text, or --file F, but not both")
     if args.file is not None:
         try:
-            body = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"cannot read {args.file}: {e}") from None
+            body = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"cannot read {args.file}: {e.strerror or e}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{args.file} is not UTF-8 text; send a binary file with --attach") from None
     else:
         body = args.text
     request = {
@@ -273,6 +279,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     }  # fmt: skip
     if args.id:
         request["id"] = args.id
+    # Checked here first, whichever way it goes: the same clear refusal from a running terminal or
+    # not, and nothing too large for the control socket is ever put on it.
+    build_content(config.name, request, _now_ns(), config.markings)
     try:
         client = ControlClient(home, timeout=60)
     except ControlError:
@@ -504,6 +513,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # -- parser ------------------------------------------------------------------------------
 
 
+SEND_EPILOG = """\
+examples:
+  hotline send --to moscow "Line check. Please confirm."
+  hotline send --to moscow --precedence flash --classification SECRET --subject "Launch detected" --wait \\
+      "Acknowledge at once."
+  hotline send --to moscow --lang ru --file note.txt --attach readout.pdf
+The id is printed at once; the message is in the journal and goes out as soon as the line allows
+(with the terminal stopped, at the next `hotline run`). --wait returns once the receipt is in.
+"""
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hotline",
@@ -513,6 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     home_help = "terminal home folder (default: $HOTLINE_HOME)"
     parser.add_argument("--home", help=home_help)
+    parser.add_argument("--version", action="version", version=f"hotline {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Any, help_text: str, listing: bool = False) -> argparse.ArgumentParser:
@@ -549,30 +580,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override the config")
 
     p = add("send", cmd_send, "journal a message for a peer and print its id", listing=True)
-    p.add_argument("--to", required=True, help="peer name")
-    p.add_argument("--precedence", default="routine", choices=["flash", "immediate", "priority", "routine"])
+    p.epilog = SEND_EPILOG
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("--to", required=True, help="peer name (see `hotline peers`)")
+    p.add_argument(
+        "--precedence",
+        default="routine",
+        type=str.lower,
+        choices=["flash", "immediate", "priority", "routine"],
+        help="flash overtakes all queued traffic and takes over the other end's console; "
+        "acknowledgement due within 10 min, 30 min, 3 h, 6 h (default routine)",
+    )
     p.add_argument("--lang", default="en", help="BCP 47 language tag of the text (default en)")
-    p.add_argument("--subject", default="")
+    p.add_argument("--subject", default="", help="a short subject line (up to 500 characters)")
     p.add_argument(
         "--classification",
         metavar="MARKING",
         help="classification marking, shown as a banner at both ends; one of [messages] markings in "
         "config.toml (default: the first, UNCLASSIFIED unless configured)",
     )
-    p.add_argument("--file", help="read the body from a file (- for stdin)")
-    p.add_argument("--attach", action="append", metavar="F", help="attach a file (up to 16 MiB; repeatable)")
+    p.add_argument("--file", help="read the body (UTF-8 text) from a file, - for stdin; instead of TEXT")
+    p.add_argument("--attach", action="append", metavar="F",
+                   help="attach a file (up to 16 MiB each, 32 MiB in all with the body; repeatable)")  # fmt: skip
     p.add_argument("--id", help="message id (UUID) to make a retried send idempotent")
     p.add_argument(
         "--wait",
         action="store_true",
         help="return only once the signed delivery receipt is journaled",
     )
-    p.add_argument("text", nargs="?", help="the message text")
+    p.add_argument("text", nargs="?", help="the message text (or --file)")
 
     for name, func, direction in (("inbox", cmd_inbox, "received"), ("outbox", cmd_outbox, "sent")):
         p = add(name, func, f"list {direction} messages with their state and times", listing=True)
         p.add_argument("--peer", help="only this peer")
-        p.add_argument("--limit", type=int, default=100, help="most recent N (default 100)")
+        p.add_argument("--limit", type=_positive, default=100, help="most recent N (default 100)")
     p = add("ack", cmd_ack, "acknowledge a received message: 'received and understood', signed, sent back")
     p.add_argument("id", help="the message id (see `hotline inbox`)")
     p.add_argument("--by", help="who acknowledges (default: $USER)")
@@ -585,8 +626,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("journal", cmd_journal, "verify or export the hash-chained journal")
     jsub = p.add_subparsers(dest="journal_cmd", required=True, metavar="verify|export")
     v = jsub.add_parser("verify", help="check the hash chain and every signature; exit 1 on any fault")
-    v.add_argument("--json", action="store_true")
+    v.add_argument("--home", help=home_help, default=argparse.SUPPRESS)
+    v.add_argument("--json", action="store_true", help="print the report as one JSON document")
     e = jsub.add_parser("export", help="write the journal as JSON lines")
+    e.add_argument("--home", help=home_help, default=argparse.SUPPRESS)
     e.add_argument("--output", "-o", help="file to write (default stdout)")
 
     p = add("demo", cmd_demo, "two terminals, washington and moscow, on loopback, ready to try")

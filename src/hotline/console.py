@@ -182,7 +182,7 @@ def _boxes(ctx: ApiContext) -> dict[str, Any]:
 async def login_page(request: Request) -> Response:
     if request.method == "GET":
         return render(request, "login.html", None, next=_next(request))
-    form = await read_form(request)
+    form = await read_form(request, login=True)
     name, password = str(form.get("name", "")), str(form.get("password", ""))
     try:
         session_id, _ = await start_session(request, name, password)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hotline.errors import ControlError, HotlineError, RemoteProtocolError
-from hotline.model import Attachment, MessageContent, Precedence, uuid7
+from hotline.model import Attachment, MessageContent, Precedence, canonical_message_id, uuid7
 from hotline.wire import FrameDecoder, encode_frame
 
 if TYPE_CHECKING:
@@ -56,17 +56,19 @@ def build_content(sender: str, args: dict[str, Any], now_ns: int, markings: Sequ
         if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], bytes)):
             raise ControlError("each attachment must be [name, bytes]")
         attachments.append(Attachment(name=item[0], data=item[1]))
-    classification = text("classification") or markings[0]
+    asked = text("classification")
+    # "secret" means SECRET: a marking is matched regardless of case, and always written as configured.
+    classification = next((m for m in markings if m.casefold() == asked.casefold()), asked) if asked else markings[0]
     if classification not in markings:
         raise ControlError(
             f"unknown classification {classification[:80]!r}; this terminal marks messages "
             f"{', '.join(markings)} ([messages] markings in config.toml)"
         )
-    message_id = text("id") or uuid7(now_ns // 1_000_000, os.urandom(10))
+    message_id = canonical_message_id(text("id")) if text("id") else uuid7(now_ns // 1_000_000, os.urandom(10))
     return MessageContent(
         id=message_id,
         sender=sender,
-        recipient=text("to"),
+        recipient=text("to").strip().lower(),  # peer names are lower case: "Moscow" can only mean moscow
         precedence=Precedence.parse(text("precedence", "routine")),
         lang=text("lang", "en"),
         subject=text("subject"),

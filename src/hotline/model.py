@@ -156,14 +156,43 @@ class Address:
         return f"{host}:{self.port}"
 
 
+def validate_text(value: str, what: str) -> None:
+    """Refuse text that cannot be written as UTF-8: a lone surrogate (JSON's "\\ud800") would
+    otherwise pass every other check and fail only when the journal encodes it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise DeliveryError(f"{what} is not valid Unicode text (a lone surrogate at position {e.start})") from None
+
+
+def canonical_message_id(value: str) -> str:
+    """A caller's message id in the one form it is stored under: the same UUID written in capitals,
+    in braces or as a URN is the same message, not a new one."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise DeliveryError(f"invalid message id {value[:80]!r}: expected a UUID") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Attachment:
     name: str
     data: bytes = field(repr=False)
 
     def __post_init__(self) -> None:
-        if not self.name or len(self.name) > 255 or "/" in self.name or "\x00" in self.name:
-            raise DeliveryError(f"invalid attachment name {self.name!r}")
+        validate_text(self.name, "attachment name")
+        # A name is saved to disk at the other end: no path in it on any system, no control
+        # characters (a CR/LF would break a header or a log line), nothing that means a folder.
+        if (
+            not self.name
+            or len(self.name) > 255
+            or self.name in {".", ".."}
+            or any(c in "/\\" or ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in self.name)
+        ):
+            raise DeliveryError(
+                f"invalid attachment name {self.name[:80]!r}: 1 to 255 characters, no / or \\, "
+                "no control characters, not . or .."
+            )
         if len(self.data) > MAX_ATTACHMENT_BYTES:
             raise DeliveryError(
                 f"attachment {self.name!r} is {len(self.data)} bytes; the limit is "
@@ -199,6 +228,8 @@ class MessageContent:
         validate_name(self.sender, "sender")
         validate_name(self.recipient, "recipient")
         validate_lang(self.lang)
+        validate_text(self.subject, "subject")
+        validate_text(self.body, "body")
         if self.classification:
             validate_marking(self.classification)
         if len(self.subject) > MAX_SUBJECT_CHARS:
@@ -209,4 +240,7 @@ class MessageContent:
             raise DeliveryError(f"{len(self.attachments)} attachments; the limit is {MAX_ATTACHMENTS}")
         total = sum(len(a.data) for a in self.attachments) + len(self.body.encode())
         if total > MAX_MESSAGE_BYTES:
-            raise DeliveryError(f"message is {total} bytes; the limit is {MAX_MESSAGE_BYTES} bytes")
+            raise DeliveryError(
+                f"message is {total / 2**20:.1f} MiB; the limit is {MAX_MESSAGE_BYTES // 2**20} MiB for the body and "
+                "attachments together"
+            )

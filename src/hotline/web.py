@@ -274,8 +274,37 @@ async def read_json(request: Request, limit: int = MAX_JSON_BODY) -> dict[str, A
         if size > limit:
             raise too_big
     body = b"".join(chunks)
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise HTTPException(415, f"send the body as application/json, not {content_type[:60]}")
+    return parse_json_object(body)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in value:
+            raise ValueError(f"the key {key[:60]!r} appears twice")
+        value[key] = item
+    return value
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """A request body as one JSON object, strictly: no NaN or Infinity, no repeated key (which
+    would silently win), no text that is not Unicode (a lone surrogate), no nesting so deep it
+    exhausts the parser. Each is a 400 with the reason; none reaches the journal."""
     try:
-        value = json.loads(body or b"{}")
+        value = json.loads(body or b"{}", object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+        # A lone surrogate ("\ud800") parses, but cannot be written as UTF-8 anywhere later.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise HTTPException(400, "the body holds text that is not valid Unicode (a lone surrogate)") from None
+    except RecursionError:
+        raise HTTPException(400, "the body is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise HTTPException(400, f"the body is not valid JSON: {e}") from None
     if not isinstance(value, dict):
@@ -283,11 +312,28 @@ async def read_json(request: Request, limit: int = MAX_JSON_BODY) -> dict[str, A
     return value
 
 
-async def read_form(request: Request) -> Any:
+LOGIN_FORM_MAX = 64 * 1024
+
+
+async def read_form(request: Request, *, login: bool = False) -> Any:
+    """A form post. Only a caller with a bearer token or a session gets its body read (the CSRF
+    token may travel inside the form, so that check follows); the login form itself is small."""
+    if not login:
+        header = request.headers.get("authorization", "")
+        if header:
+            scheme, _, secret = header.partition(" ")
+            if scheme.lower() != "bearer" or context(request).access.token_principal(secret.strip()) is None:
+                raise Unauthenticated("the bearer token is unknown or revoked")
+        elif current_session(request) is None:
+            raise Unauthenticated()
+    limit = LOGIN_FORM_MAX if login else MAX_REQUEST_BODY
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_REQUEST_BODY):
-        raise HTTPException(413, "the request is larger than 16 attachments of 16 MiB")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        raise HTTPException(413, "the login form is too large" if login else "the request is larger than 16 "
+                            "attachments of 16 MiB")  # fmt: skip
     try:
+        if login:
+            return await request.form(max_files=0, max_fields=10, max_part_size=LOGIN_FORM_MAX)
         return await request.form(max_files=MAX_ATTACHMENTS, max_fields=50, max_part_size=MAX_ATTACHMENT_BYTES + 1024)
     except HTTPException:
         raise
