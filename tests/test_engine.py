@@ -337,6 +337,67 @@ def test_a_newer_connection_on_the_same_path_is_a_handover_not_an_outage() -> No
             assert "link.down" not in kinds and "alarm.raised" not in kinds, kinds
 
 
+def _moved_ahead_of_us(w: World) -> tuple[Link, Pipe, Link]:
+    """washington takes a newer connection on the path and says bye (handover) on the old one;
+    moscow reads that bye, and the old transport closing, before its own end of the newer
+    connection is through its handshake: the order a real start-up race often gives."""
+    assert w.links is not None and w.a.engine is not None and w.b.engine is not None
+    _, old_pa, old_b, _ = w.links
+    pa = Pipe()
+    la = w.a.engine.link_established("moscow", pa, dialed=True, address="mem2", path="primary")
+    assert la is not None
+    for chunk in old_pa.chunks:
+        w.b.engine.data_received(old_b, chunk)
+    old_pa.chunks.clear()
+    w.b.engine.connection_lost(old_b, "transport closed")
+    w.settle()
+    return la, pa, old_b
+
+
+def test_a_peer_that_moves_to_a_newer_connection_first_raises_no_alarm() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        w = World(Path(tmp))
+        w.connect()
+        while w.deliver(100):
+            pass
+        la, pa, _ = _moved_ahead_of_us(w)
+        w.tick(0.2)  # moscow's end of the newer connection is still in its handshake
+        assert w.b.engine is not None
+        assert w.b.engine.status()["peers"][0]["paths"][0]["state"] == "up"
+        pb = Pipe()
+        lb = w.b.engine.link_established("washington", pb, dialed=False, address="mem2", path="primary")
+        assert lb is not None
+        w.links = (la, pa, lb, pb)
+        w.a.send("moscow", 2, Precedence.ROUTINE)
+        w.b.send("washington", 2, Precedence.ROUTINE)
+        w.settle()
+        while w.deliver(100):
+            pass
+        assert len(w.b.inbox()) == 2 and len(w.a.inbox()) == 2
+        for side in (w.a, w.b):
+            assert side.engine is not None
+            assert side.engine.supervisor.board.listing() == []
+            kinds = [e.kind for e in side.journal.entries()]
+            assert "link.down" not in kinds and "alarm.raised" not in kinds, (side.name, kinds)
+
+
+def test_a_handover_whose_newer_connection_never_comes_is_an_outage_after_all() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        w = World(Path(tmp))
+        w.connect()
+        while w.deliver(100):
+            pass
+        _moved_ahead_of_us(w)
+        w.links = None  # the newer connection never reaches moscow
+        w.tick(0.3)
+        assert w.b.engine is not None and w.b.engine.supervisor.board.listing() == []
+        w.tick(0.4)  # past three heartbeat intervals
+        alarms = {(a["kind"], a["subject"]) for a in w.b.engine.supervisor.board.listing()}
+        assert ("path-down", "primary") in alarms and ("all-paths-down", "") in alarms
+        downs = [e.decoded() for e in w.b.journal.entries() if e.kind == "link.down"]
+        assert [d["reason"] for d in downs] == ["the peer moved this path to a newer connection, which never came up"]
+
+
 def test_a_test_message_in_flight_at_a_handover_raises_no_alarm() -> None:
     """The first test goes out on the connection a simultaneous dial then replaces; its answer
     cannot come back on a closed connection. The path is tested afresh on the new one, and

@@ -103,6 +103,10 @@ class Link:
     # It replaced a live connection on the same path (both sides dialled at once):
     # the path stays up across the handover, and goes down if this one never comes up.
     inherits_up: bool = False
+    # The peer closed this one for a newer connection on the same path, which has not reached us
+    # yet (its handshake finishes later at our end): it keeps the path's place, and the path stays
+    # up, until this monotonic time; then the path is down after all.
+    handover_until: float | None = None
 
     def pump(self) -> None:
         data = self.conn.data_to_send()
@@ -299,7 +303,7 @@ class Engine:
             del peer.links[path]
             peer.resend_receipt_on.discard(current)
             if current.conn.state is not State.CLOSED:
-                current.conn.close("superseded by a newer connection on the same path")
+                current.conn.close("superseded by a newer connection on the same path", handover=True)
                 current.pump()
             current.io.close()
             log.info("path %s to %s: a newer connection replaces the current one", path, peer_name)
@@ -329,6 +333,8 @@ class Engine:
         peer = self.peers.get(link.peer)
         if peer is None or peer.links.get(link.path) is not link:
             return
+        if link.handover_until is not None and self.clock.monotonic() < link.handover_until and not self.stopping:
+            return  # its transport closing is expected: the newer connection decides (see tick)
         del peer.links[link.path]
         peer.resend_receipt_on.discard(link)
         if link.hello_cursor is None and not link.inherits_up:
@@ -413,9 +419,16 @@ class Engine:
                 elif isinstance(event, TestAnswered):
                     self.supervisor.test_answered(peer.name, link.path, event.id, event.text)
                 elif isinstance(event, ConnectionClosed):
-                    (log.warning if event.by_peer else log.info)("link to %s closed: %s", link.peer, event.reason)
                     link.pump()
                     link.io.close()
+                    was_up = link.hello_cursor is not None or link.inherits_up
+                    if event.handover and was_up and peer.links.get(link.path) is link and not self.stopping:
+                        grace = self.config.heartbeat_ms / 1000 * self.config.missed_heartbeats
+                        link.handover_until = self.clock.monotonic() + grace
+                        log.info("path %s to %s: the peer moved it to a newer connection; waiting for it",
+                                 link.path, link.peer)  # fmt: skip
+                        return
+                    (log.warning if event.by_peer else log.info)("link to %s closed: %s", link.peer, event.reason)
                     self._link_gone(link, event.reason)
                     return
             except (ProtocolError, CryptoError) as e:
@@ -737,6 +750,10 @@ class Engine:
         now = self.clock.monotonic()
         for peer in self.peers.values():
             for link in list(peer.links.values()):
+                if link.handover_until is not None and now >= link.handover_until:
+                    link.handover_until = None
+                    self._link_gone(link, "the peer moved this path to a newer connection, which never came up")
+                    continue
                 link.conn.handle_timer(now)
                 self._drain(link)
             self._apply_switch(peer, peer.selector.evaluate(now))  # failback after the hold-down

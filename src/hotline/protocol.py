@@ -21,7 +21,8 @@ Frames (msgpack maps, see ``wire``):
     ping    {n} / pong {n}               liveness and round-trip time
     test    {id, text}                   a test message on this path, answered at once
     test-ok {id, text}                   by the peer terminal itself, with the same text
-    bye     {reason}                     orderly close
+    bye     {reason, handover?}          orderly close; ``handover: true`` means "I keep this
+                                         path on a newer connection of ours", not an outage
 
 Liveness follows the idea of BFD (RFC 5880): a ping every ``heartbeat_interval``
 and the connection is declared dead after ``missed_limit`` intervals with
@@ -104,6 +105,7 @@ class TestAnswered:
 class ConnectionClosed:
     reason: str
     by_peer: bool  # True: the peer said bye or misbehaved; False: we closed or it went silent
+    handover: bool = False  # the peer closed it because a newer connection replaces it
 
 
 Event = (
@@ -206,11 +208,15 @@ class Connection:
         self._require_open("a test message")
         self._emit({"t": "test", "id": test_id, "text": text[:MAX_TEST_TEXT]})
 
-    def close(self, reason: str) -> None:
-        """Close from our side: queue a bye and report the closure as an event."""
+    def close(self, reason: str, *, handover: bool = False) -> None:
+        """Close from our side: queue a bye and report the closure as an event. ``handover``
+        tells the peer a newer connection on the same path takes over from this one."""
         if self.state is State.CLOSED:
             return
-        self._emit({"t": "bye", "reason": reason[:MAX_REASON_CHARS]})
+        bye: dict[str, Any] = {"t": "bye", "reason": reason[:MAX_REASON_CHARS]}
+        if handover:
+            bye["handover"] = True
+        self._emit(bye)
         self._closed(reason, by_peer=False)
 
     def data_to_send(self) -> bytes:
@@ -240,10 +246,10 @@ class Connection:
         self._out += encode_frame({"t": "bye", "reason": f"protocol error: {reason}"[:MAX_REASON_CHARS]})
         self._closed(f"protocol error from {self.peer_name}: {reason}", by_peer=True)
 
-    def _closed(self, reason: str, *, by_peer: bool) -> None:
+    def _closed(self, reason: str, *, by_peer: bool, handover: bool = False) -> None:
         self.state = State.CLOSED
         self.close_reason = reason
-        self._events.append(ConnectionClosed(reason=reason, by_peer=by_peer))
+        self._events.append(ConnectionClosed(reason=reason, by_peer=by_peer, handover=handover))
 
     def _handle_frame(self, frame: dict[str, Any], now: float) -> None:
         kind = frame["t"]
@@ -285,7 +291,8 @@ class Connection:
         elif kind == "bye":
             reason = frame.get("reason")
             text = reason[:MAX_REASON_CHARS] if isinstance(reason, str) else "no reason given"
-            self._closed(f"{self.peer_name} closed the connection: {text}", by_peer=True)
+            handover = frame.get("handover") is True
+            self._closed(f"{self.peer_name} closed the connection: {text}", by_peer=True, handover=handover)
             return
         self.state = next_state
 

@@ -119,7 +119,8 @@ class Supervisor:
     def _send_test(self, peer_name: str, path: str, now: float, now_ns: int) -> None:
         peer = self.engine.peers[peer_name]
         link = peer.links.get(path)
-        if link is not None and link.hello_cursor is None and link.conn.state is not State.CLOSED:
+        handing_over = link is not None and link.handover_until is not None
+        if link is not None and (handing_over or (link.hello_cursor is None and link.conn.state is not State.CLOSED)):
             # Connected, hello not yet in (a fresh connection, or one replacing another): not a
             # failure. The hello makes path_up test it at once; this is only the fallback.
             self._next_test[(peer_name, path)] = now + 1.0
