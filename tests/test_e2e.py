@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import os
 import sqlite3
 import threading
 import uuid
@@ -209,3 +210,23 @@ def test_ack_while_stopped_is_sent_by_the_next_run(paired: tuple[Terminal, Termi
     b.cli("ack", mid, "--by", "night-shift")
     b.start()
     wait_for(lambda: a.cli_json("outbox")["messages"][0]["acknowledged_by"] == "night-shift", 15, "offline ack")
+
+
+def test_the_largest_attachment_raises_no_alarm(paired: tuple[Terminal, Terminal], tmp_path: Path) -> None:
+    """Sealing, journaling and opening 16 MiB holds a terminal up for longer than three heartbeats
+    on a slow machine; each end warns the other first, so the line is not paged as dead."""
+    a, b = paired
+    a.start()
+    b.start()
+    a.wait_link("moscow")
+    b.wait_link("washington")
+    big = tmp_path / "readout.bin"
+    big.write_bytes(os.urandom(16 * 1024 * 1024))
+    for _ in range(2):
+        a.cli("send", "--to", "moscow", "--attach", str(big), "--wait", "the full readout")
+    inbox = b.cli_json("inbox")["messages"]
+    assert [m["attachments"] for m in inbox] == [1, 1]
+    for t in (a, b):  # both still running: the line never went down
+        kinds = [e["kind"] for e in map(json.loads, t.cli("journal", "export").stdout.splitlines())]
+        downs = [k for k in kinds if k in {"link.down", "alarm.raised"}]
+        assert downs == [], f"{t.name}: {downs}\n{t.log()[-3000:]}"

@@ -146,3 +146,45 @@ def test_orderly_bye() -> None:
     assert isinstance(a.next_event(), ConnectionClosed)
     events = shuttle(a, b)
     assert isinstance(events[0], ConnectionClosed) and "terminal shutting down" in events[0].reason
+
+
+def test_a_peer_that_announces_a_grace_is_not_declared_dead_within_it() -> None:
+    """A terminal about to seal or open a 16 MiB message says so first; the line stays up."""
+    a, b = open_pair()
+    b.announce_busy(2.0, now=0.1)
+    shuttle(b, a, now=0.1)
+    for t in (0.5, 1.0, 1.5, 2.0, 2.6):  # b silent far past three 200 ms intervals
+        a.handle_timer(t)
+        assert a.state is State.OPEN, t
+    assert a.get_timer() == pytest.approx(2.7)  # the grace ends at 2.1; then three intervals
+    a.handle_timer(2.75)
+    event = a.next_event()
+    assert isinstance(event, ConnectionClosed) and "no heartbeat from moscow" in event.reason
+
+
+@pytest.mark.parametrize(("grace", "reason"), [(5001, "exceeds 5000 ms"), ("long", "'grace'"), (-1, "'grace'")])
+def test_a_grace_past_the_cap_or_not_a_number_is_refused(grace: object, reason: str) -> None:
+    a, _ = open_pair()
+    a.receive_data(encode_frame({"t": "ping", "n": 1, "grace": grace}), 0.1)
+    event = a.next_event()
+    assert isinstance(event, ConnectionClosed) and reason in event.reason, event
+
+
+def test_a_large_frame_arriving_is_announced_once_before_it_is_whole() -> None:
+    a, b = open_pair()
+    a.send_envelope(1, b"x" * (8 * 1024 * 1024))
+    data = a.data_to_send()
+    chunks = [data[i : i + 65536] for i in range(0, len(data), 65536)]
+    b.receive_data(chunks[0], 0.1)
+    assert b.next_event() is None  # not whole yet, but b has already warned a
+    warned = shuttle(b, a, now=0.1)
+    assert warned == []
+    for chunk in chunks[1:]:
+        b.receive_data(chunk, 0.2)
+    assert b.next_event() == EnvelopeReceived(1, b"x" * (8 * 1024 * 1024))
+    assert b.data_to_send() == b"", "one warning per large frame"
+    for t in (0.6, 1.0, 1.9):  # b busy opening and journaling it: a waits 0.5 s + 0.1 s a MiB, then 3 beats
+        a.handle_timer(t)
+        assert a.state is State.OPEN, t
+    a.handle_timer(2.05)
+    assert a.state is State.CLOSED

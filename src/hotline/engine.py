@@ -43,6 +43,7 @@ from hotline.journal import Journal
 from hotline.model import MessageContent, MessageKind, ReceiptKind, next_stream_hash, uuid7
 from hotline.paths import PathSelector, Switch
 from hotline.protocol import (
+    LARGE_FRAME_BYTES,
     Connection,
     ConnectionClosed,
     EnvelopeReceived,
@@ -52,6 +53,7 @@ from hotline.protocol import (
     RttMeasured,
     State,
     TestAnswered,
+    grace_for,
 )
 from hotline.ratchet import Ratchet
 from hotline.store import Store
@@ -563,6 +565,15 @@ class Engine:
             done(DeliveryError(f"no peer named {content.recipient!r}; see `hotline peers`"), False)
             return
         self._accepts.append(_Accept(content, done, by))
+        size = len(content.body.encode()) + sum(len(a.data) for a in content.attachments)
+        if size > LARGE_FRAME_BYTES:
+            # Journaling and sealing it holds this whole terminal up for a while: every peer is told
+            # first, so no healthy path is declared dead meanwhile.
+            now = self.clock.monotonic()
+            for peer in self.peers.values():
+                for link in peer.links.values():
+                    link.conn.announce_busy(grace_for(size), now)
+                    link.pump()
         self._request_flush()
 
     def acknowledge(self, message_id: str, by: str, done: Callable[[Exception | None], None]) -> None:

@@ -18,7 +18,9 @@ Frames (msgpack maps, see ``wire``):
     env     {seq, e}                     one signed envelope
     rcpt    {r}                          one signed receipt
     resume  {cursor}                     "I have up to cursor; send from cursor+1"
-    ping    {n} / pong {n}               liveness and round-trip time
+    ping    {n, grace?} / pong {n}       liveness and round-trip time; ``grace`` (ms) warns
+                                         that the sender may fall silent that long (a large
+                                         message to seal or to open)
     test    {id, text}                   a test message on this path, answered at once
     test-ok {id, text}                   by the peer terminal itself, with the same text
     bye     {reason, handover?}          orderly close; ``handover: true`` means "I keep this
@@ -40,6 +42,17 @@ from hotline.wire import FrameDecoder, encode_frame
 
 PROTOCOL_VERSION = 1
 MAX_REASON_CHARS = 200
+# A terminal seals, journals and opens a message in one go on its event loop: for a message of
+# many MiB that is longer than three heartbeats on a slow machine. It says so first (a ping with
+# ``grace``), so the peer does not declare a healthy path dead. Large means over 1 MiB; the grace
+# is half a second and a tenth of a second a MiB, and never more than MAX_GRACE_MS.
+LARGE_FRAME_BYTES = 1024 * 1024
+MAX_GRACE_MS = 5000
+
+
+def grace_for(size: int) -> float:
+    """Seconds of silence to announce before handling ``size`` bytes at once."""
+    return min(MAX_GRACE_MS / 1000, 0.5 + 0.1 * size / (1024 * 1024))
 
 
 class State(enum.Enum):
@@ -160,6 +173,9 @@ class Connection:
         self._interval = heartbeat_interval
         self._missed_limit = missed_limit
         self._last_received = now
+        self._quiet_until = now  # the peer announced it may be silent until then (see grace_for)
+        self._bytes_in = 0  # every byte the peer ever sent on this connection
+        self._grace_announced_for: int | None = None  # where the large frame we warned about starts
         self._next_ping = now + heartbeat_interval
         self._ping_sent: dict[int, float] = {}
         self._ping_counter = 0
@@ -204,6 +220,15 @@ class Connection:
         self._require_open("a resume request")
         self._emit({"t": "resume", "cursor": cursor})
 
+    def announce_busy(self, seconds: float, now: float) -> None:
+        """Warn the peer that we may be silent for up to ``seconds`` (a ping that carries a grace)."""
+        if self.state is not State.OPEN:
+            return
+        self._ping_counter += 1
+        self._ping_sent[self._ping_counter] = now
+        grace_ms = min(MAX_GRACE_MS, max(0, round(seconds * 1000)))
+        self._out += encode_frame({"t": "ping", "n": self._ping_counter, "grace": grace_ms})
+
     def send_test(self, test_id: str, text: str) -> None:
         self._require_open("a test message")
         self._emit({"t": "test", "id": test_id, "text": text[:MAX_TEST_TEXT]})
@@ -231,6 +256,7 @@ class Connection:
         if self.state is State.CLOSED:
             return
         self._last_received = now
+        self._bytes_in += len(data)
         self._decoder.receive_data(data)
         try:
             while not self.closed:
@@ -238,6 +264,13 @@ class Connection:
                 if frame is None:
                     break
                 self._handle_frame(frame, now)
+            announced = self._decoder.announced
+            starts_at = self._bytes_in - self._decoder.buffered
+            if announced > LARGE_FRAME_BYTES and self._grace_announced_for != starts_at:
+                # A large frame is arriving: opening and journaling it will hold us up once it is
+                # all in, so tell the peer now, while we still can; once per frame.
+                self._grace_announced_for = starts_at
+                self.announce_busy(grace_for(announced), now)
         except RemoteProtocolError as e:
             self._fail(str(e))
 
@@ -278,6 +311,11 @@ class Connection:
             self._events.append(ResumeRequested(cursor=_int(frame, "cursor")))
         elif kind == "ping":
             self._out += encode_frame({"t": "pong", "n": _int(frame, "n")})
+            if "grace" in frame:
+                grace_ms = _int(frame, "grace")
+                if grace_ms > MAX_GRACE_MS:
+                    raise RemoteProtocolError(f"ping grace of {grace_ms} ms exceeds {MAX_GRACE_MS} ms")
+                self._quiet_until = max(self._quiet_until, now + grace_ms / 1000)
         elif kind == "pong":
             sent = self._ping_sent.pop(_int(frame, "n"), None)
             if sent is not None:
@@ -304,12 +342,12 @@ class Connection:
     def get_timer(self) -> float | None:
         if self.state is State.CLOSED:
             return None
-        return min(self._next_ping, self._last_received + self._interval * self._missed_limit)
+        return min(self._next_ping, max(self._last_received, self._quiet_until) + self._interval * self._missed_limit)
 
     def handle_timer(self, now: float) -> None:
         if self.state is State.CLOSED:
             return
-        silent_for = now - self._last_received
+        silent_for = now - max(self._last_received, self._quiet_until)
         if silent_for >= self._interval * self._missed_limit:
             self._closed(
                 f"no heartbeat from {self.peer_name} for {silent_for * 1000:.0f} ms "

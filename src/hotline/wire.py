@@ -126,6 +126,11 @@ class FrameDecoder:
     def buffered(self) -> int:
         return len(self._buffer)
 
+    @property
+    def announced(self) -> int:
+        """The length the frame now arriving announced (0 before its 4-byte prefix is in)."""
+        return int.from_bytes(self._buffer[0:4], "big") if len(self._buffer) >= 4 else 0
+
     def next_frame(self) -> dict[str, Any] | None:
         """Return the next whole frame, or ``None`` if more bytes are needed."""
         buf = self._buffer
