@@ -35,7 +35,8 @@ def test_verify_records_a_matching_safety_number_and_refuses_another(paired: tup
 
 def test_pairing_the_same_card_twice_is_harmless(paired: tuple[Terminal, Terminal]) -> None:
     a, b = paired
-    assert "already paired" in a.pair_with(b)
+    again = a.pair_with(b)
+    assert "already paired" in again and "hotline verify" not in again  # nothing new to verify
     assert len(a.cli_json("peers")["peers"]) == 1
 
 
@@ -144,6 +145,20 @@ def test_a_reader_that_goes_away_is_no_traceback(paired: tuple[Terminal, Termina
             os.close(write_end)
         assert r.returncode == 141, (args, r.returncode, r.stderr)
         assert r.stderr == "", (args, r.stderr)
+
+
+def test_listings_name_an_unknown_peer_and_give_every_time_twice(paired: tuple[Terminal, Terminal]) -> None:
+    a, _ = paired
+    r = a.cli("inbox", "--peer", "beijing", check=False)
+    assert r.returncode == 1 and "no peer named 'beijing'" in r.stderr
+    a.cli("send", "--to", "moscow", "listed")
+    [m] = a.cli_json("outbox")["messages"]
+    for key in [k for k in m if k.endswith("_at_ns")]:
+        assert key.removesuffix("_ns") in m, key  # nanoseconds for programs, RFC 3339 for people
+    assert a.cli_json("status")["peers"][0]["last_contact"] is None  # no contact yet: null, not "-"
+    a.create_token("auditor")
+    [token] = a.cli_json("token", "list")["tokens"]
+    assert token["created_at"].endswith("Z") and token["revoked_at"] is None
 
 
 def test_help_teaches() -> None:

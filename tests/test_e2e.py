@@ -230,3 +230,16 @@ def test_the_largest_attachment_raises_no_alarm(paired: tuple[Terminal, Terminal
         kinds = [e["kind"] for e in map(json.loads, t.cli("journal", "export").stdout.splitlines())]
         downs = [k for k in kinds if k in {"link.down", "alarm.raised"}]
         assert downs == [], f"{t.name}: {downs}\n{t.log()[-3000:]}"
+
+
+def test_send_wait_that_times_out_names_the_message_and_it_still_goes(paired: tuple[Terminal, Terminal]) -> None:
+    a, b = paired
+    a.start()  # moscow is not running: no receipt can come
+    wait_for(lambda: a.status()["running"], 20, "washington to run")
+    r = a.cli("send", "--to", "moscow", "--wait", "--timeout", "1", "Are you there?", check=False)
+    assert r.returncode == 3, (r.returncode, r.stderr)
+    mid = r.stdout.strip()
+    assert "no delivery receipt within 1 s" in r.stderr and f"message {mid} is in the journal" in r.stderr
+    assert [m["id"] for m in a.cli_json("outbox")["messages"]] == [mid]
+    b.start()
+    wait_for(lambda: any(m["id"] == mid for m in b.cli_json("inbox")["messages"]), 20, "moscow to receive it")

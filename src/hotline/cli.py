@@ -40,7 +40,7 @@ from hotline.identity import (
     write_atomic,
 )
 from hotline.journal import Journal
-from hotline.model import Address, validate_name
+from hotline.model import Address, canonical_message_id, uuid7, validate_name
 from hotline.pairing import confirm_safety_number, pair, peer_listing
 from hotline.store import Store
 
@@ -200,6 +200,8 @@ def cmd_pair(args: argparse.Namespace) -> int:
     number = result.safety_number
     print("safety number (read it aloud with the other operator; both screens must show the same digits):")
     print(f"  {number[:35]}\n  {number[36:]}")
+    if not result.already:
+        print(f"next: once the digits match, `hotline verify {card.name} DIGITS` records it")
     return 0
 
 
@@ -277,8 +279,8 @@ def cmd_send(args: argparse.Namespace) -> int:
         "body": body, "attachments": [_read_attachment(a) for a in args.attach or []],
         "classification": args.classification or "",
     }  # fmt: skip
-    if args.id:
-        request["id"] = args.id
+    # The id is chosen here, so that it can be named even if the wait below is cut short.
+    request["id"] = canonical_message_id(args.id) if args.id else uuid7(_now_ns() // 1_000_000, os.urandom(10))
     # Checked here first, whichever way it goes: the same clear refusal from a running terminal or
     # not, and nothing too large for the control socket is ever put on it.
     build_content(config.name, request, _now_ns(), config.markings)
@@ -290,7 +292,11 @@ def cmd_send(args: argparse.Namespace) -> int:
         with client:
             if args.wait:
                 request["wait"] = "delivered"
-            result = client.request("send", **request)
+            req_id = client.submit("send", **request)
+            try:
+                result = client.result(req_id, deadline=time.monotonic() + args.timeout if args.wait else None)
+            except (ControlError, KeyboardInterrupt) as e:
+                return _wait_cut_short(home, str(request["id"]), e, args.timeout)
         via = "running terminal"
     else:
         if args.wait:
@@ -309,20 +315,35 @@ def cmd_send(args: argparse.Namespace) -> int:
     return 0
 
 
+def _wait_cut_short(home: Path, message_id: str, cause: BaseException, timeout: float) -> int:
+    """`send --wait` stopped waiting (Ctrl-C, or no receipt in time): say plainly where the message
+    stands, from the journal, and name it, so nobody sends it twice to be sure."""
+    journal = _journal(home, readonly=True)
+    row = Store(journal).message(message_id)
+    journal.close()
+    if row is None:
+        if isinstance(cause, KeyboardInterrupt):
+            print("hotline: interrupted before the terminal took the message; nothing was sent", file=sys.stderr)
+            return 130
+        raise cause
+    print(message_id)
+    why = "interrupted" if isinstance(cause, KeyboardInterrupt) else f"no delivery receipt within {timeout:g} s"
+    print(f"hotline: {why}; message {message_id} is in the journal ({row['state']}) and goes out as the line "
+          "allows; follow it with `hotline outbox`", file=sys.stderr)  # fmt: skip
+    return 130 if isinstance(cause, KeyboardInterrupt) else 3
+
+
 def _listing(args: argparse.Namespace, direction: str) -> int:
     home, _ = _open(args)
     journal = _journal(home, readonly=True)
-    rows = Store(journal).messages(direction, peer=args.peer, limit=args.limit)
+    store = Store(journal)
+    if args.peer is not None and store.peer(args.peer) is None:
+        journal.close()
+        raise ConfigError(f"no peer named {args.peer!r}; see `hotline peers`")
+    rows = store.messages(direction, peer=args.peer, limit=args.limit)
     journal.close()
     for row in rows:
-        for key in (
-            "created_at_ns",
-            "queued_at_ns",
-            "sent_at_ns",
-            "delivered_at_ns",
-            "received_at_ns",
-            "acknowledged_at_ns",
-        ):
+        for key in [k for k in row if k.endswith("_at_ns")]:  # every time also in RFC 3339
             row[key.removesuffix("_ns")] = audit.rfc3339(row[key]) if row[key] else None
     if args.json:
         _out_json({"messages": rows})
@@ -412,7 +433,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             )  # fmt: skip
         journal.close()
     for peer in status["peers"]:
-        peer["last_contact"] = _ts(peer.get("last_contact_ns"))
+        ns = peer.get("last_contact_ns")
+        peer["last_contact"] = audit.rfc3339(ns) if ns else None  # JSON says null; the text says "-"
     console = home / "console.url"  # written by the running terminal once its console is bound
     status["console"] = console.read_text().strip() if status["running"] and console.exists() else None
     if args.json:
@@ -424,7 +446,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     for p in status["peers"]:
         rtt = f" rtt {p['rtt_ms']:.2f} ms" if p.get("rtt_ms") else ""
         via = f" via {p['address']}" if p.get("address") else ""
-        print(f"  {p['name']:<14} link {p['link'].upper()}{via}{rtt}; last contact {p['last_contact']}")
+        print(f"  {p['name']:<14} link {p['link'].upper()}{via}{rtt}; last contact {p['last_contact'] or '-'}")
         q = p["queue"]
         print(
             f"    queued {q['queued']}, awaiting receipt {q['unacknowledged']}, "
@@ -606,8 +628,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--wait",
         action="store_true",
-        help="return only once the signed delivery receipt is journaled",
+        help="return only once the signed delivery receipt is journaled (exit 3 if none within --timeout)",
     )
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                   help="with --wait: seconds to wait for the receipt (default 60)")  # fmt: skip
     p.add_argument("text", nargs="?", help="the message text (or --file)")
 
     for name, func, direction in (("inbox", cmd_inbox, "received"), ("outbox", cmd_outbox, "sent")):

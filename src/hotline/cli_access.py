@@ -101,15 +101,21 @@ def cmd_token(args: argparse.Namespace) -> int:
                 _out_json({"id": token_id, "role": args.role, "token": secret})
             else:
                 print(secret)
-                print(f"token {token_id} ({args.role}) created; shown once. Use it as "
-                      "'Authorization: Bearer TOKEN'.", file=sys.stderr)  # fmt: skip
+                print(
+                    f"token {token_id} ({args.role}) created; shown once. Use it as 'Authorization: Bearer TOKEN'.",
+                    file=sys.stderr,
+                )
         elif args.action == "revoke":
             access.revoke_token(args.id, by=_local_actor(), at_ns=_now_ns())
             print(f"revoked token {args.id}")
         else:
             tokens = access.tokens()
             if args.json:
-                _out_json({"tokens": tokens})
+                _out_json({"tokens": [
+                    {**t, "created_at": rfc3339(t["created_at_ns"]),
+                     "revoked_at": rfc3339(t["revoked_at_ns"]) if t["revoked_at_ns"] else None}
+                    for t in tokens
+                ]})  # fmt: skip
             elif not tokens:
                 print("no tokens yet: `hotline token create --role operator`")
             for t in [] if args.json else tokens:
@@ -141,20 +147,37 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
     a.add_argument("--role", required=True, choices=roles)
     a.add_argument("--lang", default="en", choices=LANGUAGES, help="console language (default en)")
     a.add_argument("--generate-password", action="store_true", help="make up a password and print it once")
-    r = usub.add_parser("remove", help="remove a user and close their sessions")
+    r = usub.add_parser(
+        "remove",
+        help="remove a user and close their sessions",
+        description="Remove a console user; their open pages go to the login page at once.",
+    )
     r.add_argument("name")
-    ls = usub.add_parser("list", help="list users")
+    ls = usub.add_parser("list", help="list users", description="List console users with their roles.")
     ls.add_argument("--json", action="store_true", help="print one JSON document")
 
     p = add("token", cmd_token, "API tokens for programs: create, revoke, list")
     tsub = p.add_subparsers(dest="action", required=True, metavar="create|revoke|list")
-    c = tsub.add_parser("create", help="create a bearer token for a role; the secret is printed once")
+    c = tsub.add_parser(
+        "create",
+        help="create a bearer token for a role; the secret is printed once",
+        description="Create a bearer token for a program (Authorization: Bearer SECRET on /api/...). Only a "
+        "digest is stored: the secret is printed once. The terminal must run with --api for it to be of use.",
+    )
     c.add_argument("--role", required=True, choices=roles)
     c.add_argument("--label", help="what the token is for, e.g. 'pager bridge'")
     c.add_argument("--json", action="store_true", help="print one JSON document")
-    rv = tsub.add_parser("revoke", help="revoke a token by its id")
+    rv = tsub.add_parser(
+        "revoke",
+        help="revoke a token by its id",
+        description="Revoke a token by the id `hotline token list` shows; it stops working at once.",
+    )
     rv.add_argument("id")
-    lt = tsub.add_parser("list", help="list tokens (never their secrets)")
+    lt = tsub.add_parser(
+        "list",
+        help="list tokens (never their secrets)",
+        description="List API tokens: id, role, label, when made and revoked; never secrets.",
+    )
     lt.add_argument("--json", action="store_true", help="print one JSON document")
     for sp in (a, r, ls, c, rv, lt):
         sp.add_argument("--home", default=argparse.SUPPRESS, help="terminal home folder (default: $HOTLINE_HOME)")
