@@ -162,7 +162,7 @@ def test_a_revoked_token_stops_working(ends: tuple[Side, Side]) -> None:
         assert httpx.get(f"{w.url}/api/status", headers=headers, timeout=30).status_code == 200
         assert admin.delete(f"/api/tokens/{token_id}").status_code == 200
         assert httpx.get(f"{w.url}/api/status", headers=headers, timeout=30).status_code == 401
-        assert admin.delete(f"/api/tokens/{token_id}").status_code == 400
+        assert admin.delete(f"/api/tokens/{token_id}").status_code == 404  # no live token by that id
 
 
 def test_sessions_need_csrf_on_writes_and_end_at_logout(ends: tuple[Side, Side]) -> None:
@@ -243,6 +243,22 @@ def test_one_message_id_however_it_is_written(ends: tuple[Side, Side]) -> None:
     assert [m["id"] for m in rows].count(first) == 1
 
 
+def test_console_pages_keep_the_query_and_compose_takes_defaults(ends: tuple[Side, Side]) -> None:
+    w, _ = ends
+    with httpx.Client(base_url=w.url, timeout=30) as anonymous:
+        r = anonymous.get("/alarms?since=1&x=2", headers={"accept": "text/html"})
+        assert r.status_code == 303 and r.headers["location"] == "/login?next=/alarms%3Fsince%3D1%26x%3D2"
+        page = anonymous.get(r.headers["location"]).text
+        assert 'action="/login?next=/alarms%3Fsince%3D1%26x%3D2&amp;lang=' in page
+    client, csrf = w.login("alice")
+    with closing(client):
+        r = client.post("/compose", data={"csrf": csrf, "to": "moscow", "body": "no precedence, no language"})
+        assert r.status_code == 303, r.text[:300]
+        message_id = r.headers["location"].rsplit("/", 1)[1]
+        view = client.get(f"/api/messages/{message_id}").json()
+    assert (view["precedence"], view["lang"]) == ("routine", "en")
+
+
 # -- messages ---------------------------------------------------------------------------------
 
 
@@ -265,7 +281,10 @@ def test_send_read_download_and_acknowledge_across_the_link(ends: tuple[Side, Si
         acked = c.post(f"/api/messages/{message_id}/ack")
         assert acked.status_code == 200, acked.text
         by = acked.json()["by"]
-        assert by.startswith("token:")
+        assert by.startswith("token:") and acked.json()["already"] is False
+    with m.as_("supervisor") as c:  # a second acknowledgement changes nothing, and says whose stands
+        again = c.post(f"/api/messages/{message_id}/ack").json()
+        assert (again["by"], again["already"]) == (by, True)
 
     def acknowledged() -> dict[str, Any] | None:
         with w.as_("operator") as c:
@@ -361,7 +380,16 @@ def test_bad_input_gets_a_4xx_with_a_reason_never_a_500(ends: tuple[Side, Side])
             r = c.post("/api/users", json=body)
             assert r.status_code == 400 and reason in r.json()["error"], (body, r.text)
         assert c.post("/api/tokens", json={"role": "root"}).status_code == 400
-        assert c.delete("/api/users/nobody").status_code == 400
+        assert c.delete("/api/users/nobody").status_code == 404
+        assert c.delete("/api/tokens/ffffffff").status_code == 404
+        assert c.post("/api/peers/nobody/verify", json={"safety_number": "1" * 60}).status_code == 404
+        assert c.post("/api/tokens", json={"role": "auditor", "label": "pager\r\nX: 1"}).status_code == 400
+        assert c.post("/api/tokens", json={"role": "auditor", "label": "x" * 101}).status_code == 400
+        assert c.post("/api/tokens", json={"role": "Auditor"}).json()["role"] == "auditor"
+        made = c.post("/api/users", json={"name": "bob", "role": "OPERATOR", "password": "a long password"})
+        assert made.status_code == 201 and made.json()["role"] == "operator", made.text
+        assert c.delete("/api/users/bob").status_code == 200
+        assert c.delete("/api/session").status_code == 400  # a bearer token has no session to end
         surrogate_password = b'{"name": "bob", "role": "operator", "password": "' + rb"\ud800" * 10 + b'"}'
         assert c.post("/api/users", content=surrogate_password).status_code == 400
         assert c.post("/api/tokens", content=rb'{"role": "auditor", "label": "\ud800"}').status_code == 400

@@ -102,6 +102,8 @@ async def login(request: Request) -> Response:
 
 async def logout(request: Request) -> Response:
     await authenticate(request, Permission.READ)
+    if request.headers.get("authorization"):
+        raise HTTPException(400, "a bearer token has no session to end; revoke it with DELETE /api/tokens/{id}")
     response = ok({"logged_out": True})
     end_session(request, response)
     return response
@@ -149,6 +151,8 @@ async def post_verify_peer(request: Request) -> Response:
     if not isinstance(heard, str):
         raise HTTPException(400, 'send {"safety_number": the 60 digits the other operator read out}')
     ctx = context(request)
+    if ctx.store.peer(request.path_params["name"]) is None:
+        raise HTTPException(404, f"no peer named {request.path_params['name'][:64]!r}")
     confirm_safety_number(ctx.store, request.path_params["name"], heard, ctx.now_ns(), by=who.label)
     return ok({"name": request.path_params["name"], "verified": True})
 
@@ -222,7 +226,9 @@ async def post_ack(request: Request) -> Response:
     who = await authenticate(request, Permission.SEND)
     message_id = request.path_params["id"]
     await acknowledge(context(request), message_id, who)
-    return ok({"id": message_id, "acknowledged": True, "by": who.label})
+    found = context(request).store.message(message_id) or {}
+    by = found.get("acknowledged_by") or who.label  # a second acknowledgement changes nothing: say whose stands
+    return ok({"id": message_id, "acknowledged": True, "by": by, "already": by != who.label})
 
 
 async def get_verify(request: Request) -> Response:
@@ -271,12 +277,14 @@ async def post_user(request: Request) -> Response:
     validate_lang(lang)
     password_hash = await asyncio.to_thread(new_password_hash, password)  # off the event loop
     ctx.access.add_user(name, parsed_role, password_hash, lang, by=who.label, at_ns=ctx.now_ns())
-    return ok({"name": name, "role": role, "lang": lang}, 201)
+    return ok({"name": name, "role": parsed_role.value, "lang": lang}, 201)
 
 
 async def delete_user(request: Request) -> Response:
     who = await authenticate(request, Permission.ADMINISTER)
     ctx = context(request)
+    if request.path_params["name"] not in {u["name"] for u in ctx.access.users()}:
+        raise HTTPException(404, f"no user named {request.path_params['name'][:64]!r}")
     ctx.access.remove_user(request.path_params["name"], by=who.label, at_ns=ctx.now_ns())
     return ok({"removed": request.path_params["name"]})
 
@@ -293,13 +301,16 @@ async def post_token(request: Request) -> Response:
     if not isinstance(role, str) or not isinstance(label, str):
         raise HTTPException(400, 'send {"role": operator|supervisor|auditor, "label": text}')
     ctx = context(request)
-    token_id, secret = ctx.access.create_token(Role.parse(role), label, by=who.label, at_ns=ctx.now_ns())
-    return ok({"id": token_id, "role": role, "token": secret}, 201)
+    parsed_role = Role.parse(role)
+    token_id, secret = ctx.access.create_token(parsed_role, label, by=who.label, at_ns=ctx.now_ns())
+    return ok({"id": token_id, "role": parsed_role.value, "token": secret}, 201)
 
 
 async def delete_token(request: Request) -> Response:
     who = await authenticate(request, Permission.ADMINISTER)
     ctx = context(request)
+    if not any(t["id"] == request.path_params["id"] and t["revoked_at_ns"] is None for t in ctx.access.tokens()):
+        raise HTTPException(404, f"no live token with id {request.path_params['id'][:64]!r}")
     ctx.access.revoke_token(request.path_params["id"], by=who.label, at_ns=ctx.now_ns())
     return ok({"revoked": request.path_params["id"]})
 

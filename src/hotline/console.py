@@ -15,6 +15,7 @@ import gettext
 import io
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -140,7 +141,8 @@ SECURITY_HEADERS = {
 def error_page(request: Request, status: int, detail: str) -> Response:
     found = current_session(request)
     if status == 401 and request.method == "GET":
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
     return render(request, "error.html", found[1] if found else None, status_code=status, status=status,
                   detail=detail)  # fmt: skip
 
@@ -240,8 +242,9 @@ async def compose_page(request: Request) -> Response:
         values["fields"]["to"] = request.query_params.get("to", "")
         return render(request, "compose.html", session, **values)
     fields = {k: str(form.get(k, "")) for k in MESSAGE_FIELDS}
+    given = {k: v for k, v in fields.items() if v}  # a field left out takes the API's default (routine, en)
     try:
-        message_id = await send_message(ctx, {**fields, "attachments": await form_attachments(form)}, who)
+        message_id = await send_message(ctx, {**given, "attachments": await form_attachments(form)}, who)
     except (HTTPException, HotlineError) as e:  # shown on the form, with everything typed kept
         values.update(fields=fields, error=e.detail if isinstance(e, HTTPException) else str(e))
         return render(request, "compose.html", session, status_code=400, **values)

@@ -182,9 +182,11 @@ class Access:
 
     def create_token(self, role: Role, label: str, *, by: str, at_ns: int) -> tuple[str, str]:
         """A new bearer token for a program; returns (id, secret). The secret is shown once."""
+        label = label.strip()
+        if len(label) > 100 or any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in label):
+            raise AccessError("a token label is at most 100 characters of text, without control characters")
         token_id = secrets.token_hex(4)
         secret = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
-        label = label.strip()[:100]
         with self.journal.transaction():
             self.journal.execute(
                 "INSERT INTO tokens(id, digest, role, label, created_by, created_at_ns) VALUES (?,?,?,?,?,?)",
