@@ -161,6 +161,29 @@ def test_listings_name_an_unknown_peer_and_give_every_time_twice(paired: tuple[T
     assert token["created_at"].endswith("Z") and token["revoked_at"] is None
 
 
+def test_attachments_are_listed_and_saved_from_the_command_line(
+    paired: tuple[Terminal, Terminal], tmp_path: Path
+) -> None:
+    a, _ = paired
+    readout = tmp_path / "readout.pdf"
+    readout.write_bytes(b"%PDF-1.7 " + bytes(range(256)) * 100)
+    mid = a.cli("send", "--to", "moscow", "--attach", str(readout), "see the readout").stdout.strip()
+    assert f"1 attachment(s): `hotline attachment {mid}`" in a.cli("outbox").stdout
+    [listed] = a.cli_json("attachment", mid)["attachments"]
+    assert (listed["index"], listed["name"], listed["size"]) == (0, "readout.pdf", readout.stat().st_size)
+    out = tmp_path / "saved.pdf"
+    a.cli("attachment", mid, "0", "-o", str(out))
+    assert out.read_bytes() == readout.read_bytes()
+    r = a.cli("attachment", mid, "0", "-o", str(out), check=False)
+    assert r.returncode == 1 and "already exists" in r.stderr
+    a.cli("attachment", mid, "0", "-o", str(out), "--force")
+    r = a.cli("attachment", mid, "1", check=False)
+    assert r.returncode == 1 and "has 1 attachment(s); there is no number 1" in r.stderr
+    raw = subprocess.run([sys.executable, "-m", "hotline", "--home", str(a.home), "attachment", mid, "0", "-o", "-"],
+                         capture_output=True, env=a.env(), check=True)  # fmt: skip
+    assert raw.stdout == readout.read_bytes()
+
+
 def test_help_teaches() -> None:
     r = subprocess.run([sys.executable, "-m", "hotline", "--help"], capture_output=True, text=True, check=False)
     assert r.returncode == 0

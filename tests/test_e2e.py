@@ -207,7 +207,12 @@ def test_ack_while_stopped_is_sent_by_the_next_run(paired: tuple[Terminal, Termi
     with a.client() as c:
         mid = c.request("send", to="moscow", body="For the record", wait="delivered")["id"]
     b.stop()
-    b.cli("ack", mid, "--by", "night-shift")
+    said = b.cli("ack", mid, "--by", "night-shift").stdout
+    assert "goes back to the sender at the next `hotline run`" in said
+    again = b.cli("ack", mid, "--by", "day-shift").stdout
+    assert "already acknowledged" in again and "by night-shift" in again
+    own = a.cli("ack", mid, check=False)
+    assert own.returncode == 1 and "only its recipient acknowledges it" in own.stderr
     b.start()
     wait_for(lambda: a.cli_json("outbox")["messages"][0]["acknowledged_by"] == "night-shift", 15, "offline ack")
 

@@ -28,7 +28,7 @@ from hotline.config import (
     resolve_home,
 )
 from hotline.control import ControlClient, build_content
-from hotline.errors import ConfigError, ControlError, HotlineError, PassphraseError
+from hotline.errors import ConfigError, ControlError, DeliveryError, HotlineError, PassphraseError
 from hotline.identity import (
     MAX_CARD_BYTES,
     ContactCard,
@@ -363,12 +363,68 @@ def _listing(args: argparse.Namespace, direction: str) -> int:
             print(f"    acknowledged {audit.rfc3339(r['acknowledged_at_ns'])}{who_acked}")
         body = r["body"].replace("\n", " ")
         print(f"    {body[:110]}{'…' if len(body) > 110 else ''}  ({r['id']})")
+        if r["attachments"]:
+            print(f"    {r['attachments']} attachment(s): `hotline attachment {r['id']}`")
+    return 0
+
+
+def cmd_attachment(args: argparse.Namespace) -> int:
+    home, _ = _open(args)
+    journal = _journal(home, readonly=True)
+    try:
+        store = Store(journal)
+        found = store.message(args.id)
+        if found is None:
+            raise DeliveryError(f"no message with id {args.id}; see `hotline inbox` or `hotline outbox`")
+        listing = found["attachments"]
+        if args.index is None:
+            if args.json:
+                _out_json({"id": args.id, "attachments": listing})
+                return 0
+            if not listing:
+                print("no attachments")
+            for a in listing:
+                print(f"{a['index']:>2}  {a['size']:>10,} bytes  {a['name']}  sha256 {a['sha256'][:16]}")
+            return 0
+        got = store.attachment(args.id, args.index) if 0 <= args.index < len(listing) else None
+        if got is None:
+            raise DeliveryError(f"message {args.id} has {len(listing)} attachment(s); there is no number {args.index}")
+    finally:
+        journal.close()
+    name, data = got
+    if args.output == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return 0
+    # A received name was checked on arrival (no folder in it); the last component only, to be sure.
+    target = Path(args.output) if args.output else Path(Path(name).name)
+    try:
+        with target.open("wb" if args.force else "xb") as f:
+            f.write(data)
+    except FileExistsError:
+        raise ConfigError(f"{target} already exists; choose another with -o, or --force to replace it") from None
+    except OSError as e:
+        raise ConfigError(f"cannot write {target}: {e.strerror or e}") from None
+    if args.json:
+        _out_json({"id": args.id, "index": args.index, "name": name, "size": len(data), "saved_to": str(target)})
+    else:
+        print(f"saved {name} ({len(data):,} bytes) to {target}")
     return 0
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
     home, config = _open(args)
     by = args.by or os.environ.get("USER") or "operator"
+    journal = _journal(home, readonly=True)
+    found = Store(journal).message(args.id)
+    journal.close()
+    if found is not None and found["direction"] == "out":
+        raise DeliveryError(f"message {args.id} is one this terminal sent; only its recipient acknowledges it")
+    if found is not None and found["acknowledged_at_ns"]:
+        print(f"{args.id}: already acknowledged {audit.rfc3339(found['acknowledged_at_ns'])} by "
+              f"{found['acknowledged_by'] or '?'}; nothing more to send")  # fmt: skip
+        return 0
+    when = "now"
     try:
         with ControlClient(home, timeout=30) as client:
             client.request("ack", id=args.id, by=by)
@@ -376,7 +432,9 @@ def cmd_ack(args: argparse.Namespace) -> int:
         if "no running terminal" not in str(e):
             raise
         _ack_offline(home, config, args.id, by)
-    print(f"{args.id}: acknowledged (received and understood) by {by}; the signed receipt goes back to the sender")
+        when = "at the next `hotline run`"
+    print(f"{args.id}: acknowledged (received and understood) by {by}; the signed receipt goes back to the "
+          f"sender {when}")  # fmt: skip
     return 0
 
 
@@ -638,6 +696,12 @@ def build_parser() -> argparse.ArgumentParser:
         p = add(name, func, f"list {direction} messages with their state and times", listing=True)
         p.add_argument("--peer", help="only this peer")
         p.add_argument("--limit", type=_positive, default=100, help="most recent N (default 100)")
+    p = add("attachment", cmd_attachment, "list a message's attachments, or save one to a file", listing=True)
+    p.add_argument("id", help="the message id (see `hotline inbox` or `outbox`)")
+    p.add_argument("index", nargs="?", type=int, help="the attachment to save (0, 1, ...); without it, list them")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="where to save it (default: its own name in this folder; - for stdout)")  # fmt: skip
+    p.add_argument("--force", action="store_true", help="replace a file that already exists")
     p = add("ack", cmd_ack, "acknowledge a received message: 'received and understood', signed, sent back")
     p.add_argument("id", help="the message id (see `hotline inbox`)")
     p.add_argument("--by", help="who acknowledges (default: $USER)")
