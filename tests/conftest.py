@@ -25,10 +25,34 @@ settings.register_profile("hotline", deadline=None)
 settings.load_profile("hotline")
 
 
+def _listen_ports() -> Iterator[int]:
+    """Ports for terminals to listen on, below the kernel's ephemeral range and a block per test
+    worker. A port the kernel hands out (bind to 0) may be handed out again, as the local end of
+    some outgoing connection, before the terminal that was given it binds it ("address already in
+    use"); a port outside that range is never handed out, and the workers never share one."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    try:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    block = (ephemeral_low - 20000) // max(workers, 1)
+    yield from range(20000 + block * index, 20000 + block * (index + 1))
+
+
+_PORTS = _listen_ports()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    for port in _PORTS:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken by something else on this machine: the next one
+            return port
+    raise RuntimeError("ran out of listening ports for the tests")
 
 
 def wait_for(predicate: Callable[[], Any], deadline_s: float, what: str) -> Any:

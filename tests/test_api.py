@@ -214,7 +214,7 @@ def test_only_loopback_host_names_are_answered(ends: tuple[Side, Side]) -> None:
         for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.nip.io"):
             r = c.get("/api/status", headers={"host": host})
             assert r.status_code == 421, (host, r.status_code)
-        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost"):
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost", f"127.0.0.2:{port}", f"[::1]:{port}"):
             assert c.get("/api/status", headers={"host": host}).status_code == 200, host
 
 
@@ -351,12 +351,13 @@ def test_bad_input_gets_a_4xx_with_a_reason_never_a_500(ends: tuple[Side, Side])
          400),
         ("POST", "/api/messages", {"content": b'{"to": "moscow", "to": "nobody"}'}, 400),
         ("POST", "/api/messages", {"content": b'{"to": "moscow", "subject": NaN}'}, 400),
+        ("POST", "/api/messages", {"content": b'{"to": "moscow", "subject": 1e400}'}, 400),
         ("POST", "/api/messages", {"content": b"[" * 100_000}, 400),
         ("POST", "/api/messages", {"content": b"to=moscow", "headers": {"content-type": "text/plain"}}, 415),
         ("GET", "/api/messages?limit=\u00b2", {}, 400),
         ("GET", f"/api/messages/{unknown}/attachments/99999999999999999999999", {}, 404),
     ]  # fmt: skip
-    for name in ("..", ".", "a\\b.txt", "a\r\nX-Evil: 1.txt", "tab\there"):
+    for name in ("..", ".", "a\\b.txt", "a\r\nX-Evil: 1.txt", "tab\there", "readout\u202efdp.exe", "c:report"):
         attachment = {"name": name, "data": base64.b64encode(b"x").decode()}
         cases.append(("POST", "/api/messages", {"json": {"to": "moscow", "attachments": [attachment]}}, 400))
     with w.as_("operator") as c:

@@ -246,5 +246,8 @@ def test_send_wait_that_times_out_names_the_message_and_it_still_goes(paired: tu
     mid = r.stdout.strip()
     assert "no delivery receipt within 1 s" in r.stderr and f"message {mid} is in the journal" in r.stderr
     assert [m["id"] for m in a.cli_json("outbox")["messages"]] == [mid]
+    refused = a.cli("send", "--to", "moscow", "--id", mid, "--wait", "other words", check=False)
+    assert refused.returncode == 1 and "already used by a different message" in refused.stderr  # not a timeout
+    assert a.cli("send", "--to", "moscow", "--wait", "--timeout", "nan", "x", check=False).returncode == 2
     b.start()
     wait_for(lambda: any(m["id"] == mid for m in b.cli_json("inbox")["messages"]), 20, "moscow to receive it")

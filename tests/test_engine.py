@@ -194,10 +194,14 @@ class World:
         side.start()
 
     def tick(self, seconds: float) -> None:
-        self.clock.now += seconds
-        for side in (self.a, self.b):
-            if side.engine is not None:
-                side.engine.tick()
+        """Let ``seconds`` pass as the terminal's own ticker does, 50 ms at a time (a longer step
+        would look like a terminal held up, whose peers' silence is excused)."""
+        end = self.clock.now + seconds
+        while self.clock.now < end - 1e-9:
+            self.clock.now = min(end, self.clock.now + 0.05)
+            for side in (self.a, self.b):
+                if side.engine is not None:
+                    side.engine.tick()
         self.settle()
 
 
@@ -396,6 +400,25 @@ def test_a_handover_whose_newer_connection_never_comes_is_an_outage_after_all() 
         assert ("path-down", "primary") in alarms and ("all-paths-down", "") in alarms
         downs = [e.decoded() for e in w.b.journal.entries() if e.kind == "link.down"]
         assert [d["reason"] for d in downs] == ["the peer moved this path to a newer connection, which never came up"]
+
+
+def test_a_terminal_held_up_itself_does_not_blame_its_peer_for_the_silence() -> None:
+    """A second spent journaling a large message is a second nobody read the sockets: the peer's
+    pings are waiting there, unread. Its silence counts only from when we listen again."""
+    with tempfile.TemporaryDirectory() as tmp:
+        w = World(Path(tmp))
+        w.connect()
+        while w.deliver(100):
+            pass
+        assert w.a.engine is not None
+        w.a.engine.tick()
+        w.clock.now += 1.0  # washington's loop was stuck for a second
+        w.a.engine.tick()
+        assert w.a.engine.status()["peers"][0]["paths"][0]["state"] == "up"
+        for _ in range(13):  # but a peer that stays silent once we listen is dead 0.6 s later
+            w.clock.now += 0.05
+            w.a.engine.tick()
+        assert w.a.engine.status()["peers"][0]["paths"][0]["state"] == "down"
 
 
 def test_a_test_message_in_flight_at_a_handover_raises_no_alarm() -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -215,3 +217,20 @@ def test_unacknowledged_flash_raises_its_alarm_on_both_sides(paired: tuple[Termi
     wait_for(lambda: overdue(a) == [mid] and overdue(b) == [mid], 10, "ack-overdue on both sides")
     b.cli("ack", mid, "--by", "watch-officer")
     wait_for(lambda: not overdue(a) and not overdue(b), 10, "the alarm to clear on both sides")
+
+
+def test_a_large_message_pages_no_path_dead(two_paths: TwoPaths, tmp_path: Path) -> None:
+    """Sealing and opening 16 MiB holds a whole terminal up, not one connection: every path to the
+    peer is warned first, the idle backup as much as the path that carries the message."""
+    w = two_paths
+    w.a.start()
+    w.b.start()
+    for t in (w.a, w.b):
+        wait_for(functools.partial(on_primary_with_both_up, t), 20, f"{t.name}: both paths up")
+    big = tmp_path / "readout.bin"
+    big.write_bytes(os.urandom(16 * 1024 * 1024))
+    for t, peer in ((w.a, "moscow"), (w.b, "washington")):
+        t.cli("send", "--to", peer, "--attach", str(big), "--wait", "the full readout")
+    for t in (w.a, w.b):
+        trouble = [e for e in journal_kinds(t) if e["kind"] in {"link.down", "alarm.raised"}]
+        assert trouble == [], f"{t.name}: {trouble}\n{t.log()[-3000:]}"

@@ -8,7 +8,15 @@ from hypothesis import strategies as st
 
 from hotline.envelope import decode_content, encode_content
 from hotline.errors import DeliveryError, RemoteProtocolError
-from hotline.model import MAX_MARKING_CHARS, Attachment, MessageContent, Precedence, validate_marking
+from hotline.model import (
+    MAX_MARKING_CHARS,
+    Attachment,
+    MessageContent,
+    Precedence,
+    safe_file_name,
+    validate_attachment_name,
+    validate_marking,
+)
 from hotline.wire import pack, unpack
 
 MID = "0190f2a0-0000-7000-8000-000000000001"
@@ -85,3 +93,24 @@ def test_a_peer_sending_a_bad_marking_is_a_protocol_error() -> None:
     fields["cls"] = 3
     with pytest.raises(RemoteProtocolError, match="'cls'"):
         decode_content(pack(fields), "moscow", "washington")
+
+
+@pytest.mark.parametrize(
+    "name", ["..", ".", "a\\b.txt", "a\r\nX-Evil: 1.txt", "tab\there", "readout\u202efdp.exe", "c:report", "x" * 256]
+)
+def test_what_we_send_is_held_to_safe_attachment_names(name: str) -> None:
+    with pytest.raises(DeliveryError, match="attachment name"):
+        validate_attachment_name(name)
+
+
+def test_a_peer_s_odd_attachment_name_is_taken_and_saved_under_a_safe_one() -> None:
+    """Another implementation may allow what we do not send; an authentic message is not refused
+    for its name (that would jam the stream), but the name is made safe before it is a file."""
+    odd = ["a\\b.pdf", "..", "r\u202efdp.exe"]
+    got = decode_content(encode_content(content(attachments=tuple(Attachment(n, b"x") for n in odd))), "m", "w")
+    assert [a.name for a in got.attachments] == odd
+    assert [safe_file_name(a.name) for a in got.attachments] == ["a_b.pdf", "attachment", "r_fdp.exe"]
+    fields = unpack(encode_content(content()))
+    fields["att"] = [["a/b", b"x"]]  # a path in it: not taken from anyone
+    with pytest.raises(RemoteProtocolError, match="attachment name"):
+        decode_content(pack(fields), "m", "w")

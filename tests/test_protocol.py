@@ -10,9 +10,11 @@ from hotline.protocol import (
     EnvelopeReceived,
     Event,
     HelloReceived,
+    LargeFrameReceived,
     ReceiptReceived,
     ResumeRequested,
     State,
+    grace_for,
 )
 from hotline.wire import encode_frame
 
@@ -151,7 +153,7 @@ def test_orderly_bye() -> None:
 def test_a_peer_that_announces_a_grace_is_not_declared_dead_within_it() -> None:
     """A terminal about to seal or open a 16 MiB message says so first; the line stays up."""
     a, b = open_pair()
-    b.announce_busy(2.0, now=0.1)
+    b.announce_busy(2.0)
     shuttle(b, a, now=0.1)
     for t in (0.5, 1.0, 1.5, 2.0, 2.6):  # b silent far past three 200 ms intervals
         a.handle_timer(t)
@@ -170,20 +172,25 @@ def test_a_grace_past_the_cap_or_not_a_number_is_refused(grace: object, reason: 
     assert isinstance(event, ConnectionClosed) and reason in event.reason, event
 
 
-def test_a_large_frame_arriving_is_announced_once_before_it_is_whole() -> None:
+def test_a_large_frame_is_flagged_before_it_is_handled_and_its_grace_pong_is_not_timed() -> None:
     a, b = open_pair()
     a.send_envelope(1, b"x" * (8 * 1024 * 1024))
+    a.send_envelope(2, b"small")
     data = a.data_to_send()
-    chunks = [data[i : i + 65536] for i in range(0, len(data), 65536)]
-    b.receive_data(chunks[0], 0.1)
-    assert b.next_event() is None  # not whole yet, but b has already warned a
-    warned = shuttle(b, a, now=0.1)
-    assert warned == []
-    for chunk in chunks[1:]:
-        b.receive_data(chunk, 0.2)
-    assert b.next_event() == EnvelopeReceived(1, b"x" * (8 * 1024 * 1024))
-    assert b.data_to_send() == b"", "one warning per large frame"
-    for t in (0.6, 1.0, 1.9):  # b busy opening and journaling it: a waits 0.5 s + 0.1 s a MiB, then 3 beats
+    for i in range(0, len(data), 65536):
+        b.receive_data(data[i : i + 65536], 0.1)
+    events = []
+    while (e := b.next_event()) is not None:
+        events.append(e)
+    assert [type(e).__name__ for e in events] == ["LargeFrameReceived", "EnvelopeReceived", "EnvelopeReceived"]
+    assert isinstance(events[0], LargeFrameReceived) and events[0].size > 8 * 1024 * 1024
+    # The engine then warns the peer (announce_busy on every link); the pong that answers is not
+    # taken as a round trip: it would measure the stall, not the path.
+    b.announce_busy(grace_for(events[0].size))
+    shuttle(b, a, now=0.1)
+    shuttle(a, b, now=1.2)
+    assert b.last_rtt is None
+    for t in (0.6, 1.0, 1.9):  # a waits 0.5 s + 0.1 s a MiB, then three beats
         a.handle_timer(t)
         assert a.state is State.OPEN, t
     a.handle_timer(2.05)

@@ -36,7 +36,7 @@ from hotline import audit
 from hotline.errors import HotlineError
 from hotline.identity import ContactCard, fingerprint
 from hotline.journal import Journal
-from hotline.model import MAX_ATTACHMENTS, validate_name
+from hotline.model import MAX_ATTACHMENTS, canonical_message_id, validate_name
 from hotline.pairing import confirm_safety_number, pair, peer_listing
 from hotline.users import GRANTS, Access, Permission, Role, new_password_hash, unknown_user_hash, validate_lang
 from hotline.web import (
@@ -184,13 +184,14 @@ async def list_messages(request: Request) -> Response:
 
 async def get_message(request: Request) -> Response:
     await authenticate(request, Permission.READ)
-    return ok(message_view(context(request), request.path_params["id"]))
+    return ok(message_view(context(request), canonical_message_id(request.path_params["id"])))
 
 
 async def get_attachment(request: Request) -> Response:
     await authenticate(request, Permission.READ)
     index = request.path_params["index"]
-    found = context(request).store.attachment(request.path_params["id"], index) if index < MAX_ATTACHMENTS else None
+    message_id = canonical_message_id(request.path_params["id"])
+    found = context(request).store.attachment(message_id, index) if index < MAX_ATTACHMENTS else None
     if found is None:
         raise HTTPException(404, "no such attachment")
     name, data = found
@@ -224,11 +225,13 @@ async def post_message(request: Request) -> Response:
 
 async def post_ack(request: Request) -> Response:
     who = await authenticate(request, Permission.SEND)
-    message_id = request.path_params["id"]
+    message_id = canonical_message_id(request.path_params["id"])
+    store = context(request).store
+    already = bool((store.message(message_id) or {}).get("acknowledged_at_ns"))
     await acknowledge(context(request), message_id, who)
-    found = context(request).store.message(message_id) or {}
+    found = store.message(message_id) or {}
     by = found.get("acknowledged_by") or who.label  # a second acknowledgement changes nothing: say whose stands
-    return ok({"id": message_id, "acknowledged": True, "by": by, "already": by != who.label})
+    return ok({"id": message_id, "acknowledged": True, "by": by, "already": already})
 
 
 async def get_verify(request: Request) -> Response:
@@ -462,7 +465,14 @@ async def hotline_error(request: Request, exc: Exception) -> Response:
     return await http_error(request, HTTPException(400, str(exc)))
 
 
-LOOPBACK_HOST_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+def _loopback_name(name: str) -> bool:
+    """localhost, or an address literal on loopback (127.0.0.0/8, ::1)."""
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 class LoopbackHostOnly:
@@ -477,9 +487,9 @@ class LoopbackHostOnly:
         if scope["type"] == "http":
             host = Headers(scope=scope).get("host", "")
             name = host[1 : host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
-            if name.lower() not in LOOPBACK_HOST_NAMES:
+            if not _loopback_name(name):
                 response = JSONResponse(
-                    {"error": f"unexpected Host {host[:80]!r}: this console answers to 127.0.0.1, localhost, [::1]"},
+                    {"error": f"unexpected Host {host[:80]!r}: this console answers only to loopback names"},
                     status_code=421,
                 )
                 await response(scope, receive, send)

@@ -11,6 +11,7 @@ import argparse
 import getpass
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -28,7 +29,7 @@ from hotline.config import (
     resolve_home,
 )
 from hotline.control import ControlClient, build_content
-from hotline.errors import ConfigError, ControlError, DeliveryError, HotlineError, PassphraseError
+from hotline.errors import ConfigError, ControlError, ControlTimeout, DeliveryError, HotlineError, PassphraseError
 from hotline.identity import (
     MAX_CARD_BYTES,
     ContactCard,
@@ -40,7 +41,7 @@ from hotline.identity import (
     write_atomic,
 )
 from hotline.journal import Journal
-from hotline.model import Address, canonical_message_id, uuid7, validate_name
+from hotline.model import Address, canonical_message_id, safe_file_name, uuid7, validate_label, validate_name
 from hotline.pairing import confirm_safety_number, pair, peer_listing
 from hotline.store import Store
 
@@ -295,7 +296,7 @@ def cmd_send(args: argparse.Namespace) -> int:
             req_id = client.submit("send", **request)
             try:
                 result = client.result(req_id, deadline=time.monotonic() + args.timeout if args.wait else None)
-            except (ControlError, KeyboardInterrupt) as e:
+            except (ControlTimeout, KeyboardInterrupt) as e:  # a refusal (ControlError) is said as such
                 return _wait_cut_short(home, str(request["id"]), e, args.timeout)
         via = "running terminal"
     else:
@@ -321,15 +322,13 @@ def _wait_cut_short(home: Path, message_id: str, cause: BaseException, timeout: 
     journal = _journal(home, readonly=True)
     row = Store(journal).message(message_id)
     journal.close()
-    if row is None:
-        if isinstance(cause, KeyboardInterrupt):
-            print("hotline: interrupted before the terminal took the message; nothing was sent", file=sys.stderr)
-            return 130
-        raise cause
-    print(message_id)
+    print(message_id)  # the request was made: whatever happened, this is the message's name
     why = "interrupted" if isinstance(cause, KeyboardInterrupt) else f"no delivery receipt within {timeout:g} s"
-    print(f"hotline: {why}; message {message_id} is in the journal ({row['state']}) and goes out as the line "
-          "allows; follow it with `hotline outbox`", file=sys.stderr)  # fmt: skip
+    if row is None:
+        where = "is not in the journal yet; the terminal may still take it (`hotline outbox` tells)"
+    else:
+        where = f"is in the journal ({row['state']}) and goes out as the line allows; `hotline outbox` follows it"
+    print(f"hotline: {why}; message {message_id} {where}", file=sys.stderr)
     return 130 if isinstance(cause, KeyboardInterrupt) else 3
 
 
@@ -373,6 +372,7 @@ def cmd_attachment(args: argparse.Namespace) -> int:
     journal = _journal(home, readonly=True)
     try:
         store = Store(journal)
+        args.id = canonical_message_id(args.id)
         found = store.message(args.id)
         if found is None:
             raise DeliveryError(f"no message with id {args.id}; see `hotline inbox` or `hotline outbox`")
@@ -384,7 +384,8 @@ def cmd_attachment(args: argparse.Namespace) -> int:
             if not listing:
                 print("no attachments")
             for a in listing:
-                print(f"{a['index']:>2}  {a['size']:>10,} bytes  {a['name']}  sha256 {a['sha256'][:16]}")
+                shown = safe_file_name(a["name"])  # never a peer's control characters on our terminal
+                print(f"{a['index']:>2}  {a['size']:>10,} bytes  {shown}  sha256 {a['sha256'][:16]}")
             return 0
         got = store.attachment(args.id, args.index) if 0 <= args.index < len(listing) else None
         if got is None:
@@ -396,8 +397,7 @@ def cmd_attachment(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return 0
-    # A received name was checked on arrival (no folder in it); the last component only, to be sure.
-    target = Path(args.output) if args.output else Path(Path(name).name)
+    target = Path(args.output) if args.output else Path(safe_file_name(name))
     try:
         with target.open("wb" if args.force else "xb") as f:
             f.write(data)
@@ -415,6 +415,8 @@ def cmd_attachment(args: argparse.Namespace) -> int:
 def cmd_ack(args: argparse.Namespace) -> int:
     home, config = _open(args)
     by = args.by or os.environ.get("USER") or "operator"
+    validate_label(by, "--by")
+    args.id = canonical_message_id(args.id)
     journal = _journal(home, readonly=True)
     found = Store(journal).message(args.id)
     journal.close()
@@ -604,6 +606,16 @@ The id is printed at once; the message is in the journal and goes out as soon as
 """
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -688,7 +700,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="return only once the signed delivery receipt is journaled (exit 3 if none within --timeout)",
     )
-    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
+    p.add_argument("--timeout", type=_seconds, default=60.0, metavar="S",
                    help="with --wait: seconds to wait for the receipt (default 60)")  # fmt: skip
     p.add_argument("text", nargs="?", help="the message text (or --file)")
 

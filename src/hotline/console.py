@@ -28,7 +28,7 @@ from starlette.staticfiles import StaticFiles
 
 from hotline import audit
 from hotline.errors import HotlineError
-from hotline.model import Precedence
+from hotline.model import Precedence, canonical_message_id
 from hotline.users import LANGUAGES, Permission, Principal, Session
 from hotline.web import (
     MESSAGE_FIELDS,
@@ -220,7 +220,7 @@ async def index(request: Request) -> Response:
 async def message_page(request: Request) -> Response:
     session = await _page(request)
     ctx = context(request)
-    m = message_view(ctx, request.path_params["id"])
+    m = message_view(ctx, canonical_message_id(request.path_params["id"]))
     if m["direction"] == "in" and not m["read_at_ns"] and session.user.may(Permission.SEND):
         # An operator has it in front of them: that is "read", and the sender is told so.
         await acknowledge(ctx, m["id"], session.user, read_only=True)
@@ -254,7 +254,7 @@ async def compose_page(request: Request) -> Response:
 async def ack_page(request: Request) -> Response:
     form = await read_form(request)
     who = await authenticate(request, Permission.SEND, form=form)
-    message_id = request.path_params["id"]
+    message_id = canonical_message_id(request.path_params["id"])
     await acknowledge(context(request), message_id, who)
     return RedirectResponse(_next(request, f"/messages/{message_id}"), status_code=303)
 

@@ -26,8 +26,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hotline.errors import ControlError, HotlineError, RemoteProtocolError
-from hotline.model import Attachment, MessageContent, Precedence, canonical_message_id, uuid7
+from hotline.errors import ControlError, ControlTimeout, HotlineError, RemoteProtocolError
+from hotline.model import (
+    Attachment,
+    MessageContent,
+    Precedence,
+    canonical_message_id,
+    uuid7,
+    validate_attachment_name,
+)
 from hotline.wire import FrameDecoder, encode_frame
 
 if TYPE_CHECKING:
@@ -55,6 +62,7 @@ def build_content(sender: str, args: dict[str, Any], now_ns: int, markings: Sequ
     for item in raw_attachments:
         if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], bytes)):
             raise ControlError("each attachment must be [name, bytes]")
+        validate_attachment_name(item[0])
         attachments.append(Attachment(name=item[0], data=item[1]))
     asked = text("classification")
     # "secret" means SECRET: a marking is matched regardless of case, and always written as configured.
@@ -201,12 +209,12 @@ class ControlClient:
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise ControlError(f"no answer to request {req_id} before the deadline")
+                    raise ControlTimeout(f"no answer to request {req_id} before the deadline")
                 self._sock.settimeout(remaining)
             try:
                 data = self._sock.recv(256 * 1024)
             except TimeoutError:
-                raise ControlError("the terminal did not answer in time") from None
+                raise ControlTimeout("the terminal did not answer in time") from None
             except OSError as e:
                 raise ControlError(f"control socket read failed: {e}") from None
             if not data:

@@ -48,6 +48,7 @@ from hotline.protocol import (
     ConnectionClosed,
     EnvelopeReceived,
     HelloReceived,
+    LargeFrameReceived,
     ReceiptReceived,
     ResumeRequested,
     RttMeasured,
@@ -63,6 +64,11 @@ log = logging.getLogger("hotline.engine")
 
 SEAL_BATCH = 256  # messages sealed per commit at most, so one flush stays short
 SESSION_AD = b"hotline-session-v1\x00"
+
+
+def _size(content: MessageContent) -> int:
+    """Roughly what journaling and sealing a message costs: its text and attachments, in bytes."""
+    return len(content.body) + sum(len(a.data) for a in content.attachments)
 
 
 def seal_state(key: bytes, peer: str, state: bytes) -> bytes:
@@ -187,6 +193,7 @@ class Engine:
         self.listeners: list[Listener] = []
         self.request_flush = request_flush
         self.stopping = False  # set by close_all_links: links that go down now raise no alarm
+        self._last_tick: float | None = None
         self.supervisor = Supervisor(self, clock.monotonic())
         self.supervisor.restore(self.store.active_alarms())
         for message_id, peer_name, precedence, since_ns in self.store.unacknowledged():
@@ -325,6 +332,7 @@ class Engine:
                 self._close_link(link, reason)
 
     def _close_link(self, link: Link, reason: str) -> None:
+        link.handover_until = None  # closed on purpose: no newer connection is awaited
         if link.conn.state is not State.CLOSED:
             link.conn.close(reason)
             link.pump()
@@ -418,6 +426,8 @@ class Engine:
                     self._transmit(peer)
                 elif isinstance(event, RttMeasured):
                     peer.selector.ensure(link.path).add_rtt(self.clock.monotonic(), event.rtt)
+                elif isinstance(event, LargeFrameReceived):
+                    self._announce_busy(event.size)
                 elif isinstance(event, TestAnswered):
                     self.supervisor.test_answered(peer.name, link.path, event.id, event.text)
                 elif isinstance(event, ConnectionClosed):
@@ -565,15 +575,6 @@ class Engine:
             done(DeliveryError(f"no peer named {content.recipient!r}; see `hotline peers`"), False)
             return
         self._accepts.append(_Accept(content, done, by))
-        size = len(content.body.encode()) + sum(len(a.data) for a in content.attachments)
-        if size > LARGE_FRAME_BYTES:
-            # Journaling and sealing it holds this whole terminal up for a while: every peer is told
-            # first, so no healthy path is declared dead meanwhile.
-            now = self.clock.monotonic()
-            for peer in self.peers.values():
-                for link in peer.links.values():
-                    link.conn.announce_busy(grace_for(size), now)
-                    link.pump()
         self._request_flush()
 
     def acknowledge(self, message_id: str, by: str, done: Callable[[Exception | None], None]) -> None:
@@ -602,9 +603,20 @@ class Engine:
 
     # -- the group commit -------------------------------------------------------------------
 
+    def _announce_busy(self, size: int) -> None:
+        """About to journal, seal or open ``size`` bytes at once, which holds this whole terminal up
+        for a while: every peer hears it first, on every path, so no healthy path is called dead."""
+        if size <= LARGE_FRAME_BYTES:
+            return
+        for peer in self.peers.values():
+            for link in peer.links.values():
+                link.conn.announce_busy(grace_for(size))
+                link.pump()
+
     def flush(self) -> None:
         now_ns = self.clock.wall_ns()
         accepts, self._accepts = self._accepts, []
+        self._announce_busy(sum(_size(a.content) for a in accepts))
         results: list[tuple[_Accept, Exception | None, bool]] = []
         receipts_out: dict[str, bytes] = {}
         delivered_ids: list[str] = []
@@ -746,6 +758,7 @@ class Engine:
             if message_id is None:
                 return
             content = self._contents.get(message_id) or self.store.load_content(message_id, self.name)
+            self._announce_busy(_size(content))  # one held back by a full window is sealed only now
             seq = peer.outbound.next_seq
             sealed = env.seal(self.identity, peer.ratchet, content, seq)
             peer.ratchet_dirty = True
@@ -759,6 +772,15 @@ class Engine:
 
     def tick(self) -> None:
         now = self.clock.monotonic()
+        if self._last_tick is not None and now - self._last_tick > 2 * self.config.heartbeat_ms / 1000:
+            # This terminal was itself held up (a large message, a slow disk): whatever the peers
+            # sent meanwhile is still unread in the sockets, so their silence proves nothing yet.
+            log.info("this terminal was busy for %.0f ms; peers' silence in that time is not held against them",
+                     (now - self._last_tick) * 1000)  # fmt: skip
+            for peer in self.peers.values():
+                for link in peer.links.values():
+                    link.conn.excuse_silence(now)
+        self._last_tick = now
         for peer in self.peers.values():
             for link in list(peer.links.values()):
                 if link.handover_until is not None and now >= link.handover_until:

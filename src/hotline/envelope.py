@@ -103,14 +103,15 @@ def decode_content(data: bytes, sender: str, recipient: str) -> MessageContent:
     classification = body.get("cls", "")  # optional: automatic items may carry none
     if not isinstance(classification, str):
         raise RemoteProtocolError("content field 'cls' is not str")
-    attachments = []
+    raw_attachments: list[tuple[str, bytes]] = []
     for item in _field(body, "att", list, "content"):
         if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
             raise RemoteProtocolError("malformed attachment in message content")
         if not isinstance(item[1], bytes):
             raise RemoteProtocolError("malformed attachment data in message content")
-        attachments.append(Attachment(name=item[0], data=item[1]))
+        raw_attachments.append((item[0], item[1]))
     try:
+        attachments = [Attachment(name=name, data=data) for name, data in raw_attachments]
         return MessageContent(
             id=_field(body, "id", str, "content"),
             sender=sender,

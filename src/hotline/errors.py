@@ -21,6 +21,7 @@ calls the library, so callers above never see them.
     │   └── JournalCorrupt       the hash chain or a signature in the journal is broken
     ├── DeliveryError            a message cannot be accepted (unknown peer, too large)
     ├── ControlError             the local control socket failed or refused a request
+    │   └── ControlTimeout       no answer before the deadline (the request may still be done)
     └── AccessError              a user, token, password or role is wrong or not allowed
 
 A ``RemoteProtocolError`` closes that one connection with a reason and becomes an
@@ -92,6 +93,10 @@ class DeliveryError(HotlineError):
 
 class ControlError(HotlineError):
     """The local control socket failed or refused a request."""
+
+
+class ControlTimeout(ControlError):
+    """The terminal did not answer before the deadline; what was asked may still be done."""
 
 
 class AccessError(HotlineError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 
@@ -165,6 +166,36 @@ def validate_text(value: str, what: str) -> None:
         raise DeliveryError(f"{what} is not valid Unicode text (a lone surrogate at position {e.start})") from None
 
 
+def _unsafe_in_name(c: str) -> bool:
+    # Control characters break a header or a log line; format characters (U+202E and its kin)
+    # make "readout\u202efdp.exe" read as "readoutexe.pdf"; \\ and : mean a folder or a stream
+    # on some system, / on every one.
+    return c in "/\\:" or unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp"}
+
+
+def validate_attachment_name(name: str) -> None:
+    """The name of a file we send: it is saved under that name at the other end."""
+    validate_text(name, "attachment name")
+    if not name or len(name) > 255 or name in {".", ".."} or any(map(_unsafe_in_name, name)):
+        raise DeliveryError(
+            f"invalid attachment name {name[:80]!r}: 1 to 255 characters; no / \\ or :, no control or "
+            "format characters; not . or .."
+        )
+
+
+def safe_file_name(name: str) -> str:
+    """A received attachment's name, fit to save as a file here (a peer's rules may differ)."""
+    cleaned = "".join("_" if _unsafe_in_name(c) else c for c in name).strip()
+    return cleaned if cleaned not in {"", ".", ".."} else "attachment"
+
+
+def validate_label(value: str, what: str, max_chars: int = 100) -> None:
+    """A short label a person gives (who acknowledged, what a token is for): text, no control characters."""
+    validate_text(value, what)
+    if not value.strip() or len(value) > max_chars or any(unicodedata.category(c) == "Cc" for c in value):
+        raise DeliveryError(f"{what} must be 1 to {max_chars} characters of text, without control characters")
+
+
 def canonical_message_id(value: str) -> str:
     """A caller's message id in the one form it is stored under: the same UUID written in capitals,
     in braces or as a URN is the same message, not a new one."""
@@ -180,19 +211,11 @@ class Attachment:
     data: bytes = field(repr=False)
 
     def __post_init__(self) -> None:
+        # What any peer's message must hold to be taken at all; what we send is held to more
+        # (validate_attachment_name), and what we save is made safe first (safe_file_name).
         validate_text(self.name, "attachment name")
-        # A name is saved to disk at the other end: no path in it on any system, no control
-        # characters (a CR/LF would break a header or a log line), nothing that means a folder.
-        if (
-            not self.name
-            or len(self.name) > 255
-            or self.name in {".", ".."}
-            or any(c in "/\\" or ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in self.name)
-        ):
-            raise DeliveryError(
-                f"invalid attachment name {self.name[:80]!r}: 1 to 255 characters, no / or \\, "
-                "no control characters, not . or .."
-            )
+        if not self.name or len(self.name) > 255 or "/" in self.name or "\x00" in self.name:
+            raise DeliveryError(f"invalid attachment name {self.name[:80]!r}")
         if len(self.data) > MAX_ATTACHMENT_BYTES:
             raise DeliveryError(
                 f"attachment {self.name!r} is {len(self.data)} bytes; the limit is "

@@ -115,6 +115,11 @@ class TestAnswered:
 
 
 @dataclass(frozen=True, slots=True)
+class LargeFrameReceived:
+    size: int  # bytes; handling the frame that follows will take a while
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionClosed:
     reason: str
     by_peer: bool  # True: the peer said bye or misbehaved; False: we closed or it went silent
@@ -122,7 +127,14 @@ class ConnectionClosed:
 
 
 Event = (
-    HelloReceived | EnvelopeReceived | ReceiptReceived | ResumeRequested | RttMeasured | TestAnswered | ConnectionClosed
+    HelloReceived
+    | EnvelopeReceived
+    | ReceiptReceived
+    | ResumeRequested
+    | RttMeasured
+    | TestAnswered
+    | LargeFrameReceived
+    | ConnectionClosed
 )
 MAX_TEST_TEXT = 2000
 
@@ -174,8 +186,6 @@ class Connection:
         self._missed_limit = missed_limit
         self._last_received = now
         self._quiet_until = now  # the peer announced it may be silent until then (see grace_for)
-        self._bytes_in = 0  # every byte the peer ever sent on this connection
-        self._grace_announced_for: int | None = None  # where the large frame we warned about starts
         self._next_ping = now + heartbeat_interval
         self._ping_sent: dict[int, float] = {}
         self._ping_counter = 0
@@ -220,14 +230,18 @@ class Connection:
         self._require_open("a resume request")
         self._emit({"t": "resume", "cursor": cursor})
 
-    def announce_busy(self, seconds: float, now: float) -> None:
-        """Warn the peer that we may be silent for up to ``seconds`` (a ping that carries a grace)."""
+    def announce_busy(self, seconds: float) -> None:
+        """Warn the peer that we may be silent for up to ``seconds`` (a ping that carries a grace).
+        Its pong is not timed: it would measure the very stall announced, not the path."""
         if self.state is not State.OPEN:
             return
         self._ping_counter += 1
-        self._ping_sent[self._ping_counter] = now
         grace_ms = min(MAX_GRACE_MS, max(0, round(seconds * 1000)))
         self._out += encode_frame({"t": "ping", "n": self._ping_counter, "grace": grace_ms})
+
+    def excuse_silence(self, now: float) -> None:
+        """We were not listening until ``now`` (our own stall): count the peer's silence from here."""
+        self._quiet_until = max(self._quiet_until, now)
 
     def send_test(self, test_id: str, text: str) -> None:
         self._require_open("a test message")
@@ -256,21 +270,18 @@ class Connection:
         if self.state is State.CLOSED:
             return
         self._last_received = now
-        self._bytes_in += len(data)
         self._decoder.receive_data(data)
         try:
             while not self.closed:
+                size = self._decoder.announced
                 frame = self._decoder.next_frame()
                 if frame is None:
                     break
+                if size > LARGE_FRAME_BYTES:
+                    # Opening and journaling it will hold the whole terminal up: the engine warns
+                    # every peer first (the event comes before the frame's own).
+                    self._events.append(LargeFrameReceived(size))
                 self._handle_frame(frame, now)
-            announced = self._decoder.announced
-            starts_at = self._bytes_in - self._decoder.buffered
-            if announced > LARGE_FRAME_BYTES and self._grace_announced_for != starts_at:
-                # A large frame is arriving: opening and journaling it will hold us up once it is
-                # all in, so tell the peer now, while we still can; once per frame.
-                self._grace_announced_for = starts_at
-                self.announce_busy(grace_for(announced), now)
         except RemoteProtocolError as e:
             self._fail(str(e))
 

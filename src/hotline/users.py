@@ -17,9 +17,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from hotline.errors import AccessError
+from hotline.errors import AccessError, DeliveryError
 from hotline.journal import Journal
-from hotline.model import validate_name
+from hotline.model import validate_label, validate_name
 
 # scrypt at n=2**15, r=8: ~32 MiB and ~70-150 ms a guess on these machines; OWASP's floor is n=2**17
 # for new deployments with more memory to spare, n=2**15 keeps login and tests quick.
@@ -183,8 +183,11 @@ class Access:
     def create_token(self, role: Role, label: str, *, by: str, at_ns: int) -> tuple[str, str]:
         """A new bearer token for a program; returns (id, secret). The secret is shown once."""
         label = label.strip()
-        if len(label) > 100 or any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in label):
-            raise AccessError("a token label is at most 100 characters of text, without control characters")
+        if label:
+            try:
+                validate_label(label, "a token label")
+            except DeliveryError as e:
+                raise AccessError(str(e)) from None
         token_id = secrets.token_hex(4)
         secret = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
         with self.journal.transaction():

@@ -15,6 +15,7 @@ import contextlib
 import hmac
 import json
 import logging
+import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Iterator
@@ -293,12 +294,21 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is too large a number")
+    return value
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """A request body as one JSON object, strictly: no NaN or Infinity, no repeated key (which
     would silently win), no text that is not Unicode (a lone surrogate), no nesting so deep it
     exhausts the parser. Each is a 400 with the reason; none reaches the journal."""
     try:
-        value = json.loads(body or b"{}", object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+        value = json.loads(
+            body or b"{}", object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant, parse_float=_finite
+        )
         # A lone surrogate ("\ud800") parses, but cannot be written as UTF-8 anywhere later.
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
