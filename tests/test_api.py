@@ -256,6 +256,12 @@ def test_console_pages_keep_the_query_and_compose_takes_defaults(ends: tuple[Sid
         assert r.status_code == 303, r.text[:300]
         message_id = r.headers["location"].rsplit("/", 1)[1]
         view = client.get(f"/api/messages/{message_id}").json()
+        missing = client.get(f"/messages/{uuid.uuid4()}", headers={"accept": "text/html"})
+        assert missing.status_code == 404 and "No peers yet" not in missing.text  # the status bar is real there too
+        assert "moscow" in missing.text
+        big = {"attachment": ("big.bin", b"\0" * (16 * 1024 * 1024 + 1))}
+        r = client.post("/compose", data={"csrf": csrf, "to": "moscow", "body": "too big"}, files=big)
+        assert r.status_code == 400 and "larger than the 16 MiB limit" in r.text
     assert (view["precedence"], view["lang"]) == ("routine", "en")
 
 

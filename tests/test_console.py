@@ -77,6 +77,9 @@ def test_a_flash_takes_over_the_other_console_and_its_acknowledgement_comes_back
     expect(alert).to_contain_text("Unidentified launch detected")
     expect(alert).to_contain_text("washington")
     expect(receiver.locator("body")).to_have_attribute("data-flash-alarm", "sounding")
+    # Modal: the focus is on the acknowledgement, and nothing behind takes a key or a click.
+    assert receiver.evaluate("document.activeElement.classList.contains('flash-ack')")
+    assert receiver.evaluate("document.querySelector('main').inert") is True
     expect(receiver.locator("#inbox")).to_contain_text("Unidentified launch detected")
     assert receiver.evaluate("window.notReloaded") is True, "the receiving page was reloaded"
 
@@ -87,8 +90,11 @@ def test_a_flash_takes_over_the_other_console_and_its_acknowledgement_comes_back
     expect(sender.locator("#timeline")).not_to_contain_text("acknowledged")
 
     expect(receiver.locator("#flash .flash-alert")).to_be_visible()  # still there until acknowledged
+    receiver.evaluate("window.notReloaded = true")
     receiver.locator("#flash").get_by_role("button", name="Received and understood").click()
     expect(receiver.locator("#flash")).to_be_hidden()
+    assert receiver.evaluate("window.notReloaded") is True, "acknowledging reloaded the page behind"
+    assert receiver.evaluate("document.querySelector('main').inert") is False
     expect(receiver.locator("body")).to_have_attribute("data-flash-alarm", "quiet")
 
     # The sender's open message page shows the signed acknowledgement, live.

@@ -143,7 +143,8 @@ def error_page(request: Request, status: int, detail: str) -> Response:
     if status == 401 and request.method == "GET":
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
-    return render(request, "error.html", found[1] if found else None, status_code=status, status=status,
+    # "code", not "status": that name is the status bar's (peers, paths, alarms) on every page.
+    return render(request, "error.html", found[1] if found else None, status_code=status, code=status,
                   detail=detail)  # fmt: skip
 
 

@@ -356,6 +356,8 @@ async def form_attachments(form: Any) -> list[list[Any]]:
     for item in form.getlist("attachment"):
         if isinstance(item, UploadFile) and item.filename:
             data = await item.read(MAX_ATTACHMENT_BYTES + 1)
+            if len(data) > MAX_ATTACHMENT_BYTES:  # only the first 16 MiB + 1 were read: say the limit
+                raise HTTPException(400, f"attachment {item.filename[:80]!r} is larger than the 16 MiB limit")
             out.append([item.filename, data])
     return out
 

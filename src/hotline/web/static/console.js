@@ -30,6 +30,27 @@ function schedule(name) {
 let audio = null;
 let beeping = null;
 
+// Browsers hold sound back until the page has been clicked or typed in: the first gesture
+// unlocks it, and until then the alert says so (the screen takeover works regardless).
+function unlockAudio() {
+  try {
+    audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+    if (audio.state === "suspended") return audio.resume();
+  } catch (e) { /* no audio device */ }
+  return Promise.resolve();
+}
+
+function showSoundNote() {
+  const flash = document.getElementById("flash");
+  // Shown or not, the note keeps its place: a button that moved between press and release
+  // would lose the click.
+  if (flash) for (const note of flash.querySelectorAll(".flash-sound-off")) note.classList.toggle("shown", soundHeldBack());
+}
+
+function soundHeldBack() {
+  return audio === null || audio.state !== "running";
+}
+
 function beep() {
   try {
     audio = audio || new (window.AudioContext || window.webkitAudioContext)();
@@ -44,16 +65,53 @@ function beep() {
   } catch (e) { /* no audio device: the screen still shows it */ }
 }
 
+// Flashes a reader without the right to acknowledge chose to hide (an auditor): shown again
+// only when another flash arrives.
+const dismissed = new Set();
+
 function showFlash(el) {
-  const active = el.querySelector(".flash-alert") !== null;
+  const ids = Array.from(el.querySelectorAll(".flash-alert")).map((a) => a.dataset.id);
+  const active = ids.some((id) => !dismissed.has(id));
   el.hidden = !active;
   document.body.classList.toggle("flash-active", active);
-  if (active && beeping === null) { beep(); beeping = setInterval(beep, 1200); }
+  // The takeover is modal: nothing behind it takes a click or a key (an Enter meant for the
+  // alert must not send a half-written draft), and the focus goes to the acknowledgement.
+  for (const part of document.querySelectorAll("header, #status, #offline, main")) part.inert = active;
+  if (active) {
+    const button = el.querySelector(".flash-ack, .flash-dismiss");
+    if (button && !el.contains(document.activeElement)) button.focus();
+    if (beeping === null) { beep(); beeping = setInterval(beep, 1200); }
+    showSoundNote();
+    for (const hide of el.querySelectorAll(".flash-dismiss")) {
+      hide.onclick = () => { ids.forEach((id) => dismissed.add(id)); showFlash(el); };
+    }
+    // Acknowledged in place: the page behind (a half-written draft, say) is not reloaded.
+    for (const form of el.querySelectorAll("form")) {
+      form.onsubmit = async (event) => {
+        event.preventDefault();
+        try {
+          const r = await fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin" });
+          if (!r.ok) { form.submit(); return; }
+          await refresh(el);
+          schedule("acknowledged-here");
+        } catch (e) { form.submit(); }
+      };
+    }
+  }
   if (!active && beeping !== null) { clearInterval(beeping); beeping = null; }
   document.body.dataset.flashAlarm = active ? "sounding" : "quiet";
 }
 
+function setLive(state) {
+  document.body.dataset.live = state;
+  const banner = document.getElementById("offline");
+  if (banner) banner.hidden = state !== "reconnecting";
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  for (const kind of ["pointerdown", "keydown"]) {
+    document.addEventListener(kind, () => { unlockAudio().then(showSoundNote, showSoundNote); }, { capture: true });
+  }
   for (const sel of document.querySelectorAll("select.autosubmit")) {
     sel.addEventListener("change", () => sel.form.submit());
   }
@@ -68,9 +126,9 @@ document.addEventListener("DOMContentLoaded", () => {
     events.close();
     window.location = "/login?next=" + window.location.pathname;
   });
-  events.addEventListener("open", () => { document.body.dataset.live = "connected"; });
+  events.addEventListener("open", () => setLive("connected"));
   events.addEventListener("error", async () => {
-    document.body.dataset.live = "reconnecting";
+    setLive("reconnecting");
     if (events.readyState !== EventSource.CLOSED) return;  // the browser retries by itself
     // Refused outright (the session ended while the stream was down): find out why.
     try {
