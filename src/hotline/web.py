@@ -278,6 +278,8 @@ async def read_json(request: Request, limit: int = MAX_JSON_BODY) -> dict[str, A
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise HTTPException(415, f"send the body as application/json, not {content_type[:60]}")
+    if len(body) > 64 * 1024:  # a message with attachments: parsed off the loop, which keeps the link beating
+        return await asyncio.to_thread(parse_json_object, body)
     return parse_json_object(body)
 
 
