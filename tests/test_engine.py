@@ -183,6 +183,19 @@ class World:
         self.settle()
         return moved
 
+    def deliver_all(self) -> None:
+        """Move everything in flight, both ways, until nothing is left."""
+        while self.deliver(100):
+            pass
+
+    def assert_line_never_went_down(self) -> None:
+        """No open alarm, and neither journal holds a link.down or a raised alarm."""
+        for side in (self.a, self.b):
+            assert side.engine is not None
+            assert side.engine.supervisor.board.listing() == []
+            kinds = [e.kind for e in side.journal.entries()]
+            assert "link.down" not in kinds and "alarm.raised" not in kinds, (side.name, kinds)
+
     def settle(self) -> None:
         for _ in range(3):
             self.a.settle()
@@ -271,8 +284,7 @@ def test_flash_is_sealed_before_queued_routine() -> None:
         w.a.send("moscow", 1, Precedence.FLASH)
         w.settle()
         w.connect()
-        while w.deliver(100):
-            pass
+        w.deliver_all()
         order = w.b.inbox()
         flash_id = w.a.accepted[-1]
         assert order.index(flash_id) == 8  # right after the eight already in flight
@@ -284,16 +296,14 @@ def test_read_then_acknowledged_receipts_reach_the_sender_once_each() -> None:
         w = World(Path(tmp))
         w.connect()
         w.a.send("moscow", 1, Precedence.FLASH)
-        while w.deliver(100):
-            pass
+        w.deliver_all()
         (mid,) = w.b.inbox()
         assert w.b.engine is not None
         errors: list[Exception | None] = []
         w.b.engine.mark_read(mid, "alice", errors.append)
         w.b.engine.mark_read(mid, "alice", errors.append)  # opening it twice says nothing more
         w.b.settle()
-        while w.deliver(100):
-            pass
+        w.deliver_all()
 
         def sender_row() -> tuple[int | None, int | None, str | None]:
             row = w.a.journal.execute(
@@ -305,8 +315,7 @@ def test_read_then_acknowledged_receipts_reach_the_sender_once_each() -> None:
         assert read_at is not None and acked_at is None
         w.b.engine.acknowledge(mid, "alice", errors.append)
         w.b.settle()
-        while w.deliver(100):
-            pass
+        w.deliver_all()
         assert errors == [None, None, None]
         _, acked_at, acked_by = sender_row()
         assert acked_at is not None and acked_by == "alice"
@@ -321,24 +330,17 @@ def test_a_newer_connection_on_the_same_path_is_a_handover_not_an_outage() -> No
     with tempfile.TemporaryDirectory() as tmp:
         w = World(Path(tmp))
         w.connect()
-        while w.deliver(100):
-            pass
+        w.deliver_all()
         assert w.a.engine is not None and w.b.engine is not None
         w.a.send("moscow", 3, Precedence.ROUTINE)
         w.a.settle()  # sealed and written on the old connection, never delivered
         w.handover()
-        while w.deliver(100):
-            pass
+        w.deliver_all()
         w.a.send("moscow", 2, Precedence.ROUTINE)
         w.a.settle()
-        while w.deliver(100):
-            pass
+        w.deliver_all()
         assert len(w.b.inbox()) == 5, "messages in flight on the old connection are resent on the new one"
-        for side in (w.a, w.b):
-            assert side.engine is not None
-            assert side.engine.supervisor.board.listing() == []
-            kinds = [e.kind for e in side.journal.entries()]
-            assert "link.down" not in kinds and "alarm.raised" not in kinds, kinds
+        w.assert_line_never_went_down()
 
 
 def _moved_ahead_of_us(w: World) -> tuple[Link, Pipe, Link]:
@@ -362,8 +364,7 @@ def test_a_peer_that_moves_to_a_newer_connection_first_raises_no_alarm() -> None
     with tempfile.TemporaryDirectory() as tmp:
         w = World(Path(tmp))
         w.connect()
-        while w.deliver(100):
-            pass
+        w.deliver_all()
         la, pa, _ = _moved_ahead_of_us(w)
         w.tick(0.2)  # moscow's end of the newer connection is still in its handshake
         assert w.b.engine is not None
@@ -375,22 +376,16 @@ def test_a_peer_that_moves_to_a_newer_connection_first_raises_no_alarm() -> None
         w.a.send("moscow", 2, Precedence.ROUTINE)
         w.b.send("washington", 2, Precedence.ROUTINE)
         w.settle()
-        while w.deliver(100):
-            pass
+        w.deliver_all()
         assert len(w.b.inbox()) == 2 and len(w.a.inbox()) == 2
-        for side in (w.a, w.b):
-            assert side.engine is not None
-            assert side.engine.supervisor.board.listing() == []
-            kinds = [e.kind for e in side.journal.entries()]
-            assert "link.down" not in kinds and "alarm.raised" not in kinds, (side.name, kinds)
+        w.assert_line_never_went_down()
 
 
 def test_a_handover_whose_newer_connection_never_comes_is_an_outage_after_all() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         w = World(Path(tmp))
         w.connect()
-        while w.deliver(100):
-            pass
+        w.deliver_all()
         _moved_ahead_of_us(w)
         w.links = None  # the newer connection never reaches moscow
         w.tick(0.3)
@@ -408,8 +403,7 @@ def test_a_terminal_held_up_itself_does_not_blame_its_peer_for_the_silence() -> 
     with tempfile.TemporaryDirectory() as tmp:
         w = World(Path(tmp))
         w.connect()
-        while w.deliver(100):
-            pass
+        w.deliver_all()
         assert w.a.engine is not None
         w.a.engine.tick()
         w.clock.now += 1.0  # washington's loop was stuck for a second
@@ -428,16 +422,14 @@ def test_a_test_message_in_flight_at_a_handover_raises_no_alarm() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         w = World(Path(tmp))
         w.connect()
-        while w.deliver(100):
-            pass
+        w.deliver_all()
         assert w.a.engine is not None and w.b.engine is not None
         w.tick(0.05)  # a path is tested as soon as it is up: the test leaves on this connection
         assert w.a.engine.supervisor._pending_tests, "the first test is in flight when the handover comes"
         w.handover()
         for _ in range(400):  # 40 s of heartbeats, well past the 30 s test timeout
             w.tick(0.1)
-            while w.deliver(100):
-                pass
+            w.deliver_all()
         for side in (w.a, w.b):
             assert side.engine is not None
             assert side.engine.supervisor.board.listing() == []
