@@ -33,7 +33,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hotline import audit
-from hotline.errors import HotlineError
+from hotline.errors import HotlineError, NotFound
 from hotline.identity import ContactCard, fingerprint
 from hotline.journal import Journal
 from hotline.model import MAX_ATTACHMENTS, canonical_message_id, validate_name
@@ -151,8 +151,6 @@ async def post_verify_peer(request: Request) -> Response:
     if not isinstance(heard, str):
         raise HTTPException(400, 'send {"safety_number": the 60 digits the other operator read out}')
     ctx = context(request)
-    if ctx.store.peer(request.path_params["name"]) is None:
-        raise HTTPException(404, f"no peer named {request.path_params['name'][:64]!r}")
     confirm_safety_number(ctx.store, request.path_params["name"], heard, ctx.now_ns(), by=who.label)
     return ok({"name": request.path_params["name"], "verified": True})
 
@@ -286,8 +284,6 @@ async def post_user(request: Request) -> Response:
 async def delete_user(request: Request) -> Response:
     who = await authenticate(request, Permission.ADMINISTER)
     ctx = context(request)
-    if request.path_params["name"] not in {u["name"] for u in ctx.access.users()}:
-        raise HTTPException(404, f"no user named {request.path_params['name'][:64]!r}")
     ctx.access.remove_user(request.path_params["name"], by=who.label, at_ns=ctx.now_ns())
     return ok({"removed": request.path_params["name"]})
 
@@ -312,8 +308,6 @@ async def post_token(request: Request) -> Response:
 async def delete_token(request: Request) -> Response:
     who = await authenticate(request, Permission.ADMINISTER)
     ctx = context(request)
-    if not any(t["id"] == request.path_params["id"] and t["revoked_at_ns"] is None for t in ctx.access.tokens()):
-        raise HTTPException(404, f"no live token with id {request.path_params['id'][:64]!r}")
     ctx.access.revoke_token(request.path_params["id"], by=who.label, at_ns=ctx.now_ns())
     return ok({"revoked": request.path_params["id"]})
 
@@ -461,8 +455,9 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 async def hotline_error(request: Request, exc: Exception) -> Response:
-    """A refusal from below (a bad field, an unknown peer, a duplicate user): the caller's fault."""
-    return await http_error(request, HTTPException(400, str(exc)))
+    """A refusal from below (a bad field, a duplicate user): the caller's fault; 404 if it names
+    something that does not exist."""
+    return await http_error(request, HTTPException(404 if isinstance(exc, NotFound) else 400, str(exc)))
 
 
 def _loopback_name(name: str) -> bool:
@@ -515,13 +510,6 @@ def build_app(ctx: ApiContext, *, loopback: bool = True) -> Starlette:
 # -- serving ----------------------------------------------------------------------------------
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return host.lower() == "localhost"
-
-
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handlers: the terminal owns SIGTERM and SIGINT."""
 
@@ -552,8 +540,8 @@ async def serve_api(terminal: Terminal, host: str, port: int) -> None:
     log.info("console and API at %s", url)
     await asyncio.to_thread(unknown_user_hash)  # made once, off the loop, before any login needs it
     config = uvicorn.Config(
-        build_app(ctx, loopback=_is_loopback(host)), log_level="warning", access_log=False, lifespan="off",
-        timeout_graceful_shutdown=2, limit_concurrency=200,
+        build_app(ctx, loopback=_loopback_name(host.strip("[]"))), log_level="warning", access_log=False,
+        lifespan="off", timeout_graceful_shutdown=2, limit_concurrency=200,
         # No proxy stands in front: an X-Forwarded-For header is the caller's word, and trusting it
         # would let any local caller pick the address the login limiter counts and the journal records.
         proxy_headers=False,

@@ -24,6 +24,10 @@ calls the library, so callers above never see them.
     │   └── ControlTimeout       no answer before the deadline (the request may still be done)
     └── AccessError              a user, token, password or role is wrong or not allowed
 
+    NotFound marks, beside its place in the tree, an error that says the user, token or
+    peer named does not exist (UnknownUser, UnknownToken: AccessError; UnknownPeer:
+    ConfigError); the HTTP API answers it with 404, every other refusal with 400.
+
 A ``RemoteProtocolError`` closes that one connection with a reason and becomes an
 event; it never propagates out of the terminal.
 """
@@ -101,3 +105,19 @@ class ControlTimeout(ControlError):
 
 class AccessError(HotlineError):
     """A user, token, password or role is wrong, or a principal is not allowed to do something."""
+
+
+class NotFound(HotlineError):
+    """The thing named does not exist (a marker the HTTP API turns into 404)."""
+
+
+class UnknownUser(AccessError, NotFound):
+    """No console user by that name."""
+
+
+class UnknownToken(AccessError, NotFound):
+    """No live API token with that id."""
+
+
+class UnknownPeer(ConfigError, NotFound):
+    """No paired peer by that name."""

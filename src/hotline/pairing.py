@@ -13,7 +13,7 @@ from typing import Any
 
 from hotline.audit import rfc3339
 from hotline.engine import seal_state
-from hotline.errors import ConfigError
+from hotline.errors import ConfigError, UnknownPeer
 from hotline.identity import ContactCard, Identity, fingerprint, safety_number
 from hotline.ratchet import Ratchet, initial_secret, is_initiator
 from hotline.store import PeerRow, Store
@@ -55,7 +55,7 @@ def confirm_safety_number(store: Store, peer_name: str, heard: str, now_ns: int,
     """Record that the operators compared the safety number aloud, if the digits heard match."""
     peer = store.peer(peer_name)
     if peer is None:
-        raise ConfigError(f"no peer named {peer_name!r}; see `hotline peers`")
+        raise UnknownPeer(f"no peer named {peer_name!r}; see `hotline peers`")
     if "".join(ch for ch in heard if ch.isdigit()) != peer.safety_number.replace(" ", ""):
         raise ConfigError(
             f"the safety number you heard does not match the one for {peer_name!r}: do NOT trust this pairing; "

@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from hotline.errors import AccessError, DeliveryError
+from hotline.errors import AccessError, DeliveryError, UnknownToken, UnknownUser
 from hotline.journal import Journal
 from hotline.model import validate_label, validate_name
 
@@ -151,7 +151,7 @@ class Access:
     def remove_user(self, name: str, *, by: str, at_ns: int) -> None:
         with self.journal.transaction():
             if not self.journal.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount:
-                raise AccessError(f"no user named {name!r}; see `hotline user list`")
+                raise UnknownUser(f"no user named {name!r}; see `hotline user list`")
             self.journal.execute("DELETE FROM console_sessions WHERE user = ?", (name,))
             self.journal.append("operator.action", {"action": "user.remove", "user": name, "by": by}, at_ns)
 
@@ -208,7 +208,7 @@ class Access:
                 "UPDATE tokens SET revoked_at_ns = ? WHERE id = ? AND revoked_at_ns IS NULL", (at_ns, token_id)
             ).rowcount
             if not changed:
-                raise AccessError(f"no live token with id {token_id!r}; see `hotline token list`")
+                raise UnknownToken(f"no live token with id {token_id!r}; see `hotline token list`")
             self.journal.append("operator.action", {"action": "token.revoke", "token": token_id, "by": by}, at_ns)
 
     def tokens(self) -> list[dict[str, Any]]:
