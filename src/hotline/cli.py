@@ -284,7 +284,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     request["id"] = canonical_message_id(args.id) if args.id else uuid7(_now_ns() // 1_000_000, os.urandom(10))
     # Checked here first, whichever way it goes: the same clear refusal from a running terminal or
     # not, and nothing too large for the control socket is ever put on it.
-    build_content(config.name, request, _now_ns(), config.markings)
+    content = build_content(config.name, request, _now_ns(), config.markings)
     try:
         client = ControlClient(home, timeout=60)
     except ControlError:
@@ -302,7 +302,6 @@ def cmd_send(args: argparse.Namespace) -> int:
     else:
         if args.wait:
             raise ControlError("--wait needs the terminal running (`hotline run`)")
-        content = build_content(config.name, request, _now_ns(), config.markings)
         journal = _journal(home)
         with journal.transaction():
             created = Store(journal).accept(content, _now_ns())
