@@ -170,29 +170,33 @@ def current_session(request: Request) -> tuple[str, Session] | None:
     return None if found is None else (session_id, found)
 
 
+def caller(request: Request) -> tuple[Principal, Session | None]:
+    """Who is asking (from a bearer token, or else the session cookie), and their session if
+    it came with one; 401 if neither holds."""
+    header = request.headers.get("authorization", "")
+    if header:
+        scheme, _, secret = header.partition(" ")
+        principal = context(request).access.token_principal(secret.strip()) if scheme.lower() == "bearer" else None
+        if principal is None:
+            raise Unauthenticated("the bearer token is unknown or revoked")
+        return principal, None
+    found = current_session(request)
+    if found is None:
+        raise Unauthenticated()
+    return found[1].user, found[1]
+
+
 async def authenticate(request: Request, permission: Permission, *, form: Any = None) -> Principal:
     """Who is asking, checked against ``permission``: 401 if nobody, 403 if not allowed.
 
     A session cookie is ambient (the browser sends it on its own), so a write made
     with one must also carry the session's CSRF token, in a header or a form field.
     """
-    ctx = context(request)
-    header = request.headers.get("authorization", "")
-    if header:
-        scheme, _, secret = header.partition(" ")
-        principal = ctx.access.token_principal(secret.strip()) if scheme.lower() == "bearer" else None
-        if principal is None:
-            raise Unauthenticated("the bearer token is unknown or revoked")
-    else:
-        found = current_session(request)
-        if found is None:
-            raise Unauthenticated()
-        _, session = found
-        if request.method in UNSAFE_METHODS:
-            sent = request.headers.get(CSRF_HEADER) or (form.get("csrf") if form is not None else None)
-            if not isinstance(sent, str) or not _same(sent, session.csrf):
-                raise HTTPException(403, "missing or wrong CSRF token; reload the page and try again")
-        principal = session.user
+    principal, session = caller(request)
+    if session is not None and request.method in UNSAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER) or (form.get("csrf") if form is not None else None)
+        if not isinstance(sent, str) or not _same(sent, session.csrf):
+            raise HTTPException(403, "missing or wrong CSRF token; reload the page and try again")
     if not principal.may(permission):
         raise HTTPException(403, f"the {principal.role} role may not {permission.value}")
     return principal
@@ -331,13 +335,7 @@ async def read_form(request: Request, *, login: bool = False) -> Any:
     """A form post. Only a caller with a bearer token or a session gets its body read (the CSRF
     token may travel inside the form, so that check follows); the login form itself is small."""
     if not login:
-        header = request.headers.get("authorization", "")
-        if header:
-            scheme, _, secret = header.partition(" ")
-            if scheme.lower() != "bearer" or context(request).access.token_principal(secret.strip()) is None:
-                raise Unauthenticated("the bearer token is unknown or revoked")
-        elif current_session(request) is None:
-            raise Unauthenticated()
+        caller(request)  # 401 before a byte of the body is read
     limit = LOGIN_FORM_MAX if login else MAX_REQUEST_BODY
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > limit):
