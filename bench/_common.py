@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from hotline.control import ControlClient
-from hotline.errors import ControlError
+from hotline.core.errors import ControlError
+from hotline.terminal.control import ControlClient
 
 T = TypeVar("T")
 

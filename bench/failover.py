@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from _common import active_path, free_port, two_terminals, wait
-from hotline.control import ControlClient
-from hotline.faultproxy import Proxy
+from hotline.terminal.control import ControlClient
+from hotline.testing.faultproxy import Proxy
 
 
 def first_delivery_after(db_path: Path, cut_ns: int) -> int | None:

@@ -21,7 +21,7 @@ import time
 import uuid
 
 from _common import loopback_round_trip_ms, percentile, two_terminals
-from hotline.control import ControlClient
+from hotline.terminal.control import ControlClient
 
 TARGET_P50_MS, TARGET_P99_MS = 3.0, 15.0
 

@@ -20,7 +20,7 @@ import uuid
 from collections import deque
 
 from _common import loopback_round_trip_ms, two_terminals
-from hotline.control import ControlClient
+from hotline.terminal.control import ControlClient
 
 TARGET_PER_S = 4000
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
-from hotline.control import ControlClient
-from hotline.errors import ControlError
+from hotline.core.errors import ControlError
+from hotline.terminal.control import ControlClient
 
 # Examples are judged by what they find, not by how fast they run: one stall on a loaded two-core
 # machine must not fail a property test for "unreliable timing".

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from conftest import PASSWORD, Terminal, free_port, wait_for
-from hotline.api import ENDPOINTS
+from hotline.web.api import ENDPOINTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("api")]
 

@@ -31,14 +31,14 @@ from typing import Any
 import pytest
 
 from conftest import Terminal, free_port, wait_for
-from hotline import envelope as env
-from hotline.engine import open_state
-from hotline.identity import ContactCard, Identity, load_keys, make_card
-from hotline.journal import entry_hash
-from hotline.model import Address, MessageContent, Precedence, ReceiptKind
-from hotline.ratchet import Ratchet
-from hotline.terminal import client_context
-from hotline.wire import MAX_FRAME_BYTES, FrameDecoder, encode_frame, pack, unpack
+from hotline.core.model import Address, MessageContent, Precedence, ReceiptKind
+from hotline.core.wire import MAX_FRAME_BYTES, FrameDecoder, encode_frame, pack, unpack
+from hotline.crypto import envelope as env
+from hotline.crypto.identity import ContactCard, Identity, load_keys, make_card
+from hotline.crypto.ratchet import Ratchet
+from hotline.engine.engine import open_state
+from hotline.storage.sqlite.journal import entry_hash
+from hotline.terminal.daemon import client_context
 
 pytestmark = pytest.mark.e2e
 
@@ -600,7 +600,7 @@ def test_envelope_from_the_future_is_dropped_and_answered_with_a_resume(arena: A
 
 
 def test_malformed_msgpack_reason_is_not_empty() -> None:
-    from hotline.errors import RemoteProtocolError
+    from hotline.core.errors import RemoteProtocolError
 
     with pytest.raises(RemoteProtocolError) as caught:
         unpack(b"\xc1")  # 0xc1 is never used in msgpack

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hotline.delivery import Inbound, Outbound, OutboxQueue, Verdict
-from hotline.errors import LocalProtocolError, RemoteProtocolError
-from hotline.model import Precedence
+from hotline.core.delivery import Inbound, Outbound, OutboxQueue, Verdict
+from hotline.core.errors import LocalProtocolError, RemoteProtocolError
+from hotline.core.model import Precedence
 
 Frame = tuple[str, int, bytes]  # ("env", seq, payload) | ("rcpt", upto, b"") | ("resume", cursor, b"")
 

@@ -19,14 +19,14 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hotline.audit import verify
-from hotline.config import Config
-from hotline.engine import Engine, Link
-from hotline.identity import Identity, make_card
-from hotline.journal import Journal
-from hotline.model import Address, MessageContent, Precedence
-from hotline.pairing import pair
-from hotline.store import Store
+from hotline.core.model import Address, MessageContent, Precedence
+from hotline.crypto.identity import Identity, make_card
+from hotline.engine.engine import Engine, Link
+from hotline.engine.pairing import pair
+from hotline.home.config import Config
+from hotline.storage.audit import verify
+from hotline.storage.sqlite.journal import Journal
+from hotline.storage.sqlite.store import Store
 
 
 class FakeClock:

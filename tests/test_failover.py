@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from conftest import Terminal, free_port, wait_for
-from hotline.faultproxy import Mode, Proxy
+from hotline.testing.faultproxy import Mode, Proxy
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
-from hotline.console import environment
+from hotline.web.console import environment
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCALE = ROOT / "src" / "hotline" / "web" / "locale"

@@ -21,8 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hotline.errors import CardError, ConfigError, IdentityError, PassphraseError, SignatureError
-from hotline.identity import (
+from hotline.core.errors import CardError, ConfigError, IdentityError, PassphraseError, SignatureError
+from hotline.core.model import Address
+from hotline.crypto.identity import (
     CARD_CONTEXT,
     MAX_CARD_BYTES,
     ContactCard,
@@ -36,7 +37,6 @@ from hotline.identity import (
     save_keys,
     verify,
 )
-from hotline.model import Address
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "signal_fingerprint.json").read_text())
 SAFETY_RE = re.compile(r"^\d{5}( \d{5}){11}$")

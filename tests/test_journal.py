@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hotline.errors import JournalError
-from hotline.journal import Journal
+from hotline.core.errors import JournalError
+from hotline.storage.sqlite.journal import Journal
 
 
 def test_a_journal_from_before_the_classification_column_is_upgraded_by_a_writer(tmp_path: Path) -> None:

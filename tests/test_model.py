@@ -6,9 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hotline.envelope import decode_content, encode_content
-from hotline.errors import DeliveryError, RemoteProtocolError
-from hotline.model import (
+from hotline.core.errors import DeliveryError, RemoteProtocolError
+from hotline.core.model import (
     MAX_MARKING_CHARS,
     Attachment,
     MessageContent,
@@ -17,7 +16,8 @@ from hotline.model import (
     validate_attachment_name,
     validate_marking,
 )
-from hotline.wire import pack, unpack
+from hotline.core.wire import pack, unpack
+from hotline.crypto.envelope import decode_content, encode_content
 
 MID = "0190f2a0-0000-7000-8000-000000000001"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hotline.alarms import AlarmBoard
-from hotline.paths import PathSelector, Switch
+from hotline.core.alarms import AlarmBoard
+from hotline.core.paths import PathSelector, Switch
 
 
 def test_first_path_up_is_used_at_once_and_failover_is_immediate() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hotline.protocol import (
+from hotline.core.protocol import (
     Connection,
     ConnectionClosed,
     EnvelopeReceived,
@@ -16,7 +16,7 @@ from hotline.protocol import (
     State,
     grace_for,
 )
-from hotline.wire import encode_frame
+from hotline.core.wire import encode_frame
 
 
 def pair(now: float = 0.0) -> tuple[Connection, Connection]:

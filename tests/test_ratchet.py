@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hotline.errors import CryptoError, DecryptError
-from hotline.ratchet import (
+from hotline.core.errors import CryptoError, DecryptError
+from hotline.crypto.ratchet import (
     MAX_SKIP,
     MAX_STORED_SKIPPED,
     Header,

@@ -8,10 +8,18 @@ from pathlib import Path
 import pytest
 from starlette.exceptions import HTTPException
 
-from hotline.errors import AccessError
-from hotline.journal import Journal
-from hotline.users import Access, Permission, Principal, Role, check_password, hash_password, new_password_hash
-from hotline.web import LOGINS_WAITING_MAX, ApiContext, LoginLimiter, try_login
+from hotline.core.errors import AccessError
+from hotline.storage.sqlite.access import (
+    Access,
+    Permission,
+    Principal,
+    Role,
+    check_password,
+    hash_password,
+    new_password_hash,
+)
+from hotline.storage.sqlite.journal import Journal
+from hotline.web.common import LOGINS_WAITING_MAX, ApiContext, LoginLimiter, try_login
 
 NOW = 1_800_000_000_000_000_000
 HOUR = 3600 * 1_000_000_000

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hotline.errors import RemoteProtocolError
-from hotline.wire import MAX_FRAME_BYTES, FrameDecoder, encode_frame, pack, unpack
+from hotline.core.errors import RemoteProtocolError
+from hotline.core.wire import MAX_FRAME_BYTES, FrameDecoder, encode_frame, pack, unpack
 
 values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=50) | st.binary(max_size=100),

@@ -2,6 +2,6 @@
 
 import sys
 
-from hotline.cli import main
+from hotline.cli.main import main
 
 sys.exit(main())

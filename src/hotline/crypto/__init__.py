@@ -1,0 +1,1 @@
+"""Keys, contact cards, safety numbers, the Double Ratchet and the signed envelope."""

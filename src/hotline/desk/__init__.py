@@ -1,0 +1,1 @@
+"""The work around the link: calls, readouts, commitments, notifications, channels."""

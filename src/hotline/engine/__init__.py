@@ -1,0 +1,1 @@
+"""Every decision between the links and the journal, without asyncio."""

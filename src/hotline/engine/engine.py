@@ -1,0 +1,848 @@
+"""The terminal's engine: every decision between the links and the journal, without asyncio.
+
+The engine owns, per peer, the ratchet, the delivery state (``delivery``) and the
+active link; it turns protocol events into journal work and journal commits into
+bytes on links. The asyncio shell (``terminal``) only moves bytes, calls
+``tick`` on a timer and ``flush`` when asked.
+
+Group commit: events are processed as they arrive into *pending* work; one
+``flush`` then writes all of it in one transaction and only after the commit
+sends what depends on it — a receipt never leaves before the messages it covers
+are durable, and an envelope never leaves before its ciphertext and the ratchet
+state that produced it are durable (DESIGN: crash safety of the ratchet).
+
+If a journal write fails, the engine raises and the terminal stops: in-memory
+state may then be ahead of the journal, and restarting from the journal is the
+only safe way on (restoring an older ratchet state is never done; nothing sealed
+in the failed transaction left the process).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from hotline.core.delivery import Inbound, Outbound, OutboxQueue, Verdict
+from hotline.core.errors import (
+    CryptoError,
+    DeliveryError,
+    JournalError,
+    ProtocolError,
+    RemoteProtocolError,
+)
+from hotline.core.model import MessageContent, MessageKind, ReceiptKind, next_stream_hash, uuid7
+from hotline.core.paths import PathSelector, Switch
+from hotline.core.protocol import (
+    LARGE_FRAME_BYTES,
+    Connection,
+    ConnectionClosed,
+    EnvelopeReceived,
+    HelloReceived,
+    LargeFrameReceived,
+    ReceiptReceived,
+    ResumeRequested,
+    RttMeasured,
+    State,
+    TestAnswered,
+    grace_for,
+)
+from hotline.core.supervision import Supervisor
+from hotline.crypto import envelope as env
+from hotline.crypto.identity import ContactCard, Identity, fingerprint
+from hotline.crypto.ratchet import Ratchet
+from hotline.home.config import Config
+from hotline.storage.sqlite.journal import Journal
+from hotline.storage.sqlite.store import Store
+
+log = logging.getLogger("hotline.engine")
+
+SEAL_BATCH = 256  # messages sealed per commit at most, so one flush stays short
+SESSION_AD = b"hotline-session-v1\x00"
+
+
+def _size(content: MessageContent) -> int:
+    """Roughly what journaling and sealing a message costs: its text and attachments, in bytes."""
+    return len(content.body) + sum(len(a.data) for a in content.attachments)
+
+
+def seal_state(key: bytes, peer: str, state: bytes) -> bytes:
+    """Encrypt a ratchet state at rest under the terminal's state key."""
+    nonce = os.urandom(12)
+    return nonce + AESGCM(key).encrypt(nonce, state, SESSION_AD + peer.encode())
+
+
+def open_state(key: bytes, peer: str, blob: bytes) -> bytes:
+    try:
+        return AESGCM(key).decrypt(blob[:12], blob[12:], SESSION_AD + peer.encode())
+    except (InvalidTag, ValueError):
+        raise JournalError(f"the ratchet session for {peer!r} does not decrypt with this terminal's keys") from None
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+    def wall_ns(self) -> int: ...
+
+
+class LinkIO(Protocol):
+    """What the engine needs from a transport: write bytes, close."""
+
+    def write(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass(eq=False)
+class Link:
+    """One authenticated connection to a peer."""
+
+    peer: str
+    io: LinkIO
+    conn: Connection
+    dialed: bool  # we opened it
+    preferred: bool  # opened by the side with the smaller identity key (tie-break)
+    address: str
+    path: str = "primary"
+    hello_cursor: int | None = None  # the peer's cursor from its hello on this link
+    # It replaced a live connection on the same path (both sides dialled at once):
+    # the path stays up across the handover, and goes down if this one never comes up.
+    inherits_up: bool = False
+    # The peer closed this one for a newer connection on the same path, which has not reached us
+    # yet (its handshake finishes later at our end): it keeps the path's place, and the path stays
+    # up, until this monotonic time; then the path is down after all.
+    handover_until: float | None = None
+
+    def pump(self) -> None:
+        data = self.conn.data_to_send()
+        if data:
+            self.io.write(data)
+
+
+@dataclass(eq=False)
+class PeerState:
+    name: str
+    identity_key: bytes
+    card: ContactCard
+    ratchet: Ratchet
+    outbound: Outbound
+    inbound: Inbound
+    queue: OutboxQueue
+    out_stream_hash: bytes
+    committed_in_upto: int
+    last_receipt_out: bytes | None
+    last_contact_ns: int | None
+    selector: PathSelector
+    stream_hashes: dict[int, bytes] = field(default_factory=dict)  # unacked seq -> our running hash
+    active: Link | None = None  # the link that carries our envelopes
+    links: dict[str, Link] = field(default_factory=dict)  # one live link per path
+    pending_in: list[tuple[int, bytes, bytes, MessageContent]] = field(default_factory=list)
+    pending_receipt: tuple[int, bytes] | None = None
+    resend_receipt_on: set[Link] = field(default_factory=set)
+    ratchet_dirty: bool = False
+    refused: str | None = None  # why the last link attempt was refused (key mismatch...)
+    last_error: str | None = None
+    link_since_ns: int | None = None
+
+
+@dataclass
+class _Accept:
+    content: MessageContent
+    done: Callable[[Exception | None, bool], None]
+    by: str = ""  # who sent it, when a person or token did (the API); journaled beside it
+
+
+@dataclass
+class _Ack:
+    message_id: str
+    by: str
+    done: Callable[[Exception | None], None]
+    kind: ReceiptKind = ReceiptKind.ACKNOWLEDGED  # or READ: a person has opened it
+
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        identity: Identity,
+        config: Config,
+        journal: Journal,
+        clock: Clock,
+        request_flush: Callable[[], None],
+    ) -> None:
+        self.identity = identity
+        self.name = identity.name
+        self.config = config
+        self.journal = journal
+        self.store = Store(journal)
+        self.clock = clock
+        self._request_flush = request_flush
+        self.peers: dict[str, PeerState] = {}
+        self._accepts: list[_Accept] = []
+        self._contents: dict[str, MessageContent] = {}
+        self._delivered_waiters: dict[str, list[Callable[[], None]]] = {}
+        self._link_events: list[tuple[str, str, dict[str, Any]]] = []
+        self._acks: list[_Ack] = []
+        self._acks_in: list[tuple[str, env.Receipt]] = []
+        self.listeners: list[Listener] = []
+        self.request_flush = request_flush
+        self.stopping = False  # set by close_all_links: links that go down now raise no alarm
+        self._last_tick: float | None = None
+        self.supervisor = Supervisor(self, clock.monotonic())
+        self.supervisor.restore(self.store.active_alarms())
+        for message_id, peer_name, precedence, since_ns in self.store.unacknowledged():
+            self.supervisor.track_ack(message_id, peer_name, precedence, since_ns)
+        self.reload_peers()
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Tell listeners (the console, the alarm hook) about something now durable."""
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("event listener failed on %s", event.get("event"))
+
+    # -- peers ------------------------------------------------------------------------------
+
+    def reload_peers(self) -> list[str]:
+        """(Re)load peers from the journal; a re-paired peer gets fresh state. Returns changed names."""
+        changed = []
+        for row in self.store.peers():
+            current = self.peers.get(row.name)
+            if current is not None and current.identity_key == row.identity_key:
+                continue
+            if current is not None:
+                for link in list(current.links.values()):
+                    self._close_link(link, "peer was re-paired with a new key")
+            card = ContactCard.from_json(row.card_json)
+            cursors = self.store.cursors(row.name)
+            unacked = self.store.unacked(row.name)
+            state = PeerState(
+                name=row.name,
+                identity_key=row.identity_key,
+                card=card,
+                ratchet=Ratchet.from_bytes(
+                    open_state(self.identity.state_key, row.name, self.store.load_session(row.name))
+                ),
+                outbound=Outbound(
+                    next_seq=cursors.out_next_seq,
+                    acked=cursors.out_acked,
+                    unacked=unacked,
+                    window=self.config.window,
+                ),
+                inbound=Inbound(upto=cursors.in_upto, stream_hash=cursors.in_stream_hash),
+                queue=OutboxQueue(),
+                out_stream_hash=cursors.out_stream_hash,
+                committed_in_upto=cursors.in_upto,
+                last_receipt_out=cursors.last_receipt_out,
+                last_contact_ns=cursors.last_contact_ns,
+                selector=PathSelector([a.path for a in card.addresses], self.config.hold_down_s),
+            )
+            for seq in unacked:
+                sh = self.store.stream_hash_at(row.name, seq)
+                if sh is not None:
+                    state.stream_hashes[seq] = sh
+            for message_id, precedence, order in self.store.queued(row.name):
+                state.queue.push(message_id, precedence, order)
+            self.peers[row.name] = state
+            changed.append(row.name)
+        if changed:
+            self._request_flush()
+        return changed
+
+    def peer_by_key(self, identity_key: bytes) -> PeerState | None:
+        for peer in self.peers.values():
+            if peer.identity_key == identity_key:
+                return peer
+        return None
+
+    def refuse(self, peer_name: str, reason: str, detail: dict[str, Any]) -> None:
+        """A link attempt to a known peer was refused (wrong key, TLS failure). Journal once per reason."""
+        peer = self.peers.get(peer_name)
+        if peer is None:
+            return
+        if peer.refused != reason:
+            log.error("refused link to %s: %s", peer_name, reason)
+            self._link_events.append(("link.refused", peer_name, {"reason": reason, **detail}))
+            self._request_flush()
+        peer.refused = reason
+        if detail.get("presented"):
+            self.supervisor.raise_alarm("peer-key-changed", peer_name, "", reason)
+
+    # -- links ------------------------------------------------------------------------------
+
+    def link_established(
+        self, peer_name: str, io: LinkIO, *, dialed: bool, address: str, path: str = "primary"
+    ) -> Link | None:
+        """A TLS connection whose certificate matches ``peer_name``'s pinned key is up on ``path``."""
+        peer = self.peers[peer_name]
+        we_are_smaller = self.identity.public_key < peer.identity_key
+        link = Link(
+            peer=peer_name,
+            io=io,
+            conn=Connection(
+                local_name=self.name,
+                peer_name=peer_name,
+                now=self.clock.monotonic(),
+                heartbeat_interval=self.config.heartbeat_ms / 1000,
+                missed_limit=self.config.missed_heartbeats,
+            ),
+            dialed=dialed,
+            preferred=(dialed == we_are_smaller),
+            address=address,
+            path=path,
+        )
+        current = peer.links.get(path)
+        if current is not None and current.conn.state is not State.CLOSED and current.preferred and not link.preferred:
+            # Both sides dialled this path at once: keep the connection the smaller key
+            # opened, so both ends settle on the same one.
+            link.conn.close("duplicate connection on this path; keeping the existing one")
+            link.pump()
+            io.close()
+            return None
+        if current is not None:
+            # A handover, not an outage: no link.down, no alarm, no failover.
+            link.inherits_up = current.hello_cursor is not None or current.inherits_up
+            del peer.links[path]
+            peer.resend_receipt_on.discard(current)
+            if current.conn.state is not State.CLOSED:
+                current.conn.close("superseded by a newer connection on the same path", handover=True)
+                current.pump()
+            current.io.close()
+            log.info("path %s to %s: a newer connection replaces the current one", path, peer_name)
+        peer.refused = None
+        self.supervisor.clear_alarm("peer-key-changed", peer_name, "", "the pinned key was presented")
+        peer.links[path] = link
+        link.conn.send_hello(peer.committed_in_upto, peer.last_receipt_out)
+        link.pump()
+        return link
+
+    def close_all_links(self, reason: str) -> None:
+        """The terminal is stopping: close every link and journal each going down (in the next
+        flush). A deliberate stop raises no alarm and moves no traffic; the peer raises its own."""
+        self.stopping = True
+        for peer in self.peers.values():
+            for link in list(peer.links.values()):
+                self._close_link(link, reason)
+
+    def _close_link(self, link: Link, reason: str) -> None:
+        link.handover_until = None  # closed on purpose: no newer connection is awaited
+        if link.conn.state is not State.CLOSED:
+            link.conn.close(reason)
+            link.pump()
+        link.io.close()
+        self._link_gone(link, reason)
+
+    def _link_gone(self, link: Link, reason: str) -> None:
+        peer = self.peers.get(link.peer)
+        if peer is None or peer.links.get(link.path) is not link:
+            return
+        if link.handover_until is not None and self.clock.monotonic() < link.handover_until and not self.stopping:
+            return  # its transport closing is expected: the newer connection decides (see tick)
+        del peer.links[link.path]
+        peer.resend_receipt_on.discard(link)
+        if link.hello_cursor is None and not link.inherits_up:
+            return  # never came up: nothing to report
+        now = self.clock.monotonic()
+        peer.last_error = reason
+        log.warning("path %s to %s down: %s", link.path, link.peer, reason)
+        self._link_events.append(
+            ("link.down", link.peer, {"path": link.path, "address": link.address, "reason": reason})
+        )
+        self._request_flush()
+        if self.stopping:
+            return
+        self.supervisor.path_down(peer.name, link.path, reason)
+        self._apply_switch(peer, peer.selector.mark_down(link.path, now))
+
+    def _apply_switch(self, peer: PeerState, switch: Switch | None) -> None:
+        """Move our transmissions to the path the selector chose; resend what lacks a receipt."""
+        if switch is None:
+            return
+        peer.link_since_ns = self.clock.wall_ns()
+        detail = {"from": switch.old, "to": switch.new, "reason": switch.reason}
+        if switch.new is None:
+            peer.active = None
+            peer.outbound.link_down()
+            log.error("all paths to %s are down", peer.name)
+            self.supervisor.all_paths(peer.name, up=False)
+        else:
+            self._activate(peer, peer.links[switch.new])
+            log.info("traffic to %s now on path %s (%s)", peer.name, switch.new, switch.reason)
+            self.supervisor.all_paths(peer.name, up=True)
+        self._link_events.append(("link.switch", peer.name, detail))
+        self._request_flush()
+        self._transmit(peer)
+
+    def _activate(self, peer: PeerState, link: Link) -> None:
+        """Send on ``link`` from now on. Resume from what the peer is known to hold; anything
+        in flight on the old connection is sent again and dropped there if it had arrived."""
+        peer.active = link
+        peer.outbound.link_down()
+        peer.outbound.link_up(link.hello_cursor or 0, self.clock.monotonic())
+        peer.inbound.link_up()
+
+    def connection_lost(self, link: Link, reason: str) -> None:
+        """The transport is gone (reset, EOF, error)."""
+        if link.conn.state is not State.CLOSED:
+            link.conn.state = State.CLOSED
+            if link.hello_cursor is None and not link.inherits_up and not self.stopping:
+                # No bye, no error, no hello: nothing else would say why this connection came to
+                # nothing (a peer that refused us after TLS, or died mid-start).
+                log.warning(
+                    "path %s to %s at %s closed before its hello: %s", link.path, link.peer, link.address, reason
+                )
+        self._link_gone(link, reason)
+
+    def data_received(self, link: Link, data: bytes) -> None:
+        now = self.clock.monotonic()
+        link.conn.receive_data(data, now)
+        peer = self.peers.get(link.peer)
+        if peer is not None and link.hello_cursor is not None:
+            peer.selector.ensure(link.path).last_heartbeat = now
+        self._drain(link)
+
+    def _drain(self, link: Link) -> None:
+        """Handle every event the connection has produced; write what it wants to send."""
+        peer = self.peers.get(link.peer)
+        while (event := link.conn.next_event()) is not None:
+            if peer is None:
+                break
+            try:
+                if isinstance(event, EnvelopeReceived):
+                    self._on_envelope(peer, link, event.seq, event.data)
+                elif isinstance(event, ReceiptReceived):
+                    self._on_receipt(peer, event.data)
+                elif isinstance(event, HelloReceived):
+                    self._on_hello(peer, link, event)
+                elif isinstance(event, ResumeRequested):
+                    peer.outbound.on_resume(event.cursor)
+                    self._transmit(peer)
+                elif isinstance(event, RttMeasured):
+                    peer.selector.ensure(link.path).add_rtt(self.clock.monotonic(), event.rtt)
+                elif isinstance(event, LargeFrameReceived):
+                    self._announce_busy(event.size)
+                elif isinstance(event, TestAnswered):
+                    self.supervisor.test_answered(peer.name, link.path, event.id, event.text)
+                elif isinstance(event, ConnectionClosed):
+                    link.pump()
+                    link.io.close()
+                    was_up = link.hello_cursor is not None or link.inherits_up
+                    if event.handover and was_up and peer.links.get(link.path) is link and not self.stopping:
+                        grace = self.config.heartbeat_ms / 1000 * self.config.missed_heartbeats
+                        link.handover_until = self.clock.monotonic() + grace
+                        log.info("path %s to %s: the peer moved it to a newer connection; waiting for it",
+                                 link.path, link.peer)  # fmt: skip
+                        return
+                    (log.warning if event.by_peer else log.info)("link to %s closed: %s", link.peer, event.reason)
+                    self._link_gone(link, event.reason)
+                    return
+            except (ProtocolError, CryptoError) as e:
+                # The peer sent something we refuse: close this connection with the
+                # reason; nothing of it reached the journal.
+                log.error("refusing input from %s: %s", link.peer, e)
+                self._close_link(link, f"refused: {e}")
+                return
+        link.pump()
+
+    def _on_hello(self, peer: PeerState, link: Link, hello: HelloReceived) -> None:
+        # Everything the hello claims is checked before the link counts as up, so a
+        # refused hello leaves a refusal in the record, never a false link.up.
+        try:
+            if hello.cursor >= peer.outbound.next_seq:
+                raise RemoteProtocolError(
+                    f"peer claims to have sequence {hello.cursor} but only {peer.outbound.next_seq - 1} "
+                    "were ever sent; its journal belongs to another pairing"
+                )
+            if hello.receipt is not None:
+                self._on_receipt(peer, hello.receipt)
+        except (ProtocolError, CryptoError) as e:
+            self.refuse(peer.name, str(e), {"path": link.path, "address": link.address})
+            raise
+        link.hello_cursor = hello.cursor
+        peer.last_error = None
+        log.info("path %s to %s up via %s (peer holds ours up to %d)", link.path, peer.name, link.address, hello.cursor)
+        self._link_events.append(
+            ("link.up", peer.name, {"path": link.path, "address": link.address, "dialed": link.dialed,
+                                    "peer_cursor": hello.cursor})
+        )  # fmt: skip
+        self._request_flush()
+        self.supervisor.path_up(peer.name, link.path)
+        switch = peer.selector.mark_up(link.path, self.clock.monotonic())
+        if switch is None and peer.active is not None and peer.active.path == link.path and peer.active is not link:
+            self._activate(peer, link)  # the handover on the active path: resume on the new connection
+            self._transmit(peer)
+        self._apply_switch(peer, switch)
+
+    def _on_envelope(self, peer: PeerState, link: Link, seq: int, data: bytes) -> None:
+        verdict = peer.inbound.classify(seq)
+        if verdict is Verdict.DUPLICATE:
+            # A replay or a resend: dropped before any key is touched; remind the
+            # sender where we stand once the journal is caught up.
+            log.debug("dropping duplicate envelope %d from %s", seq, peer.name)
+            peer.resend_receipt_on.add(link)
+            self._request_flush()
+            return
+        if verdict is Verdict.GAP:
+            log.info("gap from %s: got %d, expected %d", peer.name, seq, peer.inbound.upto + 1)
+            if peer.inbound.should_request_resume():
+                link.conn.send_resume(peer.committed_in_upto if not peer.pending_in else peer.inbound.upto)
+            return
+        sealed = env.open_envelope(data, peer.identity_key)  # signature first (DESIGN)
+        if sealed.sender != peer.name or sealed.recipient != self.name or sealed.seq != seq:
+            raise RemoteProtocolError(
+                f"envelope {seq} is addressed {sealed.sender}->{sealed.recipient} seq {sealed.seq}; "
+                f"expected {peer.name}->{self.name} seq {seq}"
+            )
+        content = env.decrypt(sealed, peer.ratchet)  # the ratchet changes only on success
+        if (
+            content.id in self._contents
+            or self.store.journal.execute("SELECT 1 FROM messages WHERE id = ?", (content.id,)).fetchone()
+        ):
+            raise RemoteProtocolError(f"envelope {seq} reuses message id {content.id}")
+        if content.kind is MessageKind.RECEIPT:
+            self._check_receipt_item(peer, content)
+        self._contents[content.id] = content
+        stream_hash = peer.inbound.accept(seq, data)
+        peer.pending_in.append((seq, data, stream_hash, content))
+        if link is not peer.active:
+            # The sender has moved to a path we still think is standby (it noticed a failure
+            # first): its receipt goes back where it spoke, not only into our dying path.
+            peer.resend_receipt_on.add(link)
+        peer.ratchet_dirty = True
+        self._request_flush()
+
+    def _check_receipt_item(self, peer: PeerState, content: MessageContent) -> None:
+        """A read/acknowledged receipt that rode the stream. The envelope is authentic and
+        is journaled regardless (the stream must not stall); a bad inner receipt is logged."""
+        try:
+            receipt = env.open_receipt(content.receipt, peer.identity_key)
+        except (ProtocolError, CryptoError) as e:
+            log.error("receipt item %s from %s refused: %s", content.id, peer.name, e)
+            return
+        if receipt.kind is ReceiptKind.DELIVERED or receipt.sender != peer.name or receipt.recipient != self.name:
+            log.error("receipt item %s from %s is not an acknowledgement addressed to us", content.id, peer.name)
+            return
+        self._acks_in.append((peer.name, receipt))
+
+    def _on_receipt(self, peer: PeerState, data: bytes) -> None:
+        receipt = env.open_receipt(data, peer.identity_key)
+        if receipt.sender != peer.name or receipt.recipient != self.name:
+            raise RemoteProtocolError(
+                f"receipt from {receipt.sender} to {receipt.recipient} arrived on {peer.name}'s link"
+            )
+        if receipt.kind is not ReceiptKind.DELIVERED:
+            log.info(
+                "receipt %s for %s from %s (not yet handled)",
+                receipt.kind,
+                receipt.message_id,
+                peer.name,
+            )
+            return
+        if receipt.upto <= peer.outbound.acked:
+            return
+        expected = peer.stream_hashes.get(receipt.upto)
+        if expected is not None and expected != receipt.stream_hash:
+            raise RemoteProtocolError(
+                f"receipt up to {receipt.upto} commits to different envelopes than we sent; "
+                "the two journals disagree — investigate before re-pairing"
+            )
+        peer.outbound.on_receipt(receipt.upto, self.clock.monotonic())
+        for seq in [s for s in peer.stream_hashes if s <= receipt.upto]:
+            del peer.stream_hashes[seq]
+        peer.pending_receipt = (receipt.upto, data)
+        self._request_flush()
+
+    def _transmit(self, peer: PeerState) -> None:
+        link = peer.active
+        if link is None or link.conn.state is not State.OPEN:
+            return
+        for seq, data in peer.outbound.to_transmit():
+            link.conn.send_envelope(seq, data)
+        link.pump()
+
+    # -- accepting messages -----------------------------------------------------------------
+
+    def submit(self, content: MessageContent, done: Callable[[Exception | None, bool], None], by: str = "") -> None:
+        """Queue a message for the next commit; ``done(error, created)`` runs after it."""
+        if content.recipient not in self.peers:
+            done(DeliveryError(f"no peer named {content.recipient!r}; see `hotline peers`"), False)
+            return
+        self._accepts.append(_Accept(content, done, by))
+        self._request_flush()
+
+    def acknowledge(self, message_id: str, by: str, done: Callable[[Exception | None], None]) -> None:
+        """A person acknowledges an incoming message; the signed receipt goes back in the stream."""
+        self._acks.append(_Ack(message_id, by, done))
+        self._request_flush()
+
+    def mark_read(self, message_id: str, by: str, done: Callable[[Exception | None], None]) -> None:
+        """A person opened an incoming message: journal it once and send a signed read receipt back."""
+        self._acks.append(_Ack(message_id, by, done, ReceiptKind.READ))
+        self._request_flush()
+
+    def on_delivered(self, message_id: str, callback: Callable[[], None]) -> None:
+        row = self.journal.execute("SELECT state FROM messages WHERE id = ?", (message_id,)).fetchone()
+        if row is not None and row[0] == "delivered":
+            callback()
+            return
+        self._delivered_waiters.setdefault(message_id, []).append(callback)
+
+    def wake(self) -> None:
+        """Another process journaled messages (``hotline send`` racing the start): pick them up."""
+        for peer in self.peers.values():
+            for message_id, precedence, order in self.store.queued(peer.name):
+                peer.queue.push(message_id, precedence, order)
+        self._request_flush()
+
+    # -- the group commit -------------------------------------------------------------------
+
+    def _announce_busy(self, size: int) -> None:
+        """About to journal, seal or open ``size`` bytes at once, which holds this whole terminal up
+        for a while: every peer hears it first, on every path, so no healthy path is called dead."""
+        if size <= LARGE_FRAME_BYTES:
+            return
+        for peer in self.peers.values():
+            for link in peer.links.values():
+                link.conn.announce_busy(grace_for(size))
+                link.pump()
+
+    def flush(self) -> None:
+        now_ns = self.clock.wall_ns()
+        accepts, self._accepts = self._accepts, []
+        self._announce_busy(sum(_size(a.content) for a in accepts))
+        results: list[tuple[_Accept, Exception | None, bool]] = []
+        receipts_out: dict[str, bytes] = {}
+        delivered_ids: list[str] = []
+        received_events: list[tuple[str, dict[str, Any]]] = []
+        with self.journal.transaction():
+            for kind, peer_name, detail in self._link_events:
+                self.store.record_link(kind, peer_name, detail, now_ns)
+            self._link_events.clear()
+            for item in accepts:
+                try:
+                    created = self.store.accept(item.content, now_ns)
+                except DeliveryError as e:
+                    results.append((item, e, False))
+                    continue
+                results.append((item, None, created))
+                if created and item.by:
+                    self.store.record_operator("send", {"id": item.content.id, "by": item.by}, now_ns)
+                if created and item.content.kind is MessageKind.MESSAGE:
+                    self.supervisor.track_ack(
+                        item.content.id, item.content.recipient, item.content.precedence.label, now_ns
+                    )
+                if created:
+                    self._contents[item.content.id] = item.content
+                    self.peers[item.content.recipient].queue.push(item.content.id, item.content.precedence)
+            ack_results = [(item, self._record_ack(item, now_ns)) for item in self._acks]
+            self._acks.clear()
+            acked_in = []
+            for peer_name, ack_in in self._acks_in:
+                if self.store.record_person_receipt(peer_name, ack_in, now_ns):
+                    acked_in.append((peer_name, ack_in))
+                    if ack_in.kind is ReceiptKind.ACKNOWLEDGED:
+                        self.supervisor.acknowledged(ack_in.message_id, peer_name, ack_in.by)
+                else:
+                    log.error("%s sent a %s receipt for message %s, which we never sent it", peer_name,
+                              ack_in.kind, ack_in.message_id)  # fmt: skip
+            self._acks_in.clear()
+            for peer in self.peers.values():
+                if peer.pending_in:
+                    for seq, data, stream_hash, content in peer.pending_in:
+                        self.store.record_received(content, seq, data, stream_hash, now_ns)
+                        self._contents.pop(content.id, None)
+                        if content.kind is MessageKind.MESSAGE:
+                            self.supervisor.track_ack(content.id, peer.name, content.precedence.label, now_ns)
+                            received_events.append(
+                                (peer.name, {"id": content.id, "precedence": content.precedence.label,
+                                             "subject": content.subject, "seq": seq})
+                            )  # fmt: skip
+                    receipt = env.make_receipt(
+                        self.identity, kind=ReceiptKind.DELIVERED, sender=self.name, recipient=peer.name,
+                        upto=peer.inbound.upto, stream_hash=peer.inbound.stream_hash, at_ns=now_ns,
+                    )  # fmt: skip
+                    self.store.record_receipt_sent(peer.name, receipt, peer.inbound.upto, now_ns)
+                    receipts_out[peer.name] = receipt
+                    peer.pending_in.clear()
+                if peer.pending_receipt is not None:
+                    upto, raw = peer.pending_receipt
+                    delivered_ids += self.store.record_delivered(peer.name, raw, upto, now_ns)
+                    peer.pending_receipt = None
+                    peer.last_contact_ns = now_ns
+                self._seal(peer, now_ns)
+                if peer.ratchet_dirty:
+                    blob = seal_state(self.identity.state_key, peer.name, peer.ratchet.to_bytes())
+                    self.store.save_session(peer.name, blob)
+                    peer.ratchet_dirty = False
+            alarm_events = self.supervisor.write_pending(now_ns)
+        # Committed: now, and only now, things may leave.
+        for event in alarm_events:
+            self.emit(event)
+        for item, error, created in results:
+            item.done(error, created)
+            if error is None and created:
+                self.emit({"event": "accepted", "id": item.content.id, "peer": item.content.recipient})
+        for ack, ack_error in ack_results:
+            ack.done(ack_error)
+            if ack_error is None:
+                self.emit({"event": f"{ack.kind}-here", "id": ack.message_id, "by": ack.by})
+        for peer_name, ack_in in acked_in:
+            self.emit({"event": str(ack_in.kind), "id": ack_in.message_id, "peer": peer_name, "by": ack_in.by})
+        for peer in self.peers.values():
+            new_receipt = receipts_out.get(peer.name)
+            if new_receipt is not None:
+                peer.last_receipt_out = new_receipt
+                peer.committed_in_upto = peer.inbound.upto
+                peer.last_contact_ns = now_ns
+                if peer.active is not None and peer.active.conn.state is State.OPEN:
+                    peer.active.conn.send_receipt(new_receipt)
+                    peer.active.pump()
+            if peer.last_receipt_out is not None:
+                for link in peer.resend_receipt_on:
+                    already_told = new_receipt is not None and link is peer.active
+                    if link.conn.state is State.OPEN and not already_told:
+                        link.conn.send_receipt(peer.last_receipt_out)
+                        link.pump()
+            peer.resend_receipt_on.clear()
+            self._transmit(peer)
+        for peer_name, received in received_events:
+            self.emit({"event": "received", "peer": peer_name, **received})
+        for message_id in delivered_ids:
+            self.emit({"event": "delivered", "id": message_id})
+            self._contents.pop(message_id, None)
+            for callback in self._delivered_waiters.pop(message_id, []):
+                callback()
+        if any(p.queue and p.outbound.room() for p in self.peers.values()):
+            self._request_flush()  # more to seal than one batch
+
+    def _record_ack(self, item: _Ack, now_ns: int) -> Exception | None:
+        """Inside the flush transaction: journal the acknowledgement and queue its receipt."""
+        found = self.store.incoming(item.message_id)
+        if found is None or found["kind"] != MessageKind.MESSAGE.value:
+            return DeliveryError(f"no received message with id {item.message_id}; see `hotline inbox`")
+        if found["acknowledged_at_ns"] is not None or (item.kind is ReceiptKind.READ and found["read_at_ns"]):
+            return None  # already said: nothing more to say
+        peer = self.peers.get(found["peer"])
+        if peer is None:
+            return DeliveryError(f"message {item.message_id} came from {found['peer']!r}, which is no longer paired")
+        receipt = env.make_receipt(
+            self.identity, kind=item.kind, sender=self.name, recipient=peer.name, upto=found["seq"],
+            stream_hash=found["stream_hash"], at_ns=now_ns, message_id=item.message_id, by=item.by,
+        )  # fmt: skip
+        carrier = MessageContent(
+            id=uuid7(now_ns // 1_000_000, os.urandom(10)), sender=self.name, recipient=peer.name,
+            precedence=found["precedence"], lang="zxx", subject="", body="", created_at_ns=now_ns,
+            kind=MessageKind.RECEIPT, receipt=receipt,
+        )  # fmt: skip
+        if item.kind is ReceiptKind.READ:
+            self.store.record_read_here(item.message_id, item.by, now_ns)
+        else:
+            self.store.record_acknowledged_here(item.message_id, item.by, now_ns)
+            self.supervisor.acknowledged(item.message_id, peer.name, item.by)
+        self.store.accept(carrier, now_ns)
+        self._contents[carrier.id] = carrier
+        peer.queue.push(carrier.id, carrier.precedence)
+        return None
+
+    def _seal(self, peer: PeerState, now_ns: int) -> None:
+        budget = min(peer.outbound.room(), SEAL_BATCH)
+        while budget > 0:
+            message_id = peer.queue.pop()
+            if message_id is None:
+                return
+            content = self._contents.get(message_id) or self.store.load_content(message_id, self.name)
+            self._announce_busy(_size(content))  # one held back by a full window is sealed only now
+            seq = peer.outbound.next_seq
+            sealed = env.seal(self.identity, peer.ratchet, content, seq)
+            peer.ratchet_dirty = True
+            peer.out_stream_hash = next_stream_hash(peer.out_stream_hash, sealed)
+            self.store.record_sealed(message_id, peer.name, seq, sealed, peer.out_stream_hash, now_ns)
+            peer.outbound.sealed(seq, sealed)
+            peer.stream_hashes[seq] = peer.out_stream_hash
+            budget -= 1
+
+    # -- time -------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        now = self.clock.monotonic()
+        if self._last_tick is not None and now - self._last_tick > 2 * self.config.heartbeat_ms / 1000:
+            # This terminal was itself held up (a large message, a slow disk): whatever the peers
+            # sent meanwhile is still unread in the sockets, so their silence proves nothing yet.
+            log.info("this terminal was busy for %.0f ms; peers' silence in that time is not held against them",
+                     (now - self._last_tick) * 1000)  # fmt: skip
+            for peer in self.peers.values():
+                for link in peer.links.values():
+                    link.conn.excuse_silence(now)
+        self._last_tick = now
+        for peer in self.peers.values():
+            for link in list(peer.links.values()):
+                if link.handover_until is not None and now >= link.handover_until:
+                    link.handover_until = None
+                    self._link_gone(link, "the peer moved this path to a newer connection, which never came up")
+                    continue
+                link.conn.handle_timer(now)
+                self._drain(link)
+            self._apply_switch(peer, peer.selector.evaluate(now))  # failback after the hold-down
+            if peer.active is not None and peer.active.conn.state is State.OPEN:
+                for seq, data in peer.outbound.handle_timer(now):
+                    peer.active.conn.send_envelope(seq, data)
+                peer.active.pump()
+        self.supervisor.tick(now, self.clock.wall_ns())
+
+    # -- status -----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        now = self.clock.monotonic()
+        peers = []
+        for peer in self.peers.values():
+            active = peer.active.path if peer.active is not None else None
+            paths = []
+            for health in sorted(peer.selector.paths.values(), key=lambda p: p.rank):
+                link = peer.links.get(health.name)
+                rtt, p50 = health.rtt_last(), health.rtt_p50(now)
+                paths.append(
+                    {
+                        "name": health.name,
+                        "state": "up" if health.up else "down",
+                        "active": health.name == active,
+                        "address": link.address if link is not None else None,
+                        "rtt_ms": round(rtt * 1000, 3) if rtt is not None else None,
+                        "rtt_p50_ms": round(p50 * 1000, 3) if p50 is not None else None,
+                        "last_heartbeat_ms_ago": (
+                            round((now - health.last_heartbeat) * 1000) if health.last_heartbeat is not None else None
+                        ),
+                        "last_test": health.last_test,
+                    }
+                )
+            link_state = "up" if active else ("refused" if peer.refused else "down")
+            active_info = next((p for p in paths if p["active"]), None)
+            peers.append(
+                {
+                    "name": peer.name,
+                    "fingerprint": fingerprint(peer.identity_key),
+                    "link": link_state,
+                    "active_path": active,
+                    "address": active_info["address"] if active_info else None,
+                    "rtt_ms": active_info["rtt_ms"] if active_info else None,
+                    "paths": paths,
+                    "since_ns": peer.link_since_ns,
+                    "last_contact_ns": peer.last_contact_ns,
+                    "queue": {
+                        "queued": len(peer.queue),
+                        "unacknowledged": peer.outbound.unacked_count,
+                        "next_seq": peer.outbound.next_seq,
+                        "delivered_upto": peer.outbound.acked,
+                        "received_upto": peer.committed_in_upto,
+                    },
+                    "refused": peer.refused,
+                    "last_error": peer.last_error,
+                }
+            )
+        return {"name": self.name, "running": True, "peers": peers, "alarms": self.supervisor.board.listing()}

@@ -1,0 +1,1 @@
+"""The journal and the record tables, behind the interfaces of ``storage.base``."""

@@ -1,0 +1,1 @@
+"""The asyncio daemon: listeners, dialers, timers and the local control socket."""
