@@ -247,7 +247,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     logging.Formatter.converter = time.gmtime
     identity = _identity(home, config)
-    from hotline.terminal.daemon import run_terminal
+    from hotline.app import run_terminal
 
     run_terminal(home, config, identity)
     return 0
