@@ -173,15 +173,14 @@ class Supervisor:
     def _check_acks(self, now_ns: int) -> None:
         while self._ack_heap and self._ack_heap[0][0] <= now_ns:
             _, message_id, peer = heapq.heappop(self._ack_heap)
-            row = self.engine.journal.execute(
-                "SELECT direction, precedence, subject, acknowledged_at_ns FROM messages WHERE id = ?", (message_id,)
-            ).fetchone()
-            if row is None or row[3] is not None:
+            waiting = self.engine.store.awaiting_ack(message_id)
+            if waiting is None:
                 continue
-            who = "the peer's operator" if row[0] == "out" else "an operator here"
+            direction, subject = waiting
+            who = "the peer's operator" if direction == "out" else "an operator here"
             self.raise_alarm(
                 "ack-overdue", peer, message_id,
-                f"message {message_id} ({row[2]!r}) was not acknowledged by {who} within its handling time",
+                f"message {message_id} ({subject!r}) was not acknowledged by {who} within its handling time",
             )  # fmt: skip
 
     # -- time -------------------------------------------------------------------------------

@@ -501,10 +501,7 @@ class Engine:
                 f"expected {peer.name}->{self.name} seq {seq}"
             )
         content = env.decrypt(sealed, peer.ratchet)  # the ratchet changes only on success
-        if (
-            content.id in self._contents
-            or self.store.journal.execute("SELECT 1 FROM messages WHERE id = ?", (content.id,)).fetchone()
-        ):
+        if content.id in self._contents or self.store.has_message(content.id):
             raise RemoteProtocolError(f"envelope {seq} reuses message id {content.id}")
         if content.kind is MessageKind.RECEIPT:
             self._check_receipt_item(peer, content)
@@ -588,8 +585,7 @@ class Engine:
         self._request_flush()
 
     def on_delivered(self, message_id: str, callback: Callable[[], None]) -> None:
-        row = self.journal.execute("SELECT state FROM messages WHERE id = ?", (message_id,)).fetchone()
-        if row is not None and row[0] == "delivered":
+        if self.store.message_state(message_id) == "delivered":
             callback()
             return
         self._delivered_waiters.setdefault(message_id, []).append(callback)
@@ -795,6 +791,19 @@ class Engine:
                     peer.active.conn.send_envelope(seq, data)
                 peer.active.pump()
         self.supervisor.tick(now, self.clock.wall_ns())
+
+    # -- alarms and the record, for the layers above (web, control) ------------------------
+
+    def raise_alarm(self, kind: str, peer: str, subject: str, detail: str) -> None:
+        """Raise an alarm (journaled and emitted in the next commit); once per condition."""
+        self.supervisor.raise_alarm(kind, peer, subject, detail)
+
+    def clear_alarm(self, kind: str, peer: str, subject: str, reason: str) -> None:
+        self.supervisor.clear_alarm(kind, peer, subject, reason)
+
+    def alarms(self) -> list[dict[str, Any]]:
+        """The alarms now active, oldest first."""
+        return self.supervisor.board.listing()
 
     # -- status -----------------------------------------------------------------------------
 

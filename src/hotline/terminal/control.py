@@ -125,7 +125,7 @@ async def serve_client(terminal: Terminal, reader: asyncio.StreamReader, writer:
 
                 terminal.engine.acknowledge(message_id, by[:200], acked)
             elif op == "alarms":
-                respond(req_id, {"alarms": terminal.engine.supervisor.board.listing()})
+                respond(req_id, {"alarms": terminal.engine.alarms()})
             elif op == "reload":
                 respond(req_id, {"changed": terminal.reload()})
             elif op == "send":

@@ -165,7 +165,7 @@ async def post_verify_peer(request: Request) -> Response:
 
 async def get_alarms(request: Request) -> Response:
     await authenticate(request, Permission.READ)
-    return ok({"alarms": context(request).terminal.engine.supervisor.board.listing()})
+    return ok({"alarms": context(request).terminal.engine.alarms()})
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -335,7 +335,7 @@ async def events(request: Request) -> Response:
                 try:
                     event = await asyncio.wait_for(queue.get(), SSE_STATUS_EVERY_S)
                 except TimeoutError:
-                    event = {"event": "status", "alarms": len(ctx.terminal.engine.supervisor.board.listing())}
+                    event = {"event": "status", "alarms": len(ctx.terminal.engine.alarms())}
                 try:  # a stream outlives its check: a logout, expiry or revoked token ends it here
                     await authenticate(request, Permission.READ)
                 except HTTPException as e:

@@ -262,7 +262,7 @@ async def ack_page(request: Request) -> Response:
 
 async def alarms_page(request: Request) -> Response:
     session = await _page(request)
-    return render(request, "alarms.html", session, alarms=context(request).terminal.engine.supervisor.board.listing())
+    return render(request, "alarms.html", session, alarms=context(request).terminal.engine.alarms())
 
 
 async def journal_page(request: Request) -> Response:
@@ -283,7 +283,7 @@ async def fragment(request: Request) -> Response:
     if name == "boxes":
         return render(request, "_boxes.html", session, **_boxes(ctx))
     if name == "alarms":
-        return render(request, "_alarms.html", session, alarms=ctx.terminal.engine.supervisor.board.listing())
+        return render(request, "_alarms.html", session, alarms=ctx.terminal.engine.alarms())
     if name == "flash":
         return render(request, "_flash.html", session, flashes=_flashes(ctx), back=request.query_params.get("at", "/"))
     if name == "message":

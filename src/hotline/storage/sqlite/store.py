@@ -352,6 +352,21 @@ class Store:
 
     # -- read and acknowledged receipts ----------------------------------------------------
 
+    def has_message(self, message_id: str) -> bool:
+        """Any message, receipt carrier or test with this id, either direction."""
+        return self.journal.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)).fetchone() is not None
+
+    def message_state(self, message_id: str) -> str | None:
+        row = self.journal.execute("SELECT state FROM messages WHERE id = ?", (message_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def awaiting_ack(self, message_id: str) -> tuple[str, str] | None:
+        """(direction, subject) of a message still waiting for a person's acknowledgement, else None."""
+        row = self.journal.execute(
+            "SELECT direction, subject FROM messages WHERE id = ? AND acknowledged_at_ns IS NULL", (message_id,)
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
     def incoming(self, message_id: str) -> dict[str, Any] | None:
         row = self.journal.execute(
             "SELECT peer, seq, stream_hash, precedence, acknowledged_at_ns, kind, read_at_ns FROM messages "
