@@ -16,23 +16,27 @@ The supervisor belongs to the engine and decides, from events and the clock:
   is journaled (``alarm.raised`` / ``alarm.cleared``) in the next commit and
   then emitted to listeners (the terminal hands it to the operator's command).
 
-It does no I/O of its own: it asks the engine to write to links and queues
-journal work for the engine's group commit.
+It is a pure state machine (sans-IO, like ``protocol``): it is told what
+happens and what time it is, and it answers with *actions* the engine carries
+out — ``SendTest`` (write a test frame on a path), ``TestResult`` (journal a
+``link.test`` and show it in status) and ``AlarmChange`` (journal the change,
+then tell listeners). The engine collects them with ``take_actions()`` after
+each call. It never sees a link, a socket or the journal: the engine tells it
+which paths exist and whether they can carry a test now (``PathView``), and
+looks up in the journal whether a message due for acknowledgement still waits
+(``acks_due`` → ``ack_overdue``).
 """
 
 from __future__ import annotations
 
+import enum
 import heapq
 import logging
-import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from hotline.core.alarms import AlarmBoard, AlarmChange
-from hotline.core.protocol import State
-
-if TYPE_CHECKING:
-    from hotline.engine.engine import Engine
 
 log = logging.getLogger("hotline.supervision")
 
@@ -49,22 +53,74 @@ STARTUP_GRACE_S = 10.0  # a path that never comes up is reported after this long
 ACK_CHECK_INTERVAL_S = 1.0
 
 
+@dataclass(frozen=True, slots=True)
+class SupervisionConfig:
+    test_interval_s: float = 3600.0
+    test_timeout_s: float = 30.0
+    ack_deadlines_s: Mapping[str, float] = field(default_factory=dict)  # precedence label -> seconds
+
+
+class Readiness(enum.Enum):
+    """Whether a path can carry a test message right now."""
+
+    OPEN = "open"  # its connection is up and has said hello
+    CONNECTING = "connecting"  # connected, hello not yet in (fresh, or replacing another): not a failure
+    DOWN = "down"
+
+
+@dataclass(frozen=True, slots=True)
+class PathView:
+    """What the supervisor is told of one path at each tick."""
+
+    peer: str
+    path: str
+    up: bool  # the path selector counts it up
+    readiness: Readiness
+
+
+@dataclass(frozen=True, slots=True)
+class SendTest:
+    """Action: write a test message on this path now."""
+
+    peer: str
+    path: str
+    test_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TestResult:
+    """Action: journal this test's outcome (``link.test``) and show it in the path's status."""
+
+    peer: str
+    path: str
+    ok: bool
+    at_ns: int
+    rtt_ms: float | None
+    detail: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"ok": self.ok, "at_ns": self.at_ns, "rtt_ms": self.rtt_ms, "detail": self.detail}
+
+
+Action = SendTest | TestResult | AlarmChange
+
+
 @dataclass
 class _PendingTest:
     peer: str
     path: str
     text: str
     sent_mono: float
-    sent_ns: int
     deadline: float
 
 
 class Supervisor:
-    def __init__(self, engine: Engine, now: float) -> None:
-        self.engine = engine
+    def __init__(self, config: SupervisionConfig, now: float, randbytes: Callable[[int], bytes]) -> None:
+        self.config = config
         self.board = AlarmBoard()
-        self._changes: list[AlarmChange] = []
-        self._records: list[tuple[str, str, dict[str, Any]]] = []  # journal entries for the next commit
+        self._randbytes = randbytes
+        self._actions: list[Action] = []
         self._pending_tests: dict[str, _PendingTest] = {}
         self._next_test: dict[tuple[str, str], float] = {}
         self._ack_heap: list[tuple[int, str, str]] = []  # (deadline_ns, message id, peer)
@@ -73,31 +129,34 @@ class Supervisor:
         self._grace_done = False
         self._passage = 0
 
+    def take_actions(self) -> list[Action]:
+        """What the engine must now carry out, in order; each action is handed out once."""
+        actions, self._actions = self._actions, []
+        return actions
+
     # -- alarms -----------------------------------------------------------------------------
 
-    def raise_alarm(self, kind: str, peer: str, subject: str, detail: str) -> None:
-        change = self.board.raise_(kind, peer, subject, detail, self.engine.clock.wall_ns())
+    def raise_alarm(self, kind: str, peer: str, subject: str, detail: str, now_ns: int) -> None:
+        change = self.board.raise_(kind, peer, subject, detail, now_ns)
         if change is not None:
             log.error("ALARM %s %s %s: %s", kind, peer, subject, detail)
-            self._changes.append(change)
-            self.engine.request_flush()
+            self._actions.append(change)
 
-    def clear_alarm(self, kind: str, peer: str, subject: str, reason: str) -> None:
-        change = self.board.clear(kind, peer, subject, self.engine.clock.wall_ns(), reason)
+    def clear_alarm(self, kind: str, peer: str, subject: str, reason: str, now_ns: int) -> None:
+        change = self.board.clear(kind, peer, subject, now_ns, reason)
         if change is not None:
             log.warning("alarm cleared %s %s %s: %s", kind, peer, subject, reason)
-            self._changes.append(change)
-            self.engine.request_flush()
+            self._actions.append(change)
 
-    def restore(self, alarms: list[dict[str, Any]]) -> None:
+    def restore(self, alarms: Iterable[Mapping[str, Any]]) -> None:
         """Alarms still active when the terminal last stopped stay active until their condition clears."""
         for a in alarms:
             self.board.raise_(a["kind"], a["peer"], a["subject"], a["detail"], a["raised_ns"])
 
     # -- paths ------------------------------------------------------------------------------
 
-    def path_up(self, peer: str, path: str) -> None:
-        self.clear_alarm("path-down", peer, path, "the path is up again")
+    def path_up(self, peer: str, path: str, now_ns: int) -> None:
+        self.clear_alarm("path-down", peer, path, "the path is up again", now_ns)
         # A test still pending on this path left on an earlier connection (one that died, or that
         # a simultaneous dial replaced); its answer can only come back on that connection, so
         # it is dropped, not left to time out, and the path is tested afresh on this one.
@@ -105,127 +164,108 @@ class Supervisor:
             del self._pending_tests[test_id]
         self._next_test[(peer, path)] = 0.0  # test a path as soon as it comes up
 
-    def path_down(self, peer: str, path: str, reason: str) -> None:
-        self.raise_alarm("path-down", peer, path, f"path {path} to {peer} is down: {reason}")
+    def path_down(self, peer: str, path: str, reason: str, now_ns: int) -> None:
+        self.raise_alarm("path-down", peer, path, f"path {path} to {peer} is down: {reason}", now_ns)
 
-    def all_paths(self, peer: str, *, up: bool) -> None:
+    def all_paths(self, peer: str, *, up: bool, now_ns: int) -> None:
         if up:
-            self.clear_alarm("all-paths-down", peer, "", "a path is up again")
+            self.clear_alarm("all-paths-down", peer, "", "a path is up again", now_ns)
         else:
-            self.raise_alarm("all-paths-down", peer, "", f"no path to {peer} is up: the line is dead")
+            self.raise_alarm("all-paths-down", peer, "", f"no path to {peer} is up: the line is dead", now_ns)
 
     # -- test messages ----------------------------------------------------------------------
 
-    def _send_test(self, peer_name: str, path: str, now: float, now_ns: int) -> None:
-        peer = self.engine.peers[peer_name]
-        link = peer.links.get(path)
-        handing_over = link is not None and link.handover_until is not None
-        if link is not None and (handing_over or (link.hello_cursor is None and link.conn.state is not State.CLOSED)):
-            # Connected, hello not yet in (a fresh connection, or one replacing another): not a
-            # failure. The hello makes path_up test it at once; this is only the fallback.
-            self._next_test[(peer_name, path)] = now + 1.0
+    def _send_test(self, view: PathView, now: float, now_ns: int) -> None:
+        if view.readiness is Readiness.CONNECTING:
+            # The hello makes path_up test it at once; this is only the fallback.
+            self._next_test[(view.peer, view.path)] = now + 1.0
             return
-        if link is None or link.hello_cursor is None or link.conn.state is not State.OPEN:
-            self._test_result(peer_name, path, ok=False, detail="path is down: the test could not be sent")
+        if view.readiness is Readiness.DOWN:
+            self._test_result(view.peer, view.path, now_ns, ok=False,
+                              detail="path is down: the test could not be sent")  # fmt: skip
             return
-        test_id = os.urandom(8).hex()
+        test_id = self._randbytes(8).hex()
         text = TEST_PASSAGES[self._passage % len(TEST_PASSAGES)]
         self._passage += 1
-        self._pending_tests[test_id] = _PendingTest(
-            peer_name, path, text, now, now_ns, now + self.engine.config.test_timeout_s
-        )
-        link.conn.send_test(test_id, text)
-        link.pump()
+        self._pending_tests[test_id] = _PendingTest(view.peer, view.path, text, now, now + self.config.test_timeout_s)
+        self._actions.append(SendTest(view.peer, view.path, test_id, text))
 
-    def test_answered(self, peer: str, path: str, test_id: str, text: str) -> None:
+    def test_answered(self, peer: str, path: str, test_id: str, text: str, now: float, now_ns: int) -> None:
         pending = self._pending_tests.pop(test_id, None)
         if pending is None or pending.peer != peer:
             log.warning("unexpected test answer %s from %s on %s (late or unknown)", test_id, peer, path)
             return
-        rtt_ms = round((self.engine.clock.monotonic() - pending.sent_mono) * 1000, 3)
+        rtt_ms = round((now - pending.sent_mono) * 1000, 3)
         if text != pending.text:
-            self._test_result(peer, pending.path, ok=False, detail=f"answer garbled: {text[:80]!r}", rtt_ms=rtt_ms)
+            self._test_result(peer, pending.path, now_ns, ok=False, detail=f"answer garbled: {text[:80]!r}",
+                              rtt_ms=rtt_ms)  # fmt: skip
         else:
-            self._test_result(peer, pending.path, ok=True, detail=text, rtt_ms=rtt_ms)
+            self._test_result(peer, pending.path, now_ns, ok=True, detail=text, rtt_ms=rtt_ms)
 
-    def _test_result(self, peer: str, path: str, *, ok: bool, detail: str, rtt_ms: float | None = None) -> None:
-        state = self.engine.peers.get(peer)
-        result: dict[str, object] = {"ok": ok, "at_ns": self.engine.clock.wall_ns(), "rtt_ms": rtt_ms, "detail": detail}
-        if state is not None:
-            state.selector.ensure(path).last_test = result
-        self._records.append(("link.test", peer, {"path": path, **result}))
-        self.engine.request_flush()
+    def tests_pending(self) -> int:
+        """Test messages sent and not yet answered or timed out."""
+        return len(self._pending_tests)
+
+    def _test_result(
+        self, peer: str, path: str, now_ns: int, *, ok: bool, detail: str, rtt_ms: float | None = None
+    ) -> None:
+        self._actions.append(TestResult(peer, path, ok, now_ns, rtt_ms, detail))
         if ok:
-            self.clear_alarm("test-failed", peer, path, f"test answered in {rtt_ms} ms")
+            self.clear_alarm("test-failed", peer, path, f"test answered in {rtt_ms} ms", now_ns)
         else:
-            self.raise_alarm("test-failed", peer, path, f"test message on path {path} to {peer} failed: {detail}")
+            self.raise_alarm("test-failed", peer, path, f"test message on path {path} to {peer} failed: {detail}",
+                             now_ns)  # fmt: skip
 
     # -- acknowledgement deadlines ----------------------------------------------------------
 
     def track_ack(self, message_id: str, peer: str, precedence: str, start_ns: int) -> None:
-        deadline_s = self.engine.config.ack_deadlines_s.get(precedence)
+        deadline_s = self.config.ack_deadlines_s.get(precedence)
         if deadline_s is not None:
             heapq.heappush(self._ack_heap, (start_ns + int(deadline_s * 1e9), message_id, peer))
 
-    def acknowledged(self, message_id: str, peer: str, by: str) -> None:
-        self.clear_alarm("ack-overdue", peer, message_id, f"acknowledged by {by or 'the peer'}")
+    def acknowledged(self, message_id: str, peer: str, by: str, now_ns: int) -> None:
+        self.clear_alarm("ack-overdue", peer, message_id, f"acknowledged by {by or 'the peer'}", now_ns)
 
-    def _check_acks(self, now_ns: int) -> None:
+    def acks_due(self, now: float, now_ns: int) -> list[tuple[str, str]]:
+        """(message id, peer) whose handling time has run out, at most once a second; the engine
+        answers each that still waits for a person with ``ack_overdue``."""
+        if now < self._next_ack_check:
+            return []
+        self._next_ack_check = now + ACK_CHECK_INTERVAL_S
+        due = []
         while self._ack_heap and self._ack_heap[0][0] <= now_ns:
             _, message_id, peer = heapq.heappop(self._ack_heap)
-            waiting = self.engine.store.awaiting_ack(message_id)
-            if waiting is None:
-                continue
-            direction, subject = waiting
-            who = "the peer's operator" if direction == "out" else "an operator here"
-            self.raise_alarm(
-                "ack-overdue", peer, message_id,
-                f"message {message_id} ({subject!r}) was not acknowledged by {who} within its handling time",
-            )  # fmt: skip
+            due.append((message_id, peer))
+        return due
+
+    def ack_overdue(self, message_id: str, peer: str, *, outgoing: bool, subject: str, now_ns: int) -> None:
+        who = "the peer's operator" if outgoing else "an operator here"
+        self.raise_alarm(
+            "ack-overdue", peer, message_id,
+            f"message {message_id} ({subject!r}) was not acknowledged by {who} within its handling time", now_ns,
+        )  # fmt: skip
 
     # -- time -------------------------------------------------------------------------------
 
-    def tick(self, now: float, now_ns: int) -> None:
-        interval = self.engine.config.test_interval_s
+    def tick(self, now: float, now_ns: int, paths: Iterable[PathView]) -> None:
+        views = list(paths)
         if not self._grace_done and now - self._started >= STARTUP_GRACE_S:
             self._grace_done = True
-            for peer in self.engine.peers.values():
-                for path in peer.selector.paths.values():
-                    if not path.up:
-                        self.path_down(peer.name, path.name, "it has not come up since the terminal started")
-                if not peer.selector.any_up():
-                    self.all_paths(peer.name, up=False)
-        for peer in self.engine.peers.values():
-            for path in list(peer.selector.paths.values()):
-                key = (peer.name, path.name)
-                due = self._next_test.setdefault(key, self._started + STARTUP_GRACE_S)
-                if now >= due:
-                    self._next_test[key] = now + interval
-                    self._send_test(peer.name, path.name, now, now_ns)
+            for view in views:
+                if not view.up:
+                    self.path_down(view.peer, view.path, "it has not come up since the terminal started", now_ns)
+            for peer in dict.fromkeys(v.peer for v in views):
+                if not any(v.up for v in views if v.peer == peer):
+                    self.all_paths(peer, up=False, now_ns=now_ns)
+        for view in views:
+            key = (view.peer, view.path)
+            due = self._next_test.setdefault(key, self._started + STARTUP_GRACE_S)
+            if now >= due:
+                self._next_test[key] = now + self.config.test_interval_s
+                self._send_test(view, now, now_ns)
         for test_id, pending in list(self._pending_tests.items()):
             if now >= pending.deadline:
                 del self._pending_tests[test_id]
-                timeout = self.engine.config.test_timeout_s
-                self._test_result(pending.peer, pending.path, ok=False, detail=f"no answer within {timeout:g} s")
-        if now >= self._next_ack_check:
-            self._next_ack_check = now + ACK_CHECK_INTERVAL_S
-            self._check_acks(now_ns)
-
-    # -- the group commit -------------------------------------------------------------------
-
-    def write_pending(self, now_ns: int) -> list[dict[str, Any]]:
-        """Inside the engine's transaction: journal alarm changes and test results.
-
-        Returns the events to emit once the transaction has committed.
-        """
-        events: list[dict[str, Any]] = []
-        store = self.engine.store
-        for kind, peer, detail in self._records:
-            store.record_link(kind, peer, detail, now_ns)
-        self._records.clear()
-        for change in self._changes:
-            store.record_alarm(change)
-            events.append({"event": "alarm", "state": "raised" if change.raised else "cleared",
-                           "reason": change.reason, "at_ns": change.at_ns, **change.alarm.as_dict()})  # fmt: skip
-        self._changes.clear()
-        return events
+                timeout = self.config.test_timeout_s
+                self._test_result(pending.peer, pending.path, now_ns, ok=False,
+                                  detail=f"no answer within {timeout:g} s")  # fmt: skip

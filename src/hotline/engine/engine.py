@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from hotline.core.alarms import AlarmChange
 from hotline.core.delivery import Inbound, Outbound, OutboxQueue, Verdict
 from hotline.core.errors import (
     CryptoError,
@@ -52,7 +53,14 @@ from hotline.core.protocol import (
     TestAnswered,
     grace_for,
 )
-from hotline.core.supervision import Supervisor
+from hotline.core.supervision import (
+    PathView,
+    Readiness,
+    SendTest,
+    SupervisionConfig,
+    Supervisor,
+    TestResult,
+)
 from hotline.crypto import envelope as env
 from hotline.crypto.identity import ContactCard, Identity, fingerprint
 from hotline.crypto.ratchet import Ratchet
@@ -175,6 +183,7 @@ class Engine:
         journal: Journal,
         clock: Clock,
         request_flush: Callable[[], None],
+        randbytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
         self.identity = identity
         self.name = identity.name
@@ -194,7 +203,13 @@ class Engine:
         self.request_flush = request_flush
         self.stopping = False  # set by close_all_links: links that go down now raise no alarm
         self._last_tick: float | None = None
-        self.supervisor = Supervisor(self, clock.monotonic())
+        self._randbytes = randbytes
+        self._alarm_changes: list[AlarmChange] = []  # journaled in the next commit, then emitted
+        self.supervisor = Supervisor(
+            SupervisionConfig(config.test_interval_s, config.test_timeout_s, dict(config.ack_deadlines_s)),
+            clock.monotonic(),
+            randbytes,
+        )
         self.supervisor.restore(self.store.active_alarms())
         for message_id, peer_name, precedence, since_ns in self.store.unacknowledged():
             self.supervisor.track_ack(message_id, peer_name, precedence, since_ns)
@@ -273,7 +288,8 @@ class Engine:
             self._request_flush()
         peer.refused = reason
         if detail.get("presented"):
-            self.supervisor.raise_alarm("peer-key-changed", peer_name, "", reason)
+            self.supervisor.raise_alarm("peer-key-changed", peer_name, "", reason, self.clock.wall_ns())
+            self._supervise()
 
     # -- links ------------------------------------------------------------------------------
 
@@ -317,7 +333,9 @@ class Engine:
             current.io.close()
             log.info("path %s to %s: a newer connection replaces the current one", path, peer_name)
         peer.refused = None
-        self.supervisor.clear_alarm("peer-key-changed", peer_name, "", "the pinned key was presented")
+        self.supervisor.clear_alarm("peer-key-changed", peer_name, "", "the pinned key was presented",
+                                    self.clock.wall_ns())  # fmt: skip
+        self._supervise()
         peer.links[path] = link
         link.conn.send_hello(peer.committed_in_upto, peer.last_receipt_out)
         link.pump()
@@ -358,8 +376,9 @@ class Engine:
         self._request_flush()
         if self.stopping:
             return
-        self.supervisor.path_down(peer.name, link.path, reason)
+        self.supervisor.path_down(peer.name, link.path, reason, self.clock.wall_ns())
         self._apply_switch(peer, peer.selector.mark_down(link.path, now))
+        self._supervise()
 
     def _apply_switch(self, peer: PeerState, switch: Switch | None) -> None:
         """Move our transmissions to the path the selector chose; resend what lacks a receipt."""
@@ -371,11 +390,11 @@ class Engine:
             peer.active = None
             peer.outbound.link_down()
             log.error("all paths to %s are down", peer.name)
-            self.supervisor.all_paths(peer.name, up=False)
+            self.supervisor.all_paths(peer.name, up=False, now_ns=self.clock.wall_ns())
         else:
             self._activate(peer, peer.links[switch.new])
             log.info("traffic to %s now on path %s (%s)", peer.name, switch.new, switch.reason)
-            self.supervisor.all_paths(peer.name, up=True)
+            self.supervisor.all_paths(peer.name, up=True, now_ns=self.clock.wall_ns())
         self._link_events.append(("link.switch", peer.name, detail))
         self._request_flush()
         self._transmit(peer)
@@ -429,7 +448,9 @@ class Engine:
                 elif isinstance(event, LargeFrameReceived):
                     self._announce_busy(event.size)
                 elif isinstance(event, TestAnswered):
-                    self.supervisor.test_answered(peer.name, link.path, event.id, event.text)
+                    self.supervisor.test_answered(
+                        peer.name, link.path, event.id, event.text, self.clock.monotonic(), self.clock.wall_ns()
+                    )
                 elif isinstance(event, ConnectionClosed):
                     link.pump()
                     link.io.close()
@@ -473,7 +494,7 @@ class Engine:
                                     "peer_cursor": hello.cursor})
         )  # fmt: skip
         self._request_flush()
-        self.supervisor.path_up(peer.name, link.path)
+        self.supervisor.path_up(peer.name, link.path, self.clock.wall_ns())
         switch = peer.selector.mark_up(link.path, self.clock.monotonic())
         if switch is None and peer.active is not None and peer.active.path == link.path and peer.active is not link:
             self._activate(peer, link)  # the handover on the active path: resume on the new connection
@@ -644,7 +665,7 @@ class Engine:
                 if self.store.record_person_receipt(peer_name, ack_in, now_ns):
                     acked_in.append((peer_name, ack_in))
                     if ack_in.kind is ReceiptKind.ACKNOWLEDGED:
-                        self.supervisor.acknowledged(ack_in.message_id, peer_name, ack_in.by)
+                        self.supervisor.acknowledged(ack_in.message_id, peer_name, ack_in.by, now_ns)
                 else:
                     log.error("%s sent a %s receipt for message %s, which we never sent it", peer_name,
                               ack_in.kind, ack_in.message_id)  # fmt: skip
@@ -677,7 +698,8 @@ class Engine:
                     blob = seal_state(self.identity.state_key, peer.name, peer.ratchet.to_bytes())
                     self.store.save_session(peer.name, blob)
                     peer.ratchet_dirty = False
-            alarm_events = self.supervisor.write_pending(now_ns)
+            self._supervise()
+            alarm_events = self._write_alarm_changes()
         # Committed: now, and only now, things may leave.
         for event in alarm_events:
             self.emit(event)
@@ -733,7 +755,7 @@ class Engine:
             stream_hash=found["stream_hash"], at_ns=now_ns, message_id=item.message_id, by=item.by,
         )  # fmt: skip
         carrier = MessageContent(
-            id=uuid7(now_ns // 1_000_000, os.urandom(10)), sender=self.name, recipient=peer.name,
+            id=uuid7(now_ns // 1_000_000, self._randbytes(10)), sender=self.name, recipient=peer.name,
             precedence=found["precedence"], lang="zxx", subject="", body="", created_at_ns=now_ns,
             kind=MessageKind.RECEIPT, receipt=receipt,
         )  # fmt: skip
@@ -741,7 +763,7 @@ class Engine:
             self.store.record_read_here(item.message_id, item.by, now_ns)
         else:
             self.store.record_acknowledged_here(item.message_id, item.by, now_ns)
-            self.supervisor.acknowledged(item.message_id, peer.name, item.by)
+            self.supervisor.acknowledged(item.message_id, peer.name, item.by, now_ns)
         self.store.accept(carrier, now_ns)
         self._contents[carrier.id] = carrier
         peer.queue.push(carrier.id, carrier.precedence)
@@ -790,16 +812,74 @@ class Engine:
                 for seq, data in peer.outbound.handle_timer(now):
                     peer.active.conn.send_envelope(seq, data)
                 peer.active.pump()
-        self.supervisor.tick(now, self.clock.wall_ns())
+        now_ns = self.clock.wall_ns()
+        self.supervisor.tick(now, now_ns, self._path_views())
+        for message_id, peer_name in self.supervisor.acks_due(now, now_ns):
+            waiting = self.store.awaiting_ack(message_id)
+            if waiting is not None:
+                direction, subject = waiting
+                self.supervisor.ack_overdue(message_id, peer_name, outgoing=direction == "out", subject=subject,
+                                            now_ns=now_ns)  # fmt: skip
+        self._supervise()
+
+    # -- supervision: the line proves itself -------------------------------------------------
+
+    def _path_views(self) -> list[PathView]:
+        """Every path to every peer, as the supervisor needs to see it."""
+        views = []
+        for peer in self.peers.values():
+            for health in peer.selector.paths.values():
+                link = peer.links.get(health.name)
+                if link is not None and (
+                    link.handover_until is not None
+                    or (link.hello_cursor is None and link.conn.state is not State.CLOSED)
+                ):
+                    readiness = Readiness.CONNECTING  # a fresh connection, or one replacing another
+                elif link is None or link.hello_cursor is None or link.conn.state is not State.OPEN:
+                    readiness = Readiness.DOWN
+                else:
+                    readiness = Readiness.OPEN
+                views.append(PathView(peer.name, health.name, health.up, readiness))
+        return views
+
+    def _supervise(self) -> None:
+        """Carry out what the supervisor decided: test frames leave now; results and alarm
+        changes are journaled in the next commit (alarms are told to listeners after it)."""
+        for action in self.supervisor.take_actions():
+            if isinstance(action, SendTest):
+                link = self.peers[action.peer].links[action.path]
+                link.conn.send_test(action.test_id, action.text)
+                link.pump()
+                continue
+            if isinstance(action, TestResult):
+                peer = self.peers.get(action.peer)
+                if peer is not None:
+                    peer.selector.ensure(action.path).last_test = action.as_dict()
+                self._link_events.append(("link.test", action.peer, {"path": action.path, **action.as_dict()}))
+            else:
+                self._alarm_changes.append(action)
+            self._request_flush()
+
+    def _write_alarm_changes(self) -> list[dict[str, Any]]:
+        """Inside the commit: journal the alarm changes; return the events to emit once committed."""
+        events: list[dict[str, Any]] = []
+        for change in self._alarm_changes:
+            self.store.record_alarm(change)
+            events.append({"event": "alarm", "state": "raised" if change.raised else "cleared",
+                           "reason": change.reason, "at_ns": change.at_ns, **change.alarm.as_dict()})  # fmt: skip
+        self._alarm_changes.clear()
+        return events
 
     # -- alarms and the record, for the layers above (web, control) ------------------------
 
     def raise_alarm(self, kind: str, peer: str, subject: str, detail: str) -> None:
         """Raise an alarm (journaled and emitted in the next commit); once per condition."""
-        self.supervisor.raise_alarm(kind, peer, subject, detail)
+        self.supervisor.raise_alarm(kind, peer, subject, detail, self.clock.wall_ns())
+        self._supervise()
 
     def clear_alarm(self, kind: str, peer: str, subject: str, reason: str) -> None:
-        self.supervisor.clear_alarm(kind, peer, subject, reason)
+        self.supervisor.clear_alarm(kind, peer, subject, reason, self.clock.wall_ns())
+        self._supervise()
 
     def alarms(self) -> list[dict[str, Any]]:
         """The alarms now active, oldest first."""
