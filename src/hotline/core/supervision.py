@@ -18,7 +18,7 @@ The supervisor belongs to the engine and decides, from events and the clock:
 
 It is a pure state machine (sans-IO, like ``protocol``): it is told what
 happens and what time it is, and it answers with *actions* the engine carries
-out — ``SendTest`` (write a test frame on a path), ``TestResult`` (journal a
+out — ``SendTest`` (write a test frame on a path), ``PathTested`` (journal a
 ``link.test`` and show it in status) and ``AlarmChange`` (journal the change,
 then tell listeners). The engine collects them with ``take_actions()`` after
 each call. It never sees a link, a socket or the journal: the engine tells it
@@ -89,7 +89,7 @@ class SendTest:
 
 
 @dataclass(frozen=True, slots=True)
-class TestResult:
+class PathTested:
     """Action: journal this test's outcome (``link.test``) and show it in the path's status."""
 
     peer: str
@@ -103,7 +103,7 @@ class TestResult:
         return {"ok": self.ok, "at_ns": self.at_ns, "rtt_ms": self.rtt_ms, "detail": self.detail}
 
 
-Action = SendTest | TestResult | AlarmChange
+Action = SendTest | PathTested | AlarmChange
 
 
 @dataclass
@@ -209,7 +209,7 @@ class Supervisor:
     def _test_result(
         self, peer: str, path: str, now_ns: int, *, ok: bool, detail: str, rtt_ms: float | None = None
     ) -> None:
-        self._actions.append(TestResult(peer, path, ok, now_ns, rtt_ms, detail))
+        self._actions.append(PathTested(peer, path, ok, now_ns, rtt_ms, detail))
         if ok:
             self.clear_alarm("test-failed", peer, path, f"test answered in {rtt_ms} ms", now_ns)
         else:

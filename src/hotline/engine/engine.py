@@ -54,12 +54,12 @@ from hotline.core.protocol import (
     grace_for,
 )
 from hotline.core.supervision import (
+    PathTested,
     PathView,
     Readiness,
     SendTest,
     SupervisionConfig,
     Supervisor,
-    TestResult,
 )
 from hotline.crypto import envelope as env
 from hotline.crypto.identity import ContactCard, Identity, fingerprint
@@ -851,7 +851,7 @@ class Engine:
                 link.conn.send_test(action.test_id, action.text)
                 link.pump()
                 continue
-            if isinstance(action, TestResult):
+            if isinstance(action, PathTested):
                 peer = self.peers.get(action.peer)
                 if peer is not None:
                     peer.selector.ensure(action.path).last_test = action.as_dict()
