@@ -36,7 +36,7 @@ from hotline.core.wire import MAX_FRAME_BYTES, FrameDecoder, encode_frame, pack,
 from hotline.crypto import envelope as env
 from hotline.crypto.identity import ContactCard, Identity, load_keys, make_card
 from hotline.crypto.ratchet import Ratchet
-from hotline.engine.engine import open_state
+from hotline.engine.peer import open_state
 from hotline.storage.sqlite.journal import entry_hash
 from hotline.terminal.daemon import client_context
 

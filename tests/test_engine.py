@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 
 from hotline.core.model import Address, MessageContent, Precedence
 from hotline.crypto.identity import Identity, make_card
-from hotline.engine.engine import Engine, Link
+from hotline.engine.engine import Engine
 from hotline.engine.pairing import pair
+from hotline.engine.peer import Link
 from hotline.home.config import Config
 from hotline.storage.audit import verify
 from hotline.storage.sqlite.journal import Journal

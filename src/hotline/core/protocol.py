@@ -7,8 +7,8 @@ socket or a clock.
 
 States (every legal move is in ``_TRANSITIONS``)::
 
-    AWAIT_HELLO --hello--> OPEN --bye / error / silence--> CLOSED
-         \\_____________ error / silence / bye ____________/
+    AWAIT_HELLO --hello--> OPEN --bye / error / silence / transport lost--> CLOSED
+         \\_____________ error / silence / bye / transport lost ____________/
 
 Frames (msgpack maps, see ``wire``):
 
@@ -257,6 +257,13 @@ class Connection:
             bye["handover"] = True
         self._emit(bye)
         self._closed(reason, by_peer=False)
+
+    def transport_lost(self, reason: str) -> None:
+        """The shell lost the transport under us (reset, EOF, error): closed at once, nothing to
+        send and no event, since the shell is the one telling us."""
+        if self.state is not State.CLOSED:
+            self.state = State.CLOSED
+            self.close_reason = reason
 
     def data_to_send(self) -> bytes:
         data = bytes(self._out)

@@ -22,36 +22,21 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from dataclasses import dataclass
+from typing import Any
 
 from hotline.core.alarms import AlarmChange
 from hotline.core.delivery import Inbound, Outbound, OutboxQueue, Verdict
 from hotline.core.errors import (
     CryptoError,
     DeliveryError,
-    JournalError,
     ProtocolError,
     RemoteProtocolError,
 )
 from hotline.core.model import MessageContent, MessageKind, ReceiptKind, next_stream_hash, uuid7
-from hotline.core.paths import PathSelector, Switch
+from hotline.core.paths import PathSelector
 from hotline.core.protocol import (
-    LARGE_FRAME_BYTES,
-    Connection,
-    ConnectionClosed,
-    EnvelopeReceived,
-    HelloReceived,
-    LargeFrameReceived,
-    ReceiptReceived,
-    ResumeRequested,
-    RttMeasured,
     State,
-    TestAnswered,
-    grace_for,
 )
 from hotline.core.supervision import (
     PathTested,
@@ -62,8 +47,11 @@ from hotline.core.supervision import (
     Supervisor,
 )
 from hotline.crypto import envelope as env
-from hotline.crypto.identity import ContactCard, Identity, fingerprint
+from hotline.crypto.identity import ContactCard, Identity
 from hotline.crypto.ratchet import Ratchet
+from hotline.engine.links import LinkHandling
+from hotline.engine.peer import Clock, Link, PeerState, open_state, seal_state
+from hotline.engine.status import terminal_status
 from hotline.home.config import Config
 from hotline.storage.sqlite.journal import Journal
 from hotline.storage.sqlite.store import Store
@@ -77,83 +65,6 @@ SESSION_AD = b"hotline-session-v1\x00"
 def _size(content: MessageContent) -> int:
     """Roughly what journaling and sealing a message costs: its text and attachments, in bytes."""
     return len(content.body) + sum(len(a.data) for a in content.attachments)
-
-
-def seal_state(key: bytes, peer: str, state: bytes) -> bytes:
-    """Encrypt a ratchet state at rest under the terminal's state key."""
-    nonce = os.urandom(12)
-    return nonce + AESGCM(key).encrypt(nonce, state, SESSION_AD + peer.encode())
-
-
-def open_state(key: bytes, peer: str, blob: bytes) -> bytes:
-    try:
-        return AESGCM(key).decrypt(blob[:12], blob[12:], SESSION_AD + peer.encode())
-    except (InvalidTag, ValueError):
-        raise JournalError(f"the ratchet session for {peer!r} does not decrypt with this terminal's keys") from None
-
-
-class Clock(Protocol):
-    def monotonic(self) -> float: ...
-    def wall_ns(self) -> int: ...
-
-
-class LinkIO(Protocol):
-    """What the engine needs from a transport: write bytes, close."""
-
-    def write(self, data: bytes) -> None: ...
-    def close(self) -> None: ...
-
-
-@dataclass(eq=False)
-class Link:
-    """One authenticated connection to a peer."""
-
-    peer: str
-    io: LinkIO
-    conn: Connection
-    dialed: bool  # we opened it
-    preferred: bool  # opened by the side with the smaller identity key (tie-break)
-    address: str
-    path: str = "primary"
-    hello_cursor: int | None = None  # the peer's cursor from its hello on this link
-    # It replaced a live connection on the same path (both sides dialled at once):
-    # the path stays up across the handover, and goes down if this one never comes up.
-    inherits_up: bool = False
-    # The peer closed this one for a newer connection on the same path, which has not reached us
-    # yet (its handshake finishes later at our end): it keeps the path's place, and the path stays
-    # up, until this monotonic time; then the path is down after all.
-    handover_until: float | None = None
-
-    def pump(self) -> None:
-        data = self.conn.data_to_send()
-        if data:
-            self.io.write(data)
-
-
-@dataclass(eq=False)
-class PeerState:
-    name: str
-    identity_key: bytes
-    card: ContactCard
-    ratchet: Ratchet
-    outbound: Outbound
-    inbound: Inbound
-    queue: OutboxQueue
-    out_stream_hash: bytes
-    committed_in_upto: int
-    last_receipt_out: bytes | None
-    last_contact_ns: int | None
-    selector: PathSelector
-    stream_hashes: dict[int, bytes] = field(default_factory=dict)  # unacked seq -> our running hash
-    active: Link | None = None  # the link that carries our envelopes
-    links: dict[str, Link] = field(default_factory=dict)  # one live link per path
-    pending_in: list[tuple[int, bytes, bytes, MessageContent]] = field(default_factory=list)
-    pending_receipt: tuple[int, bytes] | None = None
-    resend_receipt_on: set[Link] = field(default_factory=set)
-    ratchet_dirty: bool = False
-    refused: str | None = None  # why the last link attempt was refused (key mismatch...)
-    last_error: str | None = None
-    link_since_ns: int | None = None
 
 
 @dataclass
@@ -174,7 +85,7 @@ class _Ack:
 Listener = Callable[[dict[str, Any]], None]
 
 
-class Engine:
+class Engine(LinkHandling):
     def __init__(
         self,
         *,
@@ -277,230 +188,6 @@ class Engine:
                 return peer
         return None
 
-    def refuse(self, peer_name: str, reason: str, detail: dict[str, Any]) -> None:
-        """A link attempt to a known peer was refused (wrong key, TLS failure). Journal once per reason."""
-        peer = self.peers.get(peer_name)
-        if peer is None:
-            return
-        if peer.refused != reason:
-            log.error("refused link to %s: %s", peer_name, reason)
-            self._link_events.append(("link.refused", peer_name, {"reason": reason, **detail}))
-            self._request_flush()
-        peer.refused = reason
-        if detail.get("presented"):
-            self.supervisor.raise_alarm("peer-key-changed", peer_name, "", reason, self.clock.wall_ns())
-            self._supervise()
-
-    # -- links ------------------------------------------------------------------------------
-
-    def link_established(
-        self, peer_name: str, io: LinkIO, *, dialed: bool, address: str, path: str = "primary"
-    ) -> Link | None:
-        """A TLS connection whose certificate matches ``peer_name``'s pinned key is up on ``path``."""
-        peer = self.peers[peer_name]
-        we_are_smaller = self.identity.public_key < peer.identity_key
-        link = Link(
-            peer=peer_name,
-            io=io,
-            conn=Connection(
-                local_name=self.name,
-                peer_name=peer_name,
-                now=self.clock.monotonic(),
-                heartbeat_interval=self.config.heartbeat_ms / 1000,
-                missed_limit=self.config.missed_heartbeats,
-            ),
-            dialed=dialed,
-            preferred=(dialed == we_are_smaller),
-            address=address,
-            path=path,
-        )
-        current = peer.links.get(path)
-        if current is not None and current.conn.state is not State.CLOSED and current.preferred and not link.preferred:
-            # Both sides dialled this path at once: keep the connection the smaller key
-            # opened, so both ends settle on the same one.
-            link.conn.close("duplicate connection on this path; keeping the existing one")
-            link.pump()
-            io.close()
-            return None
-        if current is not None:
-            # A handover, not an outage: no link.down, no alarm, no failover.
-            link.inherits_up = current.hello_cursor is not None or current.inherits_up
-            del peer.links[path]
-            peer.resend_receipt_on.discard(current)
-            if current.conn.state is not State.CLOSED:
-                current.conn.close("superseded by a newer connection on the same path", handover=True)
-                current.pump()
-            current.io.close()
-            log.info("path %s to %s: a newer connection replaces the current one", path, peer_name)
-        peer.refused = None
-        self.supervisor.clear_alarm("peer-key-changed", peer_name, "", "the pinned key was presented",
-                                    self.clock.wall_ns())  # fmt: skip
-        self._supervise()
-        peer.links[path] = link
-        link.conn.send_hello(peer.committed_in_upto, peer.last_receipt_out)
-        link.pump()
-        return link
-
-    def close_all_links(self, reason: str) -> None:
-        """The terminal is stopping: close every link and journal each going down (in the next
-        flush). A deliberate stop raises no alarm and moves no traffic; the peer raises its own."""
-        self.stopping = True
-        for peer in self.peers.values():
-            for link in list(peer.links.values()):
-                self._close_link(link, reason)
-
-    def _close_link(self, link: Link, reason: str) -> None:
-        link.handover_until = None  # closed on purpose: no newer connection is awaited
-        if link.conn.state is not State.CLOSED:
-            link.conn.close(reason)
-            link.pump()
-        link.io.close()
-        self._link_gone(link, reason)
-
-    def _link_gone(self, link: Link, reason: str) -> None:
-        peer = self.peers.get(link.peer)
-        if peer is None or peer.links.get(link.path) is not link:
-            return
-        if link.handover_until is not None and self.clock.monotonic() < link.handover_until and not self.stopping:
-            return  # its transport closing is expected: the newer connection decides (see tick)
-        del peer.links[link.path]
-        peer.resend_receipt_on.discard(link)
-        if link.hello_cursor is None and not link.inherits_up:
-            return  # never came up: nothing to report
-        now = self.clock.monotonic()
-        peer.last_error = reason
-        log.warning("path %s to %s down: %s", link.path, link.peer, reason)
-        self._link_events.append(
-            ("link.down", link.peer, {"path": link.path, "address": link.address, "reason": reason})
-        )
-        self._request_flush()
-        if self.stopping:
-            return
-        self.supervisor.path_down(peer.name, link.path, reason, self.clock.wall_ns())
-        self._apply_switch(peer, peer.selector.mark_down(link.path, now))
-        self._supervise()
-
-    def _apply_switch(self, peer: PeerState, switch: Switch | None) -> None:
-        """Move our transmissions to the path the selector chose; resend what lacks a receipt."""
-        if switch is None:
-            return
-        peer.link_since_ns = self.clock.wall_ns()
-        detail = {"from": switch.old, "to": switch.new, "reason": switch.reason}
-        if switch.new is None:
-            peer.active = None
-            peer.outbound.link_down()
-            log.error("all paths to %s are down", peer.name)
-            self.supervisor.all_paths(peer.name, up=False, now_ns=self.clock.wall_ns())
-        else:
-            self._activate(peer, peer.links[switch.new])
-            log.info("traffic to %s now on path %s (%s)", peer.name, switch.new, switch.reason)
-            self.supervisor.all_paths(peer.name, up=True, now_ns=self.clock.wall_ns())
-        self._link_events.append(("link.switch", peer.name, detail))
-        self._request_flush()
-        self._transmit(peer)
-
-    def _activate(self, peer: PeerState, link: Link) -> None:
-        """Send on ``link`` from now on. Resume from what the peer is known to hold; anything
-        in flight on the old connection is sent again and dropped there if it had arrived."""
-        peer.active = link
-        peer.outbound.link_down()
-        peer.outbound.link_up(link.hello_cursor or 0, self.clock.monotonic())
-        peer.inbound.link_up()
-
-    def connection_lost(self, link: Link, reason: str) -> None:
-        """The transport is gone (reset, EOF, error)."""
-        if link.conn.state is not State.CLOSED:
-            link.conn.state = State.CLOSED
-            if link.hello_cursor is None and not link.inherits_up and not self.stopping:
-                # No bye, no error, no hello: nothing else would say why this connection came to
-                # nothing (a peer that refused us after TLS, or died mid-start).
-                log.warning(
-                    "path %s to %s at %s closed before its hello: %s", link.path, link.peer, link.address, reason
-                )
-        self._link_gone(link, reason)
-
-    def data_received(self, link: Link, data: bytes) -> None:
-        now = self.clock.monotonic()
-        link.conn.receive_data(data, now)
-        peer = self.peers.get(link.peer)
-        if peer is not None and link.hello_cursor is not None:
-            peer.selector.ensure(link.path).last_heartbeat = now
-        self._drain(link)
-
-    def _drain(self, link: Link) -> None:
-        """Handle every event the connection has produced; write what it wants to send."""
-        peer = self.peers.get(link.peer)
-        while (event := link.conn.next_event()) is not None:
-            if peer is None:
-                break
-            try:
-                if isinstance(event, EnvelopeReceived):
-                    self._on_envelope(peer, link, event.seq, event.data)
-                elif isinstance(event, ReceiptReceived):
-                    self._on_receipt(peer, event.data)
-                elif isinstance(event, HelloReceived):
-                    self._on_hello(peer, link, event)
-                elif isinstance(event, ResumeRequested):
-                    peer.outbound.on_resume(event.cursor)
-                    self._transmit(peer)
-                elif isinstance(event, RttMeasured):
-                    peer.selector.ensure(link.path).add_rtt(self.clock.monotonic(), event.rtt)
-                elif isinstance(event, LargeFrameReceived):
-                    self._announce_busy(event.size)
-                elif isinstance(event, TestAnswered):
-                    self.supervisor.test_answered(
-                        peer.name, link.path, event.id, event.text, self.clock.monotonic(), self.clock.wall_ns()
-                    )
-                elif isinstance(event, ConnectionClosed):
-                    link.pump()
-                    link.io.close()
-                    was_up = link.hello_cursor is not None or link.inherits_up
-                    if event.handover and was_up and peer.links.get(link.path) is link and not self.stopping:
-                        grace = self.config.heartbeat_ms / 1000 * self.config.missed_heartbeats
-                        link.handover_until = self.clock.monotonic() + grace
-                        log.info("path %s to %s: the peer moved it to a newer connection; waiting for it",
-                                 link.path, link.peer)  # fmt: skip
-                        return
-                    (log.warning if event.by_peer else log.info)("link to %s closed: %s", link.peer, event.reason)
-                    self._link_gone(link, event.reason)
-                    return
-            except (ProtocolError, CryptoError) as e:
-                # The peer sent something we refuse: close this connection with the
-                # reason; nothing of it reached the journal.
-                log.error("refusing input from %s: %s", link.peer, e)
-                self._close_link(link, f"refused: {e}")
-                return
-        link.pump()
-
-    def _on_hello(self, peer: PeerState, link: Link, hello: HelloReceived) -> None:
-        # Everything the hello claims is checked before the link counts as up, so a
-        # refused hello leaves a refusal in the record, never a false link.up.
-        try:
-            if hello.cursor >= peer.outbound.next_seq:
-                raise RemoteProtocolError(
-                    f"peer claims to have sequence {hello.cursor} but only {peer.outbound.next_seq - 1} "
-                    "were ever sent; its journal belongs to another pairing"
-                )
-            if hello.receipt is not None:
-                self._on_receipt(peer, hello.receipt)
-        except (ProtocolError, CryptoError) as e:
-            self.refuse(peer.name, str(e), {"path": link.path, "address": link.address})
-            raise
-        link.hello_cursor = hello.cursor
-        peer.last_error = None
-        log.info("path %s to %s up via %s (peer holds ours up to %d)", link.path, peer.name, link.address, hello.cursor)
-        self._link_events.append(
-            ("link.up", peer.name, {"path": link.path, "address": link.address, "dialed": link.dialed,
-                                    "peer_cursor": hello.cursor})
-        )  # fmt: skip
-        self._request_flush()
-        self.supervisor.path_up(peer.name, link.path, self.clock.wall_ns())
-        switch = peer.selector.mark_up(link.path, self.clock.monotonic())
-        if switch is None and peer.active is not None and peer.active.path == link.path and peer.active is not link:
-            self._activate(peer, link)  # the handover on the active path: resume on the new connection
-            self._transmit(peer)
-        self._apply_switch(peer, switch)
-
     def _on_envelope(self, peer: PeerState, link: Link, seq: int, data: bytes) -> None:
         verdict = peer.inbound.classify(seq)
         if verdict is Verdict.DUPLICATE:
@@ -577,14 +264,6 @@ class Engine:
         peer.pending_receipt = (receipt.upto, data)
         self._request_flush()
 
-    def _transmit(self, peer: PeerState) -> None:
-        link = peer.active
-        if link is None or link.conn.state is not State.OPEN:
-            return
-        for seq, data in peer.outbound.to_transmit():
-            link.conn.send_envelope(seq, data)
-        link.pump()
-
     # -- accepting messages -----------------------------------------------------------------
 
     def submit(self, content: MessageContent, done: Callable[[Exception | None, bool], None], by: str = "") -> None:
@@ -619,16 +298,6 @@ class Engine:
         self._request_flush()
 
     # -- the group commit -------------------------------------------------------------------
-
-    def _announce_busy(self, size: int) -> None:
-        """About to journal, seal or open ``size`` bytes at once, which holds this whole terminal up
-        for a while: every peer hears it first, on every path, so no healthy path is called dead."""
-        if size <= LARGE_FRAME_BYTES:
-            return
-        for peer in self.peers.values():
-            for link in peer.links.values():
-                link.conn.announce_busy(grace_for(size))
-                link.pump()
 
     def flush(self) -> None:
         now_ns = self.clock.wall_ns()
@@ -695,7 +364,7 @@ class Engine:
                     peer.last_contact_ns = now_ns
                 self._seal(peer, now_ns)
                 if peer.ratchet_dirty:
-                    blob = seal_state(self.identity.state_key, peer.name, peer.ratchet.to_bytes())
+                    blob = seal_state(self.identity.state_key, peer.name, peer.ratchet.to_bytes(), self._randbytes(12))
                     self.store.save_session(peer.name, blob)
                     peer.ratchet_dirty = False
             self._supervise()
@@ -888,50 +557,4 @@ class Engine:
     # -- status -----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        now = self.clock.monotonic()
-        peers = []
-        for peer in self.peers.values():
-            active = peer.active.path if peer.active is not None else None
-            paths = []
-            for health in sorted(peer.selector.paths.values(), key=lambda p: p.rank):
-                link = peer.links.get(health.name)
-                rtt, p50 = health.rtt_last(), health.rtt_p50(now)
-                paths.append(
-                    {
-                        "name": health.name,
-                        "state": "up" if health.up else "down",
-                        "active": health.name == active,
-                        "address": link.address if link is not None else None,
-                        "rtt_ms": round(rtt * 1000, 3) if rtt is not None else None,
-                        "rtt_p50_ms": round(p50 * 1000, 3) if p50 is not None else None,
-                        "last_heartbeat_ms_ago": (
-                            round((now - health.last_heartbeat) * 1000) if health.last_heartbeat is not None else None
-                        ),
-                        "last_test": health.last_test,
-                    }
-                )
-            link_state = "up" if active else ("refused" if peer.refused else "down")
-            active_info = next((p for p in paths if p["active"]), None)
-            peers.append(
-                {
-                    "name": peer.name,
-                    "fingerprint": fingerprint(peer.identity_key),
-                    "link": link_state,
-                    "active_path": active,
-                    "address": active_info["address"] if active_info else None,
-                    "rtt_ms": active_info["rtt_ms"] if active_info else None,
-                    "paths": paths,
-                    "since_ns": peer.link_since_ns,
-                    "last_contact_ns": peer.last_contact_ns,
-                    "queue": {
-                        "queued": len(peer.queue),
-                        "unacknowledged": peer.outbound.unacked_count,
-                        "next_seq": peer.outbound.next_seq,
-                        "delivered_upto": peer.outbound.acked,
-                        "received_upto": peer.committed_in_upto,
-                    },
-                    "refused": peer.refused,
-                    "last_error": peer.last_error,
-                }
-            )
-        return {"name": self.name, "running": True, "peers": peers, "alarms": self.supervisor.board.listing()}
+        return terminal_status(self.name, self.peers.values(), self.supervisor.board.listing(), self.clock.monotonic())

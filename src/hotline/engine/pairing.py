@@ -8,13 +8,14 @@ each other before they trust the line.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from hotline.core.errors import ConfigError, UnknownPeer
 from hotline.crypto.identity import ContactCard, Identity, fingerprint, safety_number
 from hotline.crypto.ratchet import Ratchet, initial_secret, is_initiator
-from hotline.engine.engine import seal_state
+from hotline.engine.peer import seal_state
 from hotline.storage.audit import rfc3339
 from hotline.storage.sqlite.store import PeerRow, Store
 
@@ -44,7 +45,7 @@ def pair(store: Store, identity: Identity, card: ContactCard, now_ns: int, by: s
     with store.journal.transaction():
         rekeyed = store.add_peer(
             card.name, card.to_json(), card.identity_key, number,
-            seal_state(identity.state_key, card.name, ratchet.to_bytes()), now_ns,
+            seal_state(identity.state_key, card.name, ratchet.to_bytes(), secrets.token_bytes(12)), now_ns,
         )  # fmt: skip
         if by:
             store.record_operator("pair", {"peer": card.name, "by": by}, now_ns)

@@ -31,7 +31,8 @@ from typing import Any, cast
 from hotline.core.errors import ConfigError, HotlineError, IdentityError
 from hotline.core.model import Address
 from hotline.crypto.identity import Identity, cert_public_key, fingerprint
-from hotline.engine.engine import Engine, Link
+from hotline.engine.engine import Engine
+from hotline.engine.peer import Link
 from hotline.home.config import CONTROL_SOCKET, JOURNAL_FILE, LOCK_FILE, Config, parse_api_listen
 from hotline.storage.sqlite.journal import Journal
 from hotline.terminal import control

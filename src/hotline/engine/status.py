@@ -1,0 +1,58 @@
+"""The running terminal's status: peers, paths, queues and alarms, as `hotline status` shows them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from hotline.crypto.identity import fingerprint
+from hotline.engine.peer import PeerState
+
+
+def peer_status(peer: PeerState, now: float) -> dict[str, Any]:
+    """One peer: its link, each path's health and the state of both streams."""
+    active = peer.active.path if peer.active is not None else None
+    paths = []
+    for health in sorted(peer.selector.paths.values(), key=lambda p: p.rank):
+        link = peer.links.get(health.name)
+        rtt, p50 = health.rtt_last(), health.rtt_p50(now)
+        paths.append(
+            {
+                "name": health.name,
+                "state": "up" if health.up else "down",
+                "active": health.name == active,
+                "address": link.address if link is not None else None,
+                "rtt_ms": round(rtt * 1000, 3) if rtt is not None else None,
+                "rtt_p50_ms": round(p50 * 1000, 3) if p50 is not None else None,
+                "last_heartbeat_ms_ago": (
+                    round((now - health.last_heartbeat) * 1000) if health.last_heartbeat is not None else None
+                ),
+                "last_test": health.last_test,
+            }
+        )
+    link_state = "up" if active else ("refused" if peer.refused else "down")
+    active_info = next((p for p in paths if p["active"]), None)
+    return {
+        "name": peer.name,
+        "fingerprint": fingerprint(peer.identity_key),
+        "link": link_state,
+        "active_path": active,
+        "address": active_info["address"] if active_info else None,
+        "rtt_ms": active_info["rtt_ms"] if active_info else None,
+        "paths": paths,
+        "since_ns": peer.link_since_ns,
+        "last_contact_ns": peer.last_contact_ns,
+        "queue": {
+            "queued": len(peer.queue),
+            "unacknowledged": peer.outbound.unacked_count,
+            "next_seq": peer.outbound.next_seq,
+            "delivered_upto": peer.outbound.acked,
+            "received_upto": peer.committed_in_upto,
+        },
+        "refused": peer.refused,
+        "last_error": peer.last_error,
+    }
+
+
+def terminal_status(name: str, peers: Iterable[PeerState], alarms: list[dict[str, Any]], now: float) -> dict[str, Any]:
+    return {"name": name, "running": True, "peers": [peer_status(p, now) for p in peers], "alarms": alarms}
