@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup chromium demo test check lint typecheck unit bench messages screenshot clean
+.PHONY: setup chromium demo test check lint typecheck layers unit bench messages screenshot clean
 
 setup: $(STAMP)
 
@@ -34,9 +34,13 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
-check: lint typecheck
+# The import rule of docs/design.md: lower layers never import higher ones; the core does no I/O.
+layers: setup
+	$(VENV)/bin/lint-imports --no-cache
 
-# The whole suite: lint, types, then every test (unit, property, end-to-end).
+check: lint typecheck layers
+
+# The whole suite: lint, types, layers, then every test (unit, property, end-to-end).
 test: check chromium
 	$(VENV)/bin/pytest -n 2 --dist loadgroup
 
