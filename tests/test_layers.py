@@ -31,7 +31,8 @@ def test_the_tree_keeps_its_layers() -> None:
 
 
 def test_a_lower_layer_importing_a_higher_one_or_the_core_doing_io_is_refused(tmp_path: Path) -> None:
-    shutil.copytree(ROOT / "src" / "hotline", tmp_path / "src" / "hotline", ignore=shutil.ignore_patterns("__pycache__"))
+    copy = tmp_path / "src" / "hotline"
+    shutil.copytree(ROOT / "src" / "hotline", copy, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     model = tmp_path / "src" / "hotline" / "core" / "model.py"
     model.write_text(model.read_text() + "\nimport hotline.engine.engine  # noqa\n")
