@@ -12,6 +12,7 @@ from hotline.core.protocol import (
     HelloReceived,
     LargeFrameReceived,
     ReceiptReceived,
+    RecordInDoubt,
     ResumeRequested,
     State,
     grace_for,
@@ -195,3 +196,26 @@ def test_a_large_frame_is_flagged_before_it_is_handled_and_its_grace_pong_is_not
         assert a.state is State.OPEN, t
     a.handle_timer(2.05)
     assert a.state is State.CLOSED
+
+
+def test_a_terminal_whose_journal_failed_its_check_says_so_right_after_its_hello() -> None:
+    a, b = pair()
+    a.send_hello(0, None)
+    a.send_doubt("entry 42 (message.received): hash does not match its contents")
+    b.send_hello(0, None)
+    assert shuttle(a, b) == [
+        HelloReceived("washington", 0, None),
+        RecordInDoubt("entry 42 (message.received): hash does not match its contents"),
+    ]
+    assert b.state is State.OPEN
+
+
+def test_a_doubt_before_the_hello_or_without_text_is_a_protocol_error() -> None:
+    _, b = pair()
+    b.receive_data(encode_frame({"t": "doubt", "text": "x"}), 0.0)
+    closed = b.next_event()
+    assert isinstance(closed, ConnectionClosed) and "unexpected 'doubt' frame" in closed.reason
+    _, b = open_pair()
+    b.receive_data(encode_frame({"t": "doubt", "text": 7}), 0.0)
+    closed = b.next_event()
+    assert isinstance(closed, ConnectionClosed) and "'text' must be text" in closed.reason

@@ -23,6 +23,8 @@ Frames (msgpack maps, see ``wire``):
                                          message to seal or to open)
     test    {id, text}                   a test message on this path, answered at once
     test-ok {id, text}                   by the peer terminal itself, with the same text
+    doubt   {text}                       "my own journal failed its check" (which entry, how):
+                                         the peer records that this side's record is in doubt
     bye     {reason, handover?}          orderly close; ``handover: true`` means "I keep this
                                          path on a newer connection of ours", not an outage
 
@@ -72,6 +74,7 @@ _TRANSITIONS: dict[State, dict[str, State]] = {
         "pong": State.OPEN,
         "test": State.OPEN,
         "test-ok": State.OPEN,
+        "doubt": State.OPEN,
         "bye": State.CLOSED,
     },
     State.CLOSED: {},
@@ -120,6 +123,13 @@ class LargeFrameReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordInDoubt:
+    """The peer says its own journal failed its integrity check (``text`` names the entry)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionClosed:
     reason: str
     by_peer: bool  # True: the peer said bye or misbehaved; False: we closed or it went silent
@@ -134,8 +144,10 @@ Event = (
     | RttMeasured
     | TestAnswered
     | LargeFrameReceived
+    | RecordInDoubt
     | ConnectionClosed
 )
+MAX_DOUBT_TEXT = 1000
 MAX_TEST_TEXT = 2000
 
 
@@ -247,6 +259,10 @@ class Connection:
         self._require_open("a test message")
         self._emit({"t": "test", "id": test_id, "text": text[:MAX_TEST_TEXT]})
 
+    def send_doubt(self, text: str) -> None:
+        """Tell the peer this terminal's journal failed its check; allowed right after our hello."""
+        self._emit({"t": "doubt", "text": text[:MAX_DOUBT_TEXT]})
+
     def close(self, reason: str, *, handover: bool = False) -> None:
         """Close from our side: queue a bye and report the closure as an event. ``handover``
         tells the peer a newer connection on the same path takes over from this one."""
@@ -342,6 +358,11 @@ class Connection:
         elif kind == "test":
             # Answered by the terminal itself, on the path it came by: that is the test.
             self._out += encode_frame({"t": "test-ok", "id": _str(frame, "id"), "text": _str(frame, "text")})
+        elif kind == "doubt":
+            text = _str(frame, "text")
+            if len(text) > MAX_DOUBT_TEXT:
+                raise RemoteProtocolError(f"doubt text longer than {MAX_DOUBT_TEXT} characters")
+            self._events.append(RecordInDoubt(text))
         elif kind == "test-ok":
             self._events.append(TestAnswered(id=_str(frame, "id"), text=_str(frame, "text")))
         elif kind == "bye":
