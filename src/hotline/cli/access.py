@@ -1,45 +1,37 @@
 """`hotline user ...` and `hotline token ...`: who may use the console and the API.
 
-Kept apart from ``cli`` because it is its own small subject; ``cli`` registers
-these commands. They write straight to the journal database (SQLite serialises
-the writers), so they work whether the terminal runs or not, and each change is
-journaled as an operator action naming the local account that made it.
+They write straight to the journal database (SQLite serialises the writers), so
+they work whether the terminal runs or not, and each change is journaled as an
+operator action naming the local account that made it.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import os
 import secrets
 import sys
-import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+from hotline.cli.common import Add, home_option, json_option, now_ns, open_home, open_journal, out_json
 from hotline.core.errors import AccessError
-from hotline.home.config import JOURNAL_FILE, load_config, resolve_home
 from hotline.storage.audit import rfc3339
 from hotline.storage.sqlite.access import LANGUAGES, MIN_PASSWORD, Access, Role, new_password_hash
-from hotline.storage.sqlite.journal import Journal
 
 PASSWORD_ENV = "HOTLINE_USER_PASSWORD"  # noqa: S105 -- the variable's name, not a password
 
 
-def _access(args: argparse.Namespace) -> tuple[Journal, Access]:
-    home = resolve_home(args.home)
-    load_config(home)  # a clear error if this is not a terminal's home
-    journal = Journal(home / JOURNAL_FILE)
-    return journal, Access(journal)
+@contextmanager
+def _access(args: argparse.Namespace) -> Iterator[Access]:
+    home, _ = open_home(args)  # a clear error if this is not a terminal's home
+    with open_journal(home) as journal:
+        yield Access(journal)
 
 
 def _local_actor() -> str:
     return f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'unknown'}"
-
-
-def _now_ns() -> int:
-    return time.time_ns()
 
 
 def _made_up_password() -> str:
@@ -64,41 +56,37 @@ def _password(generate: bool) -> tuple[str, bool]:
 
 
 def cmd_user(args: argparse.Namespace) -> int:
-    journal, access = _access(args)
-    try:
+    with _access(args) as access:
         if args.user_cmd == "add":
             password, generated = _password(args.generate_password)
             role, password_hash = Role.parse(args.role), new_password_hash(password)
-            access.add_user(args.name, role, password_hash, args.lang, by=_local_actor(), at_ns=_now_ns())
+            access.add_user(args.name, role, password_hash, args.lang, by=_local_actor(), at_ns=now_ns())
             print(f"added {args.role} {args.name!r} (console language {args.lang})")
             if generated:
                 print(f"password: {password}")
                 print("  shown once; give it to the user, who logs in to the console with it")
         elif args.user_cmd == "remove":
-            access.remove_user(args.name, by=_local_actor(), at_ns=_now_ns())
+            access.remove_user(args.name, by=_local_actor(), at_ns=now_ns())
             print(f"removed user {args.name!r} and closed their console sessions")
         else:
             users = access.users()
             if args.json:
-                _out_json({"users": [{**u, "created_at": rfc3339(u["created_at_ns"])} for u in users]})
+                out_json({"users": [{**u, "created_at": rfc3339(u["created_at_ns"])} for u in users]})
             elif not users:
                 print("no users yet: `hotline user add NAME --role operator`")
             for u in [] if args.json else users:
                 print(f"{u['name']:<20} {u['role']:<11} {u['lang']}  added {rfc3339(u['created_at_ns'])}")
-    finally:
-        journal.close()
     return 0
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    journal, access = _access(args)
-    try:
+    with _access(args) as access:
         if args.action == "create":
             token_id, secret = access.create_token(
-                Role.parse(args.role), args.label or "", by=_local_actor(), at_ns=_now_ns()
+                Role.parse(args.role), args.label or "", by=_local_actor(), at_ns=now_ns()
             )
             if args.json:
-                _out_json({"id": token_id, "role": args.role, "token": secret})
+                out_json({"id": token_id, "role": args.role, "token": secret})
             else:
                 print(secret)
                 print(
@@ -106,12 +94,12 @@ def cmd_token(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
         elif args.action == "revoke":
-            access.revoke_token(args.id, by=_local_actor(), at_ns=_now_ns())
+            access.revoke_token(args.id, by=_local_actor(), at_ns=now_ns())
             print(f"revoked token {args.id}")
         else:
             tokens = access.tokens()
             if args.json:
-                _out_json({"tokens": [
+                out_json({"tokens": [
                     {**t, "created_at": rfc3339(t["created_at_ns"]),
                      "revoked_at": rfc3339(t["revoked_at_ns"]) if t["revoked_at_ns"] else None}
                     for t in tokens
@@ -121,17 +109,10 @@ def cmd_token(args: argparse.Namespace) -> int:
             for t in [] if args.json else tokens:
                 state = f"revoked {rfc3339(t['revoked_at_ns'])}" if t["revoked_at_ns"] else "live"
                 print(f"{t['id']}  {t['role']:<11} {state:<8} {t['label']!r} by {t['created_by']}")
-    finally:
-        journal.close()
     return 0
 
 
-def _out_json(value: Any) -> None:
-    json.dump(value, sys.stdout, ensure_ascii=False, indent=2, sort_keys=True)
-    sys.stdout.write("\n")
-
-
-def register(add: Callable[..., argparse.ArgumentParser]) -> None:
+def register(add: Add) -> None:
     roles = [r.value for r in Role]
     p = add("user", cmd_user, "console users: add, remove, list (operator, supervisor, auditor)")
     usub = p.add_subparsers(dest="user_cmd", required=True, metavar="add|remove|list")
@@ -154,7 +135,7 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
     )
     r.add_argument("name")
     ls = usub.add_parser("list", help="list users", description="List console users with their roles.")
-    ls.add_argument("--json", action="store_true", help="print one JSON document")
+    json_option(ls)
 
     p = add("token", cmd_token, "API tokens for programs: create, revoke, list")
     tsub = p.add_subparsers(dest="action", required=True, metavar="create|revoke|list")
@@ -166,7 +147,7 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
     )
     c.add_argument("--role", required=True, choices=roles)
     c.add_argument("--label", help="what the token is for, e.g. 'pager bridge'")
-    c.add_argument("--json", action="store_true", help="print one JSON document")
+    json_option(c)
     rv = tsub.add_parser(
         "revoke",
         help="revoke a token by its id",
@@ -178,6 +159,6 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
         help="list tokens (never their secrets)",
         description="List API tokens: id, role, label, when made and revoked; never secrets.",
     )
-    lt.add_argument("--json", action="store_true", help="print one JSON document")
+    json_option(lt)
     for sp in (a, r, ls, c, rv, lt):
-        sp.add_argument("--home", default=argparse.SUPPRESS, help="terminal home folder (default: $HOTLINE_HOME)")
+        home_option(sp)

@@ -7,6 +7,7 @@ both statuses and keeps the terminals running until Ctrl-C.
 
 from __future__ import annotations
 
+import argparse
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from hotline.cli.common import Add
 from hotline.core.errors import ControlError, HotlineError
 from hotline.terminal.control import ControlClient
 
@@ -155,3 +157,16 @@ def run_demo(keep_running: bool = True) -> int:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return run_demo(keep_running=not args.no_wait)
+
+
+def register(add: Add) -> None:
+    p = add("demo", cmd_demo, "two terminals, washington and moscow, on loopback, ready to try")
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="exit after the exchange instead of waiting for Ctrl-C",
+    )
