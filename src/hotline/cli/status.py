@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from hotline.cli.common import Add, ask_running, open_home, open_journal, out_json, ts
-from hotline.crypto.identity import fingerprint
+from hotline.engine.status import stopped_status
 from hotline.storage import audit
 from hotline.storage.sqlite.store import Store
 
@@ -20,22 +20,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     status = ask_running(home, "status")
     if status is None:
         with open_journal(home, readonly=True) as journal:
-            store = Store(journal)
-            status = {"name": config.name, "running": False, "peers": [], "alarms": store.active_alarms()}
-            for row in store.peers():
-                cursors = store.cursors(row.name)
-                depth = store.queue_depth(row.name)
-                status["peers"].append(
-                    {
-                        "name": row.name, "fingerprint": fingerprint(row.identity_key),
-                        "link": "down (terminal not running)",
-                        "last_contact_ns": cursors.last_contact_ns,
-                        "queue": {"queued": depth["queued"], "unacknowledged": depth["sent"],
-                                  "next_seq": cursors.out_next_seq, "delivered_upto": cursors.out_acked,
-                                  "received_upto": cursors.in_upto},
-                        "refused": None, "last_error": None,
-                    }
-                )  # fmt: skip
+            status = stopped_status(config.name, Store(journal))
     for peer in status["peers"]:
         ns = peer.get("last_contact_ns")
         peer["last_contact"] = audit.rfc3339(ns) if ns else None  # JSON says null; the text says "-"

@@ -7,6 +7,7 @@ from typing import Any
 
 from hotline.crypto.identity import fingerprint
 from hotline.engine.peer import PeerState
+from hotline.storage.sqlite.store import Store
 
 
 def peer_status(peer: PeerState, now: float) -> dict[str, Any]:
@@ -33,26 +34,60 @@ def peer_status(peer: PeerState, now: float) -> dict[str, Any]:
     link_state = "up" if active else ("refused" if peer.refused else "down")
     active_info = next((p for p in paths if p["active"]), None)
     return {
-        "name": peer.name,
-        "fingerprint": fingerprint(peer.identity_key),
-        "link": link_state,
+        **_peer(peer.name, peer.identity_key, link_state),
         "active_path": active,
         "address": active_info["address"] if active_info else None,
         "rtt_ms": active_info["rtt_ms"] if active_info else None,
         "paths": paths,
         "since_ns": peer.link_since_ns,
-        "last_contact_ns": peer.last_contact_ns,
-        "queue": {
-            "queued": len(peer.queue),
-            "unacknowledged": peer.outbound.unacked_count,
-            "next_seq": peer.outbound.next_seq,
-            "delivered_upto": peer.outbound.acked,
-            "received_upto": peer.committed_in_upto,
-        },
+        **_streams(
+            peer.last_contact_ns, queued=len(peer.queue), unacknowledged=peer.outbound.unacked_count,
+            next_seq=peer.outbound.next_seq, delivered_upto=peer.outbound.acked, received_upto=peer.committed_in_upto,
+        ),
         "refused": peer.refused,
         "last_error": peer.last_error,
-    }
+    }  # fmt: skip
 
 
 def terminal_status(name: str, peers: Iterable[PeerState], alarms: list[dict[str, Any]], now: float) -> dict[str, Any]:
     return {"name": name, "running": True, "peers": [peer_status(p, now) for p in peers], "alarms": alarms}
+
+
+def stopped_status(name: str, store: Store) -> dict[str, Any]:
+    """The same view read from the journal while the terminal is stopped: every link is down,
+    the queues are what the journal holds, the alarms are those it last raised."""
+    peers = []
+    for row in store.peers():
+        cursors = store.cursors(row.name)
+        depth = store.queue_depth(row.name)
+        peers.append({
+            **_peer(row.name, row.identity_key, "down (terminal not running)"),
+            **_streams(
+                cursors.last_contact_ns, queued=depth["queued"], unacknowledged=depth["sent"],
+                next_seq=cursors.out_next_seq, delivered_upto=cursors.out_acked, received_upto=cursors.in_upto,
+            ),
+            "refused": None,
+            "last_error": None,
+        })  # fmt: skip
+    return {"name": name, "running": False, "peers": peers, "alarms": store.active_alarms()}
+
+
+def _peer(name: str, identity_key: bytes, link: str) -> dict[str, Any]:
+    return {"name": name, "fingerprint": fingerprint(identity_key), "link": link}
+
+
+def _streams(
+    last_contact_ns: int | None,
+    *,
+    queued: int,
+    unacknowledged: int,
+    next_seq: int,
+    delivered_upto: int,
+    received_upto: int,
+) -> dict[str, Any]:
+    """Where both streams with a peer stand: what waits here, what waits for a receipt, how far each went."""
+    return {
+        "last_contact_ns": last_contact_ns,
+        "queue": {"queued": queued, "unacknowledged": unacknowledged, "next_seq": next_seq,
+                  "delivered_upto": delivered_upto, "received_upto": received_upto},
+    }  # fmt: skip
