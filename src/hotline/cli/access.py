@@ -18,10 +18,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from hotline.core.access import LANGUAGES, MIN_PASSWORD, Role, new_password_hash
 from hotline.core.errors import AccessError
 from hotline.home.config import JOURNAL_FILE, load_config, resolve_home
 from hotline.storage.audit import rfc3339
-from hotline.storage.sqlite.access import LANGUAGES, MIN_PASSWORD, Access, Role, new_password_hash
+from hotline.storage.sqlite.access import Access
 from hotline.storage.sqlite.journal import Journal
 
 PASSWORD_ENV = "HOTLINE_USER_PASSWORD"  # noqa: S105 -- the variable's name, not a password
