@@ -8,16 +8,9 @@ from pathlib import Path
 import pytest
 from starlette.exceptions import HTTPException
 
+from hotline.core.access import Permission, Principal, Role, check_password, hash_password, new_password_hash
 from hotline.core.errors import AccessError
-from hotline.storage.sqlite.access import (
-    Access,
-    Permission,
-    Principal,
-    Role,
-    check_password,
-    hash_password,
-    new_password_hash,
-)
+from hotline.storage.sqlite.access import Access
 from hotline.storage.sqlite.journal import Journal
 from hotline.web.common import LOGINS_WAITING_MAX, ApiContext, LoginLimiter, try_login
 

@@ -17,7 +17,8 @@ from hotline.crypto.identity import ContactCard, Identity, fingerprint, safety_n
 from hotline.crypto.ratchet import Ratchet, initial_secret, is_initiator
 from hotline.engine.peer import seal_state
 from hotline.storage.audit import rfc3339
-from hotline.storage.sqlite.store import PeerRow, Store
+from hotline.storage.base import TerminalStore
+from hotline.storage.records import PeerRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +28,7 @@ class PairResult:
     replaced: PeerRow | None  # the earlier pairing this one replaced (a different key), if any
 
 
-def pair(store: Store, identity: Identity, card: ContactCard, now_ns: int, by: str = "") -> PairResult:
+def pair(store: TerminalStore, identity: Identity, card: ContactCard, now_ns: int, by: str = "") -> PairResult:
     """Pin ``card`` (already signature-checked) in the journal, in one transaction.
 
     ``by`` names who paired (a console user or token) and is journaled beside it."""
@@ -52,7 +53,7 @@ def pair(store: Store, identity: Identity, card: ContactCard, now_ns: int, by: s
     return PairResult(number, already=False, replaced=old if rekeyed else None)
 
 
-def confirm_safety_number(store: Store, peer_name: str, heard: str, now_ns: int, by: str = "") -> None:
+def confirm_safety_number(store: TerminalStore, peer_name: str, heard: str, now_ns: int, by: str = "") -> None:
     """Record that the operators compared the safety number aloud, if the digits heard match."""
     peer = store.peer(peer_name)
     if peer is None:
@@ -66,7 +67,7 @@ def confirm_safety_number(store: Store, peer_name: str, heard: str, now_ns: int,
         store.mark_verified(peer_name, now_ns, by)
 
 
-def peer_listing(store: Store) -> list[dict[str, Any]]:
+def peer_listing(store: TerminalStore) -> list[dict[str, Any]]:
     """Every paired peer with its fingerprint, safety number, paths and verification state."""
     peers: list[dict[str, Any]] = []
     for row in store.peers():

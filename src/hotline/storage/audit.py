@@ -24,7 +24,8 @@ from typing import Any
 from hotline.core.errors import HotlineError
 from hotline.core.model import EMPTY_STREAM_HASH, next_stream_hash
 from hotline.crypto import envelope as env
-from hotline.storage.sqlite.journal import GENESIS_HASH, Journal, entry_hash
+from hotline.storage.base import Record
+from hotline.storage.records import GENESIS_HASH, entry_hash
 
 
 @dataclass
@@ -59,7 +60,7 @@ class _Stream:
     in_upto: int = 0
 
 
-def verify(journal: Journal, max_problems: int = 20) -> VerifyReport:
+def verify(journal: Record, max_problems: int = 20) -> VerifyReport:
     report = VerifyReport()
     prev = GENESIS_HASH
     expected_seq = 1
@@ -140,7 +141,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def export_lines(journal: Journal, start: int = 1) -> Iterator[str]:
+def export_lines(journal: Record, start: int = 1) -> Iterator[str]:
     """The record as JSON lines; bytes as base64, hashes as hex."""
     for entry in journal.entries(start):
         try:

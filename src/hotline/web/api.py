@@ -32,20 +32,14 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hotline.core.access import GRANTS, Permission, Role, new_password_hash, unknown_user_hash
+from hotline.core.access import validate_console_lang as validate_lang
 from hotline.core.errors import HotlineError, NotFound
 from hotline.core.model import MAX_ATTACHMENTS, canonical_message_id, validate_name
 from hotline.crypto.identity import ContactCard, fingerprint
 from hotline.engine.pairing import confirm_safety_number, pair, peer_listing
 from hotline.storage import audit
-from hotline.storage.sqlite.access import (
-    GRANTS,
-    Access,
-    Permission,
-    Role,
-    new_password_hash,
-    unknown_user_hash,
-    validate_lang,
-)
+from hotline.storage.sqlite.access import Access
 from hotline.storage.sqlite.journal import Journal
 from hotline.web.common import (
     MAX_JSON_SEND_BODY,

@@ -27,9 +27,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from hotline.core.access import Permission, Principal, Session, check_password
 from hotline.core.model import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS
 from hotline.storage import audit
-from hotline.storage.sqlite.access import Access, Permission, Principal, Session, check_password
+from hotline.storage.sqlite.access import Access
 from hotline.storage.sqlite.journal import Journal
 from hotline.terminal.control import build_content
 

@@ -26,10 +26,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from hotline.core.access import LANGUAGES, Permission, Principal, Session
 from hotline.core.errors import HotlineError
 from hotline.core.model import Precedence, canonical_message_id
 from hotline.storage import audit
-from hotline.storage.sqlite.access import LANGUAGES, Permission, Principal, Session
 from hotline.web.common import (
     MESSAGE_FIELDS,
     ApiContext,

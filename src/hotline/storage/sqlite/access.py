@@ -1,132 +1,37 @@
-"""People and programs allowed at a terminal: users, roles, API tokens, console sessions.
+"""Users, API tokens and console sessions in SQLite: the ``AccessStore`` of ``hotline.storage.base``.
 
 The tables live in the terminal's journal database, beside the record they
 guard, and every change to them is journaled as an operator action in the same
-transaction (who was added, which token was created, by whom). Secrets are never
-stored: passwords as scrypt hashes, tokens and session ids as SHA-256 digests
-(they are 256-bit random values, so a fast hash is enough).
+transaction (who was added, which token was created, by whom). What a role may
+do, and how passwords and secrets are hashed, is the model's
+(``hotline.core.access``); only digests and hashes reach these tables.
 """
 
 from __future__ import annotations
 
-import enum
-import functools
-import hashlib
-import hmac
-import secrets
-from dataclasses import dataclass
 from typing import Any
 
-from hotline.core.errors import AccessError, DeliveryError, UnknownToken, UnknownUser
-from hotline.core.model import validate_label, validate_name
+from hotline.core.access import (
+    MAX_SESSION_ID_CHARS,
+    Principal,
+    Role,
+    Session,
+    check_password,
+    may_be_token,
+    new_session,
+    new_token,
+    secret_digest,
+    unknown_user_hash,
+    validate_console_lang,
+    validate_token_label,
+)
+from hotline.core.errors import AccessError, UnknownToken, UnknownUser
+from hotline.core.model import validate_name
 from hotline.storage.sqlite.journal import Journal
-
-# scrypt at n=2**15, r=8: ~32 MiB and ~70-150 ms a guess on these machines; OWASP's floor is n=2**17
-# for new deployments with more memory to spare, n=2**15 keeps login and tests quick.
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
-MIN_PASSWORD = 10
-MAX_PASSWORD = 1024
-LANGUAGES = ("en", "ru")
-TOKEN_PREFIX = "hlt_"  # noqa: S105 -- a marker that names what a secret is, not a secret
-
-
-class Role(enum.StrEnum):
-    OPERATOR = "operator"  # send, read, acknowledge
-    SUPERVISOR = "supervisor"  # also users, tokens and pairing
-    AUDITOR = "auditor"  # read and verify the record; never send
-
-    @classmethod
-    def parse(cls, text: str) -> Role:
-        try:
-            return cls(text.lower())
-        except ValueError:
-            raise AccessError(f"unknown role {text!r}; choose operator, supervisor or auditor") from None
-
-
-class Permission(enum.StrEnum):
-    READ = "read"  # messages, peers, paths, alarms
-    SEND = "send"  # send and acknowledge
-    AUDIT = "audit"  # journal verify and export
-    ADMINISTER = "administer"  # users, tokens
-
-
-GRANTS: dict[Role, frozenset[Permission]] = {
-    Role.OPERATOR: frozenset({Permission.READ, Permission.SEND}),
-    Role.SUPERVISOR: frozenset(Permission),
-    Role.AUDITOR: frozenset({Permission.READ, Permission.AUDIT}),
-}
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is making a request: a user (console or password) or a token (a program)."""
-
-    name: str
-    role: Role
-    lang: str = "en"
-    via: str = "session"  # "session" or "token"
-
-    def may(self, permission: Permission) -> bool:
-        return permission in GRANTS[self.role]
-
-    @property
-    def label(self) -> str:
-        """How the journal names this principal."""
-        return self.name if self.via == "session" else f"token:{self.name}"
-
-
-@dataclass(frozen=True)
-class Session:
-    user: Principal
-    csrf: str
-    expires_at_ns: int
-
-
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, maxmem=64 * 2**20)
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
-
-
-def check_password(password: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        got = hashlib.scrypt(
-            password.encode()[:MAX_PASSWORD * 4], salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
-            maxmem=64 * 2**20,
-        )  # fmt: skip
-    except (ValueError, MemoryError):
-        return False
-    return hmac.compare_digest(got, bytes.fromhex(digest))
-
-
-def new_password_hash(password: str) -> str:
-    """Check a new password's length and hash it. ~70-150 ms of scrypt: a server runs it off the event loop."""
-    return hash_password(validate_password(password))
-
-
-def _digest(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
-
-
-def validate_password(password: str) -> str:
-    if len(password) < MIN_PASSWORD:
-        raise AccessError(f"a password needs at least {MIN_PASSWORD} characters")
-    if len(password) > MAX_PASSWORD:
-        raise AccessError(f"a password may have at most {MAX_PASSWORD} characters")
-    return password
-
-
-def validate_lang(lang: str) -> str:
-    if lang not in LANGUAGES:
-        raise AccessError(f"the console speaks {', '.join(LANGUAGES)}; not {lang!r}")
-    return lang
 
 
 class Access:
-    """Users, tokens and sessions in the journal database."""
+    """Users, tokens and sessions in the journal database; each change is its own transaction."""
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
@@ -136,7 +41,7 @@ class Access:
     def add_user(self, name: str, role: Role, password_hash: str, lang: str, *, by: str, at_ns: int) -> None:
         """Add a user whose password was hashed by `new_password_hash`."""
         name = validate_name(name, "user name")
-        validate_lang(lang)
+        validate_console_lang(lang)
         with self.journal.transaction():
             if self.journal.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
                 raise AccessError(f"there is already a user named {name!r}")
@@ -156,7 +61,7 @@ class Access:
             self.journal.append("operator.action", {"action": "user.remove", "user": name, "by": by}, at_ns)
 
     def set_lang(self, name: str, lang: str) -> None:
-        validate_lang(lang)
+        validate_console_lang(lang)
         with self.journal.transaction():
             self.journal.execute("UPDATE users SET lang = ? WHERE name = ?", (lang, name))
 
@@ -182,18 +87,12 @@ class Access:
 
     def create_token(self, role: Role, label: str, *, by: str, at_ns: int) -> tuple[str, str]:
         """A new bearer token for a program; returns (id, secret). The secret is shown once."""
-        label = label.strip()
-        if label:
-            try:
-                validate_label(label, "a token label")
-            except DeliveryError as e:
-                raise AccessError(str(e)) from None
-        token_id = secrets.token_hex(4)
-        secret = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
+        label = validate_token_label(label)
+        token_id, secret = new_token()
         with self.journal.transaction():
             self.journal.execute(
                 "INSERT INTO tokens(id, digest, role, label, created_by, created_at_ns) VALUES (?,?,?,?,?,?)",
-                (token_id, _digest(secret), role.value, label, by, at_ns),
+                (token_id, secret_digest(secret), role.value, label, by, at_ns),
             )
             self.journal.append(
                 "operator.action",
@@ -222,10 +121,10 @@ class Access:
         ]  # fmt: skip
 
     def token_principal(self, secret: str) -> Principal | None:
-        if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+        if not may_be_token(secret):
             return None
         row = self.journal.execute(
-            "SELECT id, role FROM tokens WHERE digest = ? AND revoked_at_ns IS NULL", (_digest(secret),)
+            "SELECT id, role FROM tokens WHERE digest = ? AND revoked_at_ns IS NULL", (secret_digest(secret),)
         ).fetchone()
         return None if row is None else Principal(name=row[0], role=Role(row[1]), via="token")
 
@@ -233,24 +132,23 @@ class Access:
 
     def open_session(self, user: Principal, lifetime_ns: int, now_ns: int, client: str = "") -> tuple[str, Session]:
         """A console login: who was at the screen, from where, is part of the record."""
-        session_id = secrets.token_urlsafe(32)
-        session = Session(user=user, csrf=secrets.token_urlsafe(32), expires_at_ns=now_ns + lifetime_ns)
+        session_id, session = new_session(user, lifetime_ns, now_ns)
         with self.journal.transaction():
             self.journal.execute("DELETE FROM console_sessions WHERE expires_at_ns <= ?", (now_ns,))
             self.journal.execute(
                 "INSERT INTO console_sessions(digest, user, csrf, expires_at_ns) VALUES (?,?,?,?)",
-                (_digest(session_id), user.name, session.csrf, session.expires_at_ns),
+                (secret_digest(session_id), user.name, session.csrf, session.expires_at_ns),
             )
             self.journal.append("operator.action", {"action": "login", "by": user.name, "from": client}, now_ns)
         return session_id, session
 
     def session(self, session_id: str, now_ns: int) -> Session | None:
-        if len(session_id) > 100:
+        if len(session_id) > MAX_SESSION_ID_CHARS:
             return None
         row = self.journal.execute(
             "SELECT s.csrf, s.expires_at_ns, u.name, u.role, u.lang FROM console_sessions s "
             "JOIN users u ON u.name = s.user WHERE s.digest = ?",
-            (_digest(session_id),),
+            (secret_digest(session_id),),
         ).fetchone()
         if row is None or row[1] <= now_ns:
             return None
@@ -259,14 +157,9 @@ class Access:
     def close_session(self, session_id: str, now_ns: int) -> None:
         with self.journal.transaction():
             row = self.journal.execute(
-                "SELECT user FROM console_sessions WHERE digest = ?", (_digest(session_id),)
+                "SELECT user FROM console_sessions WHERE digest = ?", (secret_digest(session_id),)
             ).fetchone()
             if row is None:
                 return
-            self.journal.execute("DELETE FROM console_sessions WHERE digest = ?", (_digest(session_id),))
+            self.journal.execute("DELETE FROM console_sessions WHERE digest = ?", (secret_digest(session_id),))
             self.journal.append("operator.action", {"action": "logout", "by": row[0]}, now_ns)
-
-
-@functools.cache
-def unknown_user_hash() -> str:
-    return hash_password(secrets.token_hex(16))

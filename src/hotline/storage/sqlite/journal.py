@@ -20,18 +20,16 @@ fork the chain.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hotline.core.errors import JournalError
-from hotline.core.wire import pack, unpack
+from hotline.core.wire import pack
+from hotline.storage.records import GENESIS_HASH, Entry, entry_hash
 
-GENESIS_HASH = bytes(32)
 SCHEMA_VERSION = 1
 
 # Columns added after a table was first released: (table, column, declaration).
@@ -142,30 +140,11 @@ CREATE TABLE IF NOT EXISTS console_sessions(
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    seq: int
-    at_ns: int
-    kind: str
-    peer: str
-    body: bytes
-    prev: bytes
-    hash: bytes
-
-    def decoded(self) -> dict[str, Any]:
-        value = unpack(self.body)
-        if not isinstance(value, dict):
-            raise JournalError(f"entry {self.seq} body is not a map")
-        return value
-
-
-def entry_hash(prev: bytes, seq: int, at_ns: int, kind: str, peer: str, body: bytes) -> bytes:
-    """The chain link: SHA-256 over the previous hash and this entry's fields."""
-    return hashlib.sha256(prev + pack([seq, at_ns, kind, peer, body])).digest()
-
-
 class Journal:
-    """The narrow interface over SQLite. Methods that write must run inside ``transaction()``."""
+    """The ``Record`` of ``hotline.storage.base`` in SQLite. Methods that write must run inside ``transaction()``.
+
+    ``execute`` and ``executemany`` are for the other classes of this package (the stores over the
+    same database), never for callers outside it."""
 
     def __init__(self, path: Path, *, synchronous: str = "FULL", readonly: bool = False) -> None:
         if synchronous.upper() not in {"FULL", "NORMAL", "EXTRA"}:
@@ -217,6 +196,10 @@ class Journal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def reader(self) -> Journal:
+        """A read-only connection of its own to the same file (WAL: it never blocks the writer)."""
+        return Journal(self.path, readonly=True)
 
     # -- transactions -----------------------------------------------------------------------
 

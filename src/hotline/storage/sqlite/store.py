@@ -1,84 +1,24 @@
-"""What a terminal records: peers, messages, receipts, link events and operator actions.
+"""What a terminal records, in SQLite: peers, messages, receipts, alarms, link events and operator actions.
 
-Each method that changes state appends the journal entry that explains the
-change and updates the derived rows in the same transaction, so the record and
-the working state can never disagree after a crash. Callers open the
-transaction (``journal.transaction()``); this lets the terminal group many
+``Store`` is the ``TerminalStore`` of ``hotline.storage.base`` (peers, messages,
+alarms, events). Each method that changes state appends the journal entry that
+explains the change and updates the derived rows in the same transaction, so
+the record and the working state can never disagree after a crash. Callers open
+the transaction (``journal.transaction()``); this lets the terminal group many
 changes into one commit.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from typing import Any
 
 from hotline.core.alarms import AlarmChange
 from hotline.core.errors import DeliveryError, JournalError
 from hotline.core.model import Attachment, MessageContent, MessageKind, MessageState, Precedence, ReceiptKind
 from hotline.crypto.envelope import Receipt
+from hotline.storage.records import LINK_KINDS, Cursors, PeerRow, content_fields
 from hotline.storage.sqlite.journal import Journal
-
-ENTRY_KINDS = (
-    "terminal.created",
-    "peer.paired",
-    "message.accepted",
-    "message.sealed",
-    "message.received",
-    "receipt.sent",
-    "receipt.received",
-    "link.up",
-    "link.down",
-    "link.refused",
-    "link.switch",
-    "link.test",
-    "alarm.raised",
-    "alarm.cleared",
-    "operator.action",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class PeerRow:
-    name: str
-    card_json: str
-    identity_key: bytes
-    safety_number: str
-    paired_at_ns: int
-    verified_at_ns: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Cursors:
-    out_next_seq: int
-    out_acked: int
-    out_stream_hash: bytes
-    in_upto: int
-    in_stream_hash: bytes
-    last_receipt_out: bytes | None
-    last_receipt_in: bytes | None
-    last_contact_ns: int | None
-
-
-def _attachment_meta(attachments: tuple[Attachment, ...]) -> list[dict[str, Any]]:
-    return [{"name": a.name, "size": len(a.data), "sha256": hashlib.sha256(a.data).digest()} for a in attachments]
-
-
-def _content_fields(content: MessageContent) -> dict[str, Any]:
-    return {
-        "id": content.id,
-        "from": content.sender,
-        "to": content.recipient,
-        "prec": content.precedence.label,
-        "lang": content.lang,
-        "subj": content.subject,
-        "body": content.body,
-        "ts": content.created_at_ns,
-        "att": _attachment_meta(content.attachments),
-        "kind": content.kind.value,
-        "rcpt": content.receipt,
-        "cls": content.classification,
-    }
 
 
 class Store:
@@ -201,20 +141,14 @@ class Store:
             if tuple(existing) == ("out", content.recipient, content.subject, content.body, content.classification):
                 return False
             raise DeliveryError(f"message id {content.id} is already used by a different message")
-        entry = self.journal.append("message.accepted", _content_fields(content), at_ns, peer=content.recipient)
+        entry = self.journal.append("message.accepted", content_fields(content), at_ns, peer=content.recipient)
         self.journal.execute(
             "INSERT INTO messages(id, direction, peer, precedence, lang, subject, body, created_at_ns, state, "
             "queued_at_ns, order_key, kind, classification) VALUES (?, 'out', ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
             (content.id, content.recipient, int(content.precedence), content.lang, content.subject,
              content.body, content.created_at_ns, at_ns, entry, content.kind.value, content.classification),
         )  # fmt: skip
-        self.journal.executemany(
-            "INSERT INTO attachments(message_id, idx, name, sha256, data) VALUES (?,?,?,?,?)",
-            [
-                (content.id, i, a.name, hashlib.sha256(a.data).digest(), a.data)
-                for i, a in enumerate(content.attachments)
-            ],
-        )
+        self._insert_attachments(content)
         if content.kind is MessageKind.RECEIPT:
             self.journal.execute("INSERT INTO receipt_items(id, receipt) VALUES (?, ?)", (content.id, content.receipt))
         return True
@@ -314,12 +248,21 @@ class Store:
         )
         return ids
 
+    def _insert_attachments(self, content: MessageContent) -> None:
+        self.journal.executemany(
+            "INSERT INTO attachments(message_id, idx, name, sha256, data) VALUES (?,?,?,?,?)",
+            [
+                (content.id, i, a.name, hashlib.sha256(a.data).digest(), a.data)
+                for i, a in enumerate(content.attachments)
+            ],
+        )
+
     # -- incoming messages ------------------------------------------------------------------
 
     def record_received(
         self, content: MessageContent, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int
     ) -> None:
-        fields = _content_fields(content)
+        fields = content_fields(content)
         fields.update({"seq": seq, "envelope": envelope, "sh": stream_hash})
         entry = self.journal.append("message.received", fields, at_ns, peer=content.sender)
         self.journal.execute(
@@ -329,13 +272,7 @@ class Store:
             (content.id, content.sender, seq, int(content.precedence), content.lang, content.subject, content.body,
              content.created_at_ns, at_ns, envelope, stream_hash, entry, content.kind.value, content.classification),
         )  # fmt: skip
-        self.journal.executemany(
-            "INSERT INTO attachments(message_id, idx, name, sha256, data) VALUES (?,?,?,?,?)",
-            [
-                (content.id, i, a.name, hashlib.sha256(a.data).digest(), a.data)
-                for i, a in enumerate(content.attachments)
-            ],
-        )
+        self._insert_attachments(content)
         self.journal.execute(
             "UPDATE cursors SET in_upto = ?, in_stream_hash = ?, last_contact_ns = ? WHERE peer = ?",
             (seq, stream_hash, at_ns, content.sender),
@@ -426,7 +363,7 @@ class Store:
     # -- link events and operator actions ---------------------------------------------------
 
     def record_link(self, kind: str, peer: str, detail: dict[str, Any], at_ns: int) -> None:
-        if kind not in {"link.up", "link.down", "link.refused", "link.switch", "link.test"}:
+        if kind not in LINK_KINDS:
             raise JournalError(f"unknown link event kind {kind!r}")
         self.journal.append(kind, detail, at_ns, peer=peer)
 

@@ -1,0 +1,303 @@
+"""The storage interface: what the terminal asks of its record and its working state.
+
+One Protocol per concern, at the level of the domain (peers, messages, alarms,
+people), never SQL: a caller outside a backend's own package neither writes nor
+reads a query. SQLite implements them today (``hotline.storage.sqlite``), by
+structure; a PostgreSQL backend may follow, and must pass the same contract
+tests (``tests/test_storage_contract.py``). The rows they pass around live in
+``hotline.storage.records``, with the record's format, so every backend shares
+them.
+
+Transactions. The stores of one backend work over one ``Record`` and share its
+transaction. Every ``PeerStore``, ``MessageStore``, ``AlarmStore`` and
+``EventStore`` method that changes anything must run inside
+``record.transaction()``, which the caller opens: the engine groups a whole
+event-loop turn into one commit. Each of them but ``save_session`` appends the
+entry that explains its change, and so is refused with ``JournalError`` outside
+a transaction. ``AccessStore`` is the exception: each of its changes is one
+transaction of its own, which it opens itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, Protocol, Self
+
+from hotline.core.access import Principal, Role, Session
+from hotline.core.alarms import AlarmChange
+from hotline.core.model import MessageContent, Precedence
+from hotline.crypto.envelope import Receipt
+from hotline.storage.records import Cursors, Entry, PeerRow
+
+
+class Record(Protocol):
+    """The append-only, hash-chained record and a little key/value metadata beside it."""
+
+    @property
+    def path(self) -> Path:
+        """Where the record lives, for messages that name it."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """One durable write transaction: all of it commits, or (on any exception) none of it.
+
+        Nested use joins the outer one. Two writers (two processes) never fork the chain."""
+        ...
+
+    def reader(self) -> Record:
+        """A second, read-only handle on the same record, for verifying or exporting it in a worker
+        thread without holding up the writer. The caller closes it."""
+        ...
+
+    def append(self, kind: str, body: dict[str, Any], at_ns: int, peer: str = "") -> int:
+        """Append one entry to the chain (inside a transaction); return its sequence number."""
+        ...
+
+    def entries(self, start: int = 1) -> Iterator[Entry]:
+        """Every entry from sequence number ``start`` on, in order."""
+        ...
+
+    def entry_count(self) -> int: ...
+
+    def get_meta(self, key: str) -> bytes | None: ...
+
+    def set_meta(self, key: str, value: bytes) -> None:
+        """Set one metadata value (inside a transaction); not part of the chain."""
+        ...
+
+
+class PeerStore(Protocol):
+    """Paired peers: their pinned cards, ratchet sessions and stream cursors."""
+
+    def add_peer(
+        self, name: str, card_json: str, identity_key: bytes, safety_number: str, session: bytes, at_ns: int
+    ) -> bool:
+        """Pin a peer's card (``peer.paired``). A first pairing, or one with a new key, starts a new
+        stream: fresh cursors and session, and what was sealed for the old key but not delivered goes
+        back to the queue. Returns True if this replaced a pairing with a different key."""
+        ...
+
+    def peer(self, name: str) -> PeerRow | None: ...
+
+    def peers(self) -> list[PeerRow]:
+        """Every paired peer, by name."""
+        ...
+
+    def mark_verified(self, name: str, at_ns: int, by: str = "") -> None:
+        """An operator confirmed the safety number by voice (``operator.action`` verify-peer)."""
+        ...
+
+    def load_session(self, peer: str) -> bytes:
+        """The peer's sealed ratchet state; ``JournalError`` if it is not paired."""
+        ...
+
+    def save_session(self, peer: str, state: bytes) -> None: ...
+
+    def cursors(self, peer: str) -> Cursors:
+        """Where both directions of the peer's stream stand; ``JournalError`` if it is not paired."""
+        ...
+
+
+class MessageStore(Protocol):
+    """Messages both ways, from accepted to delivered and acknowledged, with receipts and attachments.
+
+    Listings return dicts with the keys id, peer, seq, precedence (a label), lang, subject, body,
+    created_at_ns, state, queued_at_ns, sent_at_ns, delivered_at_ns, received_at_ns,
+    acknowledged_at_ns, acknowledged_by, attachments, read_at_ns and classification."""
+
+    # -- outgoing
+
+    def accept(self, content: MessageContent, at_ns: int) -> bool:
+        """Journal a message for sending (``message.accepted``, state queued). False if this exact
+        message was already accepted (the id is an idempotency key); ``DeliveryError`` if the id is
+        taken by a different message or the recipient is not paired."""
+        ...
+
+    def queued(self, peer: str) -> list[tuple[str, Precedence, int]]:
+        """Outgoing messages not yet sealed: (id, precedence, order key), oldest first."""
+        ...
+
+    def load_content(self, message_id: str, own_name: str) -> MessageContent:
+        """A message as it was accepted or received, attachments and all; ``JournalError`` if absent."""
+        ...
+
+    def record_sealed(
+        self, message_id: str, peer: str, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int
+    ) -> None:
+        """The message was sealed as ``seq`` of the stream (``message.sealed``, state sent)."""
+        ...
+
+    def unacked(self, peer: str) -> dict[int, bytes]:
+        """Envelopes sealed for the peer and not yet covered by its receipt, by sequence number."""
+        ...
+
+    def stream_hash_at(self, peer: str, seq: int) -> bytes | None: ...
+
+    def record_delivered(self, peer: str, receipt: bytes, upto: int, at_ns: int) -> list[str]:
+        """The peer's verified delivery receipt up to ``upto`` (``receipt.received``); returns the ids
+        it marked delivered."""
+        ...
+
+    # -- incoming
+
+    def record_received(
+        self, content: MessageContent, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int
+    ) -> None:
+        """A message from the peer, journaled (``message.received``); the inbound cursor moves on."""
+        ...
+
+    def record_receipt_sent(self, peer: str, receipt: bytes, upto: int, at_ns: int) -> None: ...
+
+    # -- lookups
+
+    def has_message(self, message_id: str) -> bool:
+        """Any message, receipt carrier or test with this id, either direction."""
+        ...
+
+    def message_state(self, message_id: str) -> str | None: ...
+
+    def awaiting_ack(self, message_id: str) -> tuple[str, str] | None:
+        """(direction, subject) of a message still waiting for a person's acknowledgement, else None."""
+        ...
+
+    def incoming(self, message_id: str) -> dict[str, Any] | None:
+        """An incoming message's peer, seq, stream_hash, precedence, acknowledged_at_ns, kind and
+        read_at_ns; None if no incoming message has this id."""
+        ...
+
+    # -- read and acknowledged
+
+    def record_acknowledged_here(self, message_id: str, by: str, at_ns: int) -> None: ...
+
+    def record_read_here(self, message_id: str, by: str, at_ns: int) -> None: ...
+
+    def record_person_receipt(self, peer: str, receipt: Receipt, at_ns: int) -> bool:
+        """The peer's signed read or acknowledged receipt; False (nothing journaled) if it names no
+        message we sent that peer."""
+        ...
+
+    def unacknowledged(self) -> list[tuple[str, str, str, int]]:
+        """Messages (both ways) still waiting for a person's acknowledgement: id, peer, precedence
+        label, since."""
+        ...
+
+    # -- listings
+
+    def messages(self, direction: str, peer: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest ``limit`` messages one way ("in" or "out"), oldest first; no receipts or tests."""
+        ...
+
+    def message(self, message_id: str) -> dict[str, Any] | None:
+        """One message (either direction, with ``direction``) and its attachments' index, name, size
+        and sha256 (hex)."""
+        ...
+
+    def attachment(self, message_id: str, index: int) -> tuple[str, bytes] | None:
+        """(name, data) of one attachment of a message."""
+        ...
+
+    def queue_depth(self, peer: str) -> dict[str, int]:
+        """How many outgoing messages to the peer are queued, sent and delivered."""
+        ...
+
+    def received_count(self, peer: str) -> int: ...
+
+
+class AlarmStore(Protocol):
+    """Alarms a person must see, raised and cleared in the record and restored at start."""
+
+    def record_alarm(self, change: AlarmChange) -> None:
+        """``alarm.raised`` or ``alarm.cleared``, and the set of active alarms with it."""
+        ...
+
+    def active_alarms(self) -> list[dict[str, Any]]:
+        """The alarms standing now, oldest first: id, kind, peer, subject, detail, raised_ns."""
+        ...
+
+
+class EventStore(Protocol):
+    """Entries that explain no working state of their own: creation, link events, operator actions."""
+
+    def record_created(self, name: str, identity_key: bytes, dh_key: bytes, cert_der: bytes, at_ns: int) -> None:
+        """``terminal.created``: the keys the audit checks our own signatures against."""
+        ...
+
+    def record_link(self, kind: str, peer: str, detail: dict[str, Any], at_ns: int) -> None:
+        """One of the ``link.*`` entries; ``JournalError`` for any other kind."""
+        ...
+
+    def record_operator(self, action: str, detail: dict[str, Any], at_ns: int) -> None: ...
+
+
+class TerminalStore(PeerStore, MessageStore, AlarmStore, EventStore, Protocol):
+    """Everything the engine keeps, over one record whose transactions it shares."""
+
+    @property
+    def journal(self) -> Record: ...
+
+
+class AccessStore(Protocol):
+    """Users, API tokens and console sessions; every change journaled as an operator action.
+
+    Passwords arrive hashed (``core.access.new_password_hash``); tokens and session ids are kept
+    only as digests. Each changing method runs in a transaction of its own."""
+
+    def add_user(self, name: str, role: Role, password_hash: str, lang: str, *, by: str, at_ns: int) -> None:
+        """``AccessError`` if the name is taken or the console does not speak ``lang``."""
+        ...
+
+    def remove_user(self, name: str, *, by: str, at_ns: int) -> None:
+        """Remove a user and end their sessions; ``UnknownUser`` if there is none by that name."""
+        ...
+
+    def set_lang(self, name: str, lang: str) -> None: ...
+
+    def users(self) -> list[dict[str, Any]]:
+        """name, role, lang and created_at_ns of every user, by name."""
+        ...
+
+    def password_record(self, name: str) -> tuple[Principal | None, str]:
+        """The user and their stored password hash; for an unknown name, None and a hash that takes
+        as long to check (``core.access.unknown_user_hash``)."""
+        ...
+
+    def authenticate(self, name: str, password: str) -> Principal | None:
+        """Blocking (~70-150 ms of scrypt): the user, if the password is theirs."""
+        ...
+
+    def create_token(self, role: Role, label: str, *, by: str, at_ns: int) -> tuple[str, str]:
+        """A new bearer token: (id, secret). Only the secret's digest is kept."""
+        ...
+
+    def revoke_token(self, token_id: str, *, by: str, at_ns: int) -> None:
+        """``UnknownToken`` if no live token has this id."""
+        ...
+
+    def tokens(self) -> list[dict[str, Any]]:
+        """id, role, label, created_by, created_at_ns and revoked_at_ns of every token, oldest first."""
+        ...
+
+    def token_principal(self, secret: str) -> Principal | None:
+        """Who a live token's secret speaks for."""
+        ...
+
+    def open_session(self, user: Principal, lifetime_ns: int, now_ns: int, client: str = "") -> tuple[str, Session]:
+        """A console login (journaled with where from); returns the session id (shown once) and the
+        session. Expired sessions are dropped on the way."""
+        ...
+
+    def session(self, session_id: str, now_ns: int) -> Session | None:
+        """The live session with this id, else None."""
+        ...
+
+    def close_session(self, session_id: str, now_ns: int) -> None:
+        """A logout, journaled; nothing if there is no such session."""
+        ...
