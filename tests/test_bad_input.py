@@ -38,7 +38,7 @@ from hotline.crypto.identity import ContactCard, Identity, load_keys, make_card
 from hotline.crypto.ratchet import Ratchet
 from hotline.engine.peer import open_state
 from hotline.storage.records import entry_hash
-from hotline.terminal.daemon import client_context
+from hotline.terminal.tls import client_context
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,9 @@ from hotline.core.access import Permission, Principal, Role, check_password, has
 from hotline.core.errors import AccessError
 from hotline.storage.sqlite.access import Access
 from hotline.storage.sqlite.journal import Journal
-from hotline.web.common import LOGINS_WAITING_MAX, ApiContext, LoginLimiter, try_login
+from hotline.web.auth import LOGINS_WAITING_MAX, try_login
+from hotline.web.context import ApiContext
+from hotline.web.limiter import LoginLimiter
 
 NOW = 1_800_000_000_000_000_000
 HOUR = 3600 * 1_000_000_000

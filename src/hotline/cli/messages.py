@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from hotline.cli.common import Add, load_identity, now_ns, open_home, open_journal, out_json
+from hotline.core.compose import build_content
 from hotline.core.errors import ConfigError, ControlError, ControlTimeout, DeliveryError
 from hotline.core.model import canonical_message_id, safe_file_name, uuid7, validate_label
 from hotline.home.config import Config
 from hotline.storage import audit
 from hotline.storage.sqlite.store import Store
-from hotline.terminal.control import ControlClient, build_content
+from hotline.terminal.control import ControlClient
 
 SEND_EPILOG = """\
 examples:
@@ -70,7 +71,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     request["id"] = canonical_message_id(args.id) if args.id else uuid7(now_ns() // 1_000_000, os.urandom(10))
     # Checked here first, whichever way it goes: the same clear refusal from a running terminal or
     # not, and nothing too large for the control socket is ever put on it.
-    content = build_content(config.name, request, now_ns(), config.markings)
+    content = build_content(config.name, request, now_ns(), config.markings, os.urandom)
     try:
         client = ControlClient(home, timeout=60)
     except ControlError:

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from cryptography.x509.oid import NameOID
 
+from hotline.core import strictjson
 from hotline.core.errors import (
     CardError,
     ConfigError,
@@ -356,10 +357,16 @@ class ContactCard:
         data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
         if len(data) > MAX_CARD_BYTES:
             raise CardError("card is larger than 64 KiB: this is not a Hotline card")
-        try:
-            obj = json.loads(data.decode(), object_pairs_hook=_no_dupes, parse_constant=_no_nan)
+        try:  # a repeated field or NaN is refused here; a stray number, by the field checks below
+            obj = json.loads(
+                data.decode(), object_pairs_hook=strictjson.unique_keys, parse_constant=strictjson.no_constants
+            )
         except UnicodeDecodeError:
             raise CardError("card is not UTF-8 text: this is not a Hotline card") from None
+        except strictjson.DuplicateKey:
+            raise CardError("card repeats a field name: this is not a well-formed Hotline card") from None
+        except strictjson.NotANumber as e:
+            raise CardError(f"card holds the non-JSON value {e.name}") from None
         except json.JSONDecodeError as e:
             raise CardError(
                 f"card is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); "
@@ -392,17 +399,6 @@ class ContactCard:
         )
         card.verify()
         return card
-
-
-def _no_dupes(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise CardError("card repeats a field name: this is not a well-formed Hotline card")
-    return result
-
-
-def _no_nan(name: str) -> Any:
-    raise CardError(f"card holds the non-JSON value {name}")
 
 
 def _field_str(obj: dict[str, Any], key: str) -> str:

@@ -13,83 +13,82 @@ Operations:
                              -> {id, created}; after the journal commit, or with
                                 wait="delivered" after the signed receipt is journaled
     status                   -> the engine's status
+    alarms                   -> {alarms}: the alarms now active
     reload                   -> re-read peers after `hotline pair`
+
+The operations are the table ``OPERATIONS``; each uses only the ``TerminalPort``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from hotline.core import compose
 from hotline.core.errors import ControlError, ControlTimeout, HotlineError, RemoteProtocolError
-from hotline.core.model import (
-    Attachment,
-    MessageContent,
-    Precedence,
-    canonical_message_id,
-    uuid7,
-    validate_attachment_name,
-)
 from hotline.core.wire import FrameDecoder, encode_frame
+from hotline.terminal.port import TerminalPort
 
-if TYPE_CHECKING:
-    from hotline.terminal.daemon import Terminal
+log = logging.getLogger(__name__)
 
 MAX_CONTROL_FRAME = 40 * 1024 * 1024
 
 
-def build_content(sender: str, args: dict[str, Any], now_ns: int, markings: Sequence[str]) -> MessageContent:
-    """Turn request arguments into a validated message (the model checks every field).
+# -- operations: each takes the request's args and returns its result, or raises a HotlineError --
 
-    ``markings`` are the classifications this deployment sends; the first is the default.
-    """
-
-    def text(key: str, default: str = "") -> str:
-        value = args.get(key, default)
-        if not isinstance(value, str):
-            raise ControlError(f"{key!r} must be text")
-        return value
-
-    raw_attachments = args.get("attachments", [])
-    if not isinstance(raw_attachments, list):
-        raise ControlError("'attachments' must be a list of [name, bytes]")
-    attachments = []
-    for item in raw_attachments:
-        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], bytes)):
-            raise ControlError("each attachment must be [name, bytes]")
-        validate_attachment_name(item[0])
-        attachments.append(Attachment(name=item[0], data=item[1]))
-    asked = text("classification")
-    # "secret" means SECRET: a marking is matched regardless of case, and always written as configured.
-    classification = next((m for m in markings if m.casefold() == asked.casefold()), asked) if asked else markings[0]
-    if classification not in markings:
-        raise ControlError(
-            f"unknown classification {classification[:80]!r}; this terminal marks messages "
-            f"{', '.join(markings)} ([messages] markings in config.toml)"
-        )
-    message_id = canonical_message_id(text("id")) if text("id") else uuid7(now_ns // 1_000_000, os.urandom(10))
-    return MessageContent(
-        id=message_id,
-        sender=sender,
-        recipient=text("to").strip().lower(),  # peer names are lower case: "Moscow" can only mean moscow
-        precedence=Precedence.parse(text("precedence", "routine")),
-        lang=text("lang", "en"),
-        subject=text("subject"),
-        body=text("body"),
-        created_at_ns=now_ns,
-        attachments=tuple(attachments),
-        classification=classification,
-    )
+Operation = Callable[[TerminalPort, dict[str, Any]], Awaitable[Any]]
 
 
-async def serve_client(terminal: Terminal, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _ping(terminal: TerminalPort, args: dict[str, Any]) -> Any:
+    return {"name": terminal.name}
+
+
+async def _status(terminal: TerminalPort, args: dict[str, Any]) -> Any:
+    return terminal.status()
+
+
+async def _ack(terminal: TerminalPort, args: dict[str, Any]) -> Any:
+    message_id, by = args.get("id"), args.get("by", "operator")
+    if not isinstance(message_id, str) or not isinstance(by, str):
+        raise ControlError("ack needs 'id' (text) and optionally 'by' (text)")
+    await terminal.acknowledge(message_id, by[:200])
+    return {"id": message_id, "acknowledged": True}
+
+
+async def _alarms(terminal: TerminalPort, args: dict[str, Any]) -> Any:
+    return {"alarms": terminal.alarms()}
+
+
+async def _reload(terminal: TerminalPort, args: dict[str, Any]) -> Any:
+    return {"changed": terminal.reload()}
+
+
+async def _send(terminal: TerminalPort, args: dict[str, Any]) -> Any:
+    content = compose.build_content(terminal.name, args, terminal.now_ns(), terminal.markings, os.urandom)
+    created = await terminal.send(content, wait_delivered=args.get("wait", "accepted") == "delivered")
+    return {"id": content.id, "created": created}
+
+
+OPERATIONS: dict[str, Operation] = {
+    "ping": _ping,
+    "status": _status,
+    "ack": _ack,
+    "alarms": _alarms,
+    "reload": _reload,
+    "send": _send,
+}
+
+
+async def serve_client(terminal: TerminalPort, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     decoder = FrameDecoder(MAX_CONTROL_FRAME)
     loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[None]] = set()  # each request's task, held until it has answered
 
     def respond(req_id: Any, result: Any = None, error: str | None = None) -> None:
         if writer.is_closing():
@@ -101,58 +100,30 @@ async def serve_client(terminal: Terminal, reader: asyncio.StreamReader, writer:
             frame["error"] = error
         writer.write(encode_frame(frame))
 
-    def handle(frame: dict[str, Any]) -> None:
+    async def answer(frame: dict[str, Any]) -> None:
         req_id, op = frame.get("id"), frame.get("op")
         args = frame.get("args") or {}
-        if not isinstance(args, dict):
-            respond(req_id, error="'args' must be a map")
-            return
         try:
-            if op == "ping":
-                respond(req_id, {"name": terminal.identity.name})
-            elif op == "status":
-                respond(req_id, terminal.engine.status())
-            elif op == "ack":
-                message_id, by = args.get("id"), args.get("by", "operator")
-                if not isinstance(message_id, str) or not isinstance(by, str):
-                    raise ControlError("ack needs 'id' (text) and optionally 'by' (text)")
-
-                def acked(error: Exception | None) -> None:
-                    if error is None:
-                        loop.call_soon(respond, req_id, {"id": message_id, "acknowledged": True})
-                    else:
-                        loop.call_soon(lambda: respond(req_id, error=str(error)))
-
-                terminal.engine.acknowledge(message_id, by[:200], acked)
-            elif op == "alarms":
-                respond(req_id, {"alarms": terminal.engine.alarms()})
-            elif op == "reload":
-                respond(req_id, {"changed": terminal.reload()})
-            elif op == "send":
-                content = build_content(
-                    terminal.identity.name, args, terminal.clock.wall_ns(), terminal.config.markings
-                )
-                wait = args.get("wait", "accepted")
-
-                def done(error: Exception | None, created: bool) -> None:
-                    if error is not None:
-                        respond(req_id, error=str(error))
-                    elif wait == "delivered":
-                        terminal.engine.on_delivered(
-                            content.id,
-                            lambda: respond(req_id, {"id": content.id, "created": created}),
-                        )
-                    else:
-                        respond(req_id, {"id": content.id, "created": created})
-
-                def committed(error: Exception | None, created: bool) -> None:
-                    loop.call_soon(done, error, created)
-
-                terminal.engine.submit(content, committed)
-            else:
-                respond(req_id, error=f"unknown operation {op!r}")
+            if not isinstance(args, dict):
+                raise ControlError("'args' must be a map")
+            operation = OPERATIONS.get(op) if isinstance(op, str) else None
+            if operation is None:
+                raise ControlError(f"unknown operation {op!r}")
+            result = await operation(terminal, args)
         except HotlineError as e:
             respond(req_id, error=str(e))
+        except Exception:  # a bug, not a refusal: logged, and the connection ends
+            log.exception("control request %r failed", op)
+            writer.close()
+        else:
+            respond(req_id, result)
+
+    def handle(frame: dict[str, Any]) -> None:
+        # One task per request, started in the order they arrived: a quick answer (ping, status)
+        # goes back in that order; one that waits on a commit or a receipt (send, ack) holds up no other.
+        task = loop.create_task(answer(frame))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
 
     try:
         while True:
@@ -167,6 +138,8 @@ async def serve_client(terminal: Terminal, reader: asyncio.StreamReader, writer:
         if isinstance(e, RemoteProtocolError):
             respond(None, error=f"bad control request: {e}")
     finally:
+        # Requests still being answered run on (a send the client did not wait for is still
+        # journaled); their answers go nowhere.
         writer.close()
 
 

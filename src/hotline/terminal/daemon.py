@@ -1,13 +1,10 @@
 """The terminal daemon: the thin asyncio shell around the engine.
 
-It listens and dials (TLS 1.3, pinned Ed25519 certificates), feeds bytes to the
-engine, drives its timers with a 50 ms tick, runs the group commit when asked,
-and serves the local control socket. Every decision lives in ``engine`` and the
-layers below it.
-
-TLS is started by hand (``loop.start_tls``) on a plain TCP connection so that a
-failed handshake is an exception we catch, log with a reason and journal, not a
-traceback from asyncio's default handler.
+It listens and dials (TLS 1.3, pinned Ed25519 certificates: ``tls``), feeds bytes
+to the engine, drives its timers with a 50 ms tick, runs the group commit when
+asked, serves the local control socket (``control``) and runs the services it was
+given beside it (the HTTP API and console), to which it is a ``port.TerminalPort``.
+Every decision lives in ``engine`` and the layers below it.
 """
 
 from __future__ import annotations
@@ -16,31 +13,34 @@ import asyncio
 import contextlib
 import fcntl
 import functools
-import importlib
 import json
 import logging
 import os
-import secrets
 import signal
-import ssl
-import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar
 
-from hotline.core.errors import ConfigError, HotlineError, IdentityError
-from hotline.core.model import Address
-from hotline.crypto.identity import Identity, cert_public_key, fingerprint
-from hotline.engine.engine import Engine
+from hotline.core.errors import ConfigError, HotlineError
+from hotline.core.model import Address, MessageContent
+from hotline.crypto.identity import ContactCard, Identity, fingerprint
+from hotline.engine import pairing
+from hotline.engine.engine import Engine, Listener
 from hotline.engine.peer import Link
-from hotline.home.config import CONTROL_SOCKET, JOURNAL_FILE, LOCK_FILE, Config, parse_api_listen
+from hotline.home.config import CONTROL_SOCKET, JOURNAL_FILE, LOCK_FILE, Config
+from hotline.storage.sqlite.access import Access
 from hotline.storage.sqlite.journal import Journal
+from hotline.storage.sqlite.store import Store
 from hotline.terminal import control
+from hotline.terminal.port import Service
+from hotline.terminal.tls import HANDSHAKE_TIMEOUT, LinkProtocol, client_context, server_context
 
 log = logging.getLogger("hotline.terminal")
 
+T = TypeVar("T")
+
 TICK_SECONDS = 0.05
-HANDSHAKE_TIMEOUT = 5.0
 DIAL_BACKOFF_MIN = 0.1
 DIAL_BACKOFF_MAX = 2.0
 
@@ -53,164 +53,36 @@ class SystemClock:
         return time.time_ns()
 
 
-def _load_tls_key(ctx: ssl.SSLContext, identity: Identity, home: Path) -> None:
-    """``ssl`` loads keys only from files: write the key encrypted under a one-time
-    password to a private temp file, load it, and remove it at once."""
-    password = secrets.token_bytes(32).hex().encode()
-    with tempfile.TemporaryDirectory(dir=home, prefix=".tls-") as tmp:
-        key_path, cert_path = Path(tmp) / "key.pem", Path(tmp) / "cert.pem"
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(identity.tls_key_pem(password))
-        cert_path.write_bytes(identity.cert_pem())
-        ctx.load_cert_chain(str(cert_path), str(key_path), password=password)
+def _settle(future: asyncio.Future[T], error: Exception | None, value: T) -> None:
+    """The bridge from an engine callback to a waiting caller. Engine callbacks run inside its
+    commit: the caller resumes on the next turn of the loop, never inside the commit."""
 
-
-def server_context(identity: Identity, home: Path, peer_certs: list[bytes]) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    ctx.verify_mode = ssl.CERT_REQUIRED  # the client must present a paired certificate
-    ctx.num_tickets = 0  # no resumption: every connection proves its key afresh
-    _load_tls_key(ctx, identity, home)
-    for der in peer_certs:
-        ctx.load_verify_locations(cadata=der)
-    return ctx
-
-
-def client_context(identity: Identity, home: Path) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    # The server's certificate is checked against the pinned key after the
-    # handshake, by us: that lets us name the peer and the key it presented when
-    # they differ, instead of a bare "unknown CA". TLS 1.3 still verifies the
-    # server's CertificateVerify signature with the key in that certificate.
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    _load_tls_key(ctx, identity, home)
-    return ctx
-
-
-class LinkProtocol(asyncio.Protocol):
-    """One TCP connection: TLS upgrade, then bytes to and from the engine."""
-
-    def __init__(self, terminal: Terminal, *, dialed: bool, expected_peer: str | None, address: str, path: str) -> None:
-        self.terminal = terminal
-        self.path = path  # the dialled card address's path name, or the listening address's
-        self.dialed = dialed
-        self.expected_peer = expected_peer
-        self.address = address
-        self.transport: asyncio.BaseTransport | None = None
-        self.link: Link | None = None
-        self._early: list[bytes] = []
-        self.established: asyncio.Future[Link | None] = asyncio.get_running_loop().create_future()
-
-    # LinkIO
-    def write(self, data: bytes) -> None:
-        if isinstance(self.transport, asyncio.WriteTransport) and not self.transport.is_closing():
-            self.transport.write(data)
-
-    def close(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.transport is None:
-            self.transport = transport
-            if not self.dialed:
-                peername = transport.get_extra_info("peername")
-                if peername:
-                    self.address = f"{peername[0]}:{peername[1]}"
-            self.terminal.spawn(self._upgrade(transport))
-
-    async def _upgrade(self, raw: asyncio.BaseTransport) -> None:
-        t = self.terminal
-        loop = asyncio.get_running_loop()
-        who = self.expected_peer or "an incoming connection"
-        try:
-            ctx = t.client_ctx if self.dialed else t.server_ctx
-            tls = await loop.start_tls(
-                cast(asyncio.WriteTransport, raw),
-                self,
-                ctx,
-                server_side=not self.dialed,
-                ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
-            )
-            if tls is None:
-                raise ConnectionError("connection closed during the TLS handshake")
-            self.transport = tls
-            ssl_object = tls.get_extra_info("ssl_object")
-            der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
-            if not der:
-                raise ssl.SSLError("the peer presented no certificate")
-            key = cert_public_key(der)
-        except (OSError, ssl.SSLError, ConnectionError, TimeoutError, IdentityError) as e:
-            # Some of these carry no message (a bare ConnectionResetError()); name the type then.
-            why = str(e) or type(e).__name__
-            reason = f"TLS handshake with {who} at {self.address} failed: {why}"
-            if self.dialed and self.expected_peer:
-                t.engine.refuse(self.expected_peer, reason, {"address": self.address})
-            else:
-                log.warning("refused %s from %s: %s", who, self.address, why)
-            raw.close()
-            self._settle(None)
+    def finish() -> None:
+        if future.done():  # the caller stopped waiting (cancelled)
             return
-        peer = t.engine.peer_by_key(key)
-        if self.dialed and (peer is None or peer.name != self.expected_peer):
-            expected = t.engine.peers.get(self.expected_peer or "")
-            paired_on = (
-                time.strftime("%Y-%m-%d", time.gmtime(t.engine.store.peer(expected.name).paired_at_ns / 1e9))  # type: ignore[union-attr]
-                if expected
-                else "?"
-            )
-            reason = (
-                f"peer {self.expected_peer!r} at {self.address} presented identity key {fingerprint(key)}, "
-                f"not the key {fingerprint(expected.identity_key) if expected else '?'} paired on {paired_on}; "
-                "verify the safety number with its operator, then re-pair with `hotline pair`"
-            )
-            t.engine.refuse(self.expected_peer or "?", reason, {"address": self.address, "presented": key})
-            tls.close()
-            self._settle(None)
-            return
-        if peer is None:
-            log.warning("refused connection from %s: key %s is not paired", self.address, fingerprint(key))
-            tls.close()
-            self._settle(None)
-            return
-        self.link = t.engine.link_established(peer.name, self, dialed=self.dialed, address=self.address, path=self.path)
-        if self.link is not None:
-            for chunk in self._early:
-                t.engine.data_received(self.link, chunk)
-        self._early.clear()
-        self._settle(self.link)
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
 
-    def _settle(self, link: Link | None) -> None:
-        if not self.established.done():
-            self.established.set_result(link)
-
-    def data_received(self, data: bytes) -> None:
-        if self.link is None:
-            self._early.append(data)
-            return
-        self.terminal.engine.data_received(self.link, data)
-
-    def eof_received(self) -> bool | None:
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.link is not None:
-            reason = f"connection lost: {exc}" if exc else "connection closed by the peer"
-            self.terminal.engine.connection_lost(self.link, reason)
-        self._settle(None)
+    future.get_loop().call_soon(finish)
 
 
 class Terminal:
-    def __init__(self, home: Path, config: Config, identity: Identity) -> None:
+    """The running terminal: the engine in its event loop, the links, the control socket, and
+    the services beside it (``services``: the HTTP API and console, when configured). It is
+    the ``TerminalPort`` those services and the control socket use."""
+
+    def __init__(self, home: Path, config: Config, identity: Identity, services: Sequence[Service] = ()) -> None:
         self.home = home
         self.config = config
         self.identity = identity
+        self.services = tuple(services)
         self.journal = Journal(home / JOURNAL_FILE, synchronous=config.synchronous)
+        self.access = Access(self.journal)
         self.clock = SystemClock()
         self._flush_scheduled = False
+        self._commit_waiters: list[asyncio.Future[None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping: asyncio.Event | None = None
         self._fatal: BaseException | None = None
@@ -263,12 +135,25 @@ class Terminal:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        waiters, self._commit_waiters = self._commit_waiters, []
         if self._fatal is not None or self._closed:
-            return
-        try:
-            self.engine.flush()
-        except BaseException as e:  # a journal failure: stop, restart from the journal
-            self._die(e)
+            failed: Exception | None = HotlineError("the terminal stopped before the journal commit")
+        else:
+            try:
+                self.engine.flush()
+                failed = None
+            except BaseException as e:  # a journal failure: stop, restart from the journal
+                self._die(e)
+                failed = HotlineError(f"the journal commit failed, and the terminal is stopping: {e}")
+        for waiter in waiters:
+            _settle(waiter, failed, None)
+
+    async def _next_commit(self) -> None:
+        """Wait until the next group commit has run: what the engine was handed before is journaled."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._commit_waiters.append(waiter)
+        self.request_flush()
+        await waiter
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -326,19 +211,19 @@ class Terminal:
             ", ".join(str(a) for a in self.config.listen),
             len(self.engine.peers),
         )
-        self.engine.listeners.append(self._on_event)
+        self.subscribe(self._on_event)
         self.engine.wake()
         self.request_flush()
         ticker = loop.create_task(self._ticker())
-        api_task = self._start_api()
+        services = [self._start_service(service) for service in self.services]
         try:
             await self._stopping.wait()
         finally:
             ticker.cancel()
-            if api_task is not None:
-                api_task.cancel()  # closes live pages, then waits briefly for requests in flight
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(api_task, 4)
+            for task in services:
+                task.cancel()  # the API closes live pages, then waits briefly for requests in flight
+            if services:
+                await asyncio.wait(services, timeout=4)
             log.info("terminal %s shutting down", self.identity.name)
             self.engine.close_all_links("terminal shutting down")  # journaled by the flush below
             for server in servers:
@@ -378,18 +263,9 @@ class Terminal:
         except (OSError, TimeoutError) as e:
             log.error("alarm command failed: %s", e)
 
-    def _start_api(self) -> asyncio.Task[None] | None:
-        """The HTTP API and console (issue 4), if the config has an [api] section.
-
-        ``hotline.api.serve_api(terminal, host, port)`` runs until cancelled; it
-        writes the console's URL to HOME/console.url once bound (port 0 = any free).
-        """
-        section = self.config.extra.get("api")
-        if not isinstance(section, dict) or not section.get("listen"):
-            return None
-        api = importlib.import_module("hotline.web.api")  # imported only when configured: it pulls in starlette
-        host, port = parse_api_listen(str(section["listen"]))
-        task = asyncio.get_running_loop().create_task(api.serve_api(self, host, port))
+    def _start_service(self, service: Service) -> asyncio.Task[None]:
+        """Run a service beside the terminal until shutdown cancels it; if it fails, the terminal stops."""
+        task = asyncio.get_running_loop().create_task(service(self))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -404,6 +280,36 @@ class Terminal:
                 self._die(e)
                 return
 
+    # -- the port: what the control socket and the services use (terminal.port.TerminalPort) --
+
+    @property
+    def name(self) -> str:
+        return self.identity.name
+
+    @property
+    def markings(self) -> tuple[str, ...]:
+        return self.config.markings
+
+    @property
+    def store(self) -> Store:
+        return self.engine.store
+
+    @property
+    def journal_path(self) -> Path:
+        return self.journal.path
+
+    def now_ns(self) -> int:
+        return self.clock.wall_ns()
+
+    def status(self) -> dict[str, Any]:
+        return self.engine.status()
+
+    def alarms(self) -> list[dict[str, Any]]:
+        return self.engine.alarms()
+
+    def peer_names(self) -> list[str]:
+        return sorted(self.engine.peers)
+
     def reload(self) -> list[str]:
         changed = self.engine.reload_peers()
         for name in changed:
@@ -411,6 +317,50 @@ class Terminal:
             for address in self.engine.peers[name].card.addresses:
                 self._next_dial[(name, address.path)] = 0.0
         return changed
+
+    def pair(self, card: ContactCard, by: str) -> pairing.PairResult:
+        result = pairing.pair(self.store, self.identity, card, self.now_ns(), by=by)
+        self.reload()
+        return result
+
+    def confirm_safety_number(self, peer: str, heard: str, by: str) -> None:
+        pairing.confirm_safety_number(self.store, peer, heard, self.now_ns(), by=by)
+
+    def subscribe(self, listener: Listener) -> None:
+        self.engine.listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        with contextlib.suppress(ValueError):
+            self.engine.listeners.remove(listener)
+
+    async def send(self, content: MessageContent, by: str = "", wait_delivered: bool = False) -> bool:
+        loop = asyncio.get_running_loop()
+        committed: asyncio.Future[bool] = loop.create_future()
+        self.engine.submit(content, lambda error, created: _settle(committed, error, created), by=by)
+        created = await committed
+        if wait_delivered:
+            delivered: asyncio.Future[None] = loop.create_future()
+            self.engine.on_delivered(content.id, lambda: _settle(delivered, None, None))
+            await delivered
+        return created
+
+    async def acknowledge(self, message_id: str, by: str) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.engine.acknowledge(message_id, by, lambda error: _settle(done, error, None))
+        await done
+
+    async def mark_read(self, message_id: str, by: str) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.engine.mark_read(message_id, by, lambda error: _settle(done, error, None))
+        await done
+
+    async def raise_alarm(self, kind: str, peer: str, subject: str, detail: str) -> None:
+        self.engine.raise_alarm(kind, peer, subject, detail)
+        await self._next_commit()  # the engine journals alarm changes in its next commit
+
+    async def clear_alarm(self, kind: str, peer: str, subject: str, reason: str) -> None:
+        self.engine.clear_alarm(kind, peer, subject, reason)
+        await self._next_commit()
 
     # -- dialling ---------------------------------------------------------------------------
 
@@ -454,6 +404,6 @@ class Terminal:
             self._dialing.discard(key)
 
 
-def run_terminal(home: Path, config: Config, identity: Identity) -> None:
-    terminal = Terminal(home, config, identity)
+def run_terminal(home: Path, config: Config, identity: Identity, services: Sequence[Service] = ()) -> None:
+    terminal = Terminal(home, config, identity, services)
     asyncio.run(terminal.run())

@@ -1,69 +1,39 @@
-"""The HTTP API and the server that carries it and the console, in the terminal's own loop.
+"""The HTTP API: JSON over HTTP for programs, and for the console's script.
 
-Starlette on uvicorn, bound to 127.0.0.1 unless the config says otherwise. The
-endpoint table (``ENDPOINTS``) names each call's permission and generates
-``/openapi.json``; authentication and the actions shared with the console live
-in ``hotline.web``. Every write is journaled with who made it. The handlers call
-the engine directly (same loop, no locks); anything that may take long —
-verifying or exporting a large journal — runs in a thread on its own read-only
-connection so heartbeats never wait for it.
+The endpoint table (``ENDPOINTS``) names each call's permission and generates
+``/openapi.json``; who is asking is ``web.auth``'s to find out, reading bodies
+``web.forms``'s, and the actions shared with the console are ``web.actions``.
+Every write is journaled with who made it. The handlers ask the terminal through
+its ``TerminalPort``, in the same event loop (no locks); anything that may take
+long — verifying or exporting a large journal — runs in a thread on its own
+read-only connection so heartbeats never wait for it. ``web.server`` serves it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ipaddress
 import json
 import logging
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
-import uvicorn
-from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hotline.core.access import GRANTS, Permission, Role, new_password_hash, unknown_user_hash
+from hotline.core.access import GRANTS, Permission, Role, new_password_hash
 from hotline.core.access import validate_console_lang as validate_lang
-from hotline.core.errors import HotlineError, NotFound
 from hotline.core.model import MAX_ATTACHMENTS, canonical_message_id, validate_name
 from hotline.crypto.identity import ContactCard, fingerprint
-from hotline.engine.pairing import confirm_safety_number, pair, peer_listing
+from hotline.engine.pairing import peer_listing
 from hotline.storage import audit
-from hotline.storage.sqlite.access import Access
 from hotline.storage.sqlite.journal import Journal
-from hotline.web.common import (
-    MAX_JSON_SEND_BODY,
-    MESSAGE_FIELDS,
-    SESSION_COOKIE,
-    ApiContext,
-    acknowledge,
-    authenticate,
-    context,
-    end_session,
-    form_attachments,
-    json_attachments,
-    message_view,
-    read_form,
-    read_json,
-    send_message,
-    set_session_cookie,
-    start_session,
-    status_view,
-    verify_journal,
-)
-
-if TYPE_CHECKING:
-    from hotline.terminal.daemon import Terminal
+from hotline.web.actions import MESSAGE_FIELDS, acknowledge, message_view, send_message, status_view, verify_journal
+from hotline.web.auth import SESSION_COOKIE, authenticate, end_session, set_session_cookie, start_session
+from hotline.web.context import context
+from hotline.web.forms import MAX_JSON_SEND_BODY, form_attachments, json_attachments, read_form, read_json
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +85,7 @@ async def whoami(request: Request) -> Response:
     who = await authenticate(request, Permission.READ)
     return ok({"name": who.name, "role": who.role.value, "via": who.via, "lang": who.lang,
                "may": sorted(p.value for p in Permission if who.may(p)),
-               "markings": list(context(request).terminal.config.markings)})  # fmt: skip
+               "markings": list(context(request).terminal.markings)})  # fmt: skip
 
 
 async def get_status(request: Request) -> Response:
@@ -135,10 +105,8 @@ async def post_peer(request: Request) -> Response:
     text = body.get("card")
     if not isinstance(text, str) or not text:
         raise HTTPException(400, 'send {"card": the peer\'s contact card, as the text `hotline card` printed}')
-    ctx = context(request)
     card = ContactCard.from_json(text)
-    result = pair(ctx.store, ctx.terminal.identity, card, ctx.now_ns(), by=who.label)
-    ctx.terminal.reload()
+    result = context(request).terminal.pair(card, by=who.label)  # and dials it at once
     return ok(
         {"name": card.name, "fingerprint": fingerprint(card.identity_key), "safety_number": result.safety_number,
          "already": result.already, "replaced": result.replaced is not None},
@@ -152,14 +120,13 @@ async def post_verify_peer(request: Request) -> Response:
     heard = body.get("safety_number")
     if not isinstance(heard, str):
         raise HTTPException(400, 'send {"safety_number": the 60 digits the other operator read out}')
-    ctx = context(request)
-    confirm_safety_number(ctx.store, request.path_params["name"], heard, ctx.now_ns(), by=who.label)
+    context(request).terminal.confirm_safety_number(request.path_params["name"], heard, by=who.label)
     return ok({"name": request.path_params["name"], "verified": True})
 
 
 async def get_alarms(request: Request) -> Response:
     await authenticate(request, Permission.READ)
-    return ok({"alarms": context(request).terminal.engine.alarms()})
+    return ok({"alarms": context(request).terminal.alarms()})
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -242,12 +209,11 @@ async def get_verify(request: Request) -> Response:
 
 async def get_export(request: Request) -> Response:
     await authenticate(request, Permission.AUDIT)
-    path = context(request).terminal.journal.path
+    path = context(request).terminal.journal_path
     start = _int_param(request, "from", 1, 1, 2**62)
 
     async def lines() -> AsyncIterator[bytes]:
-        journal = Journal(path, readonly=True)
-        try:
+        with Journal(path, readonly=True) as journal:
             batch: list[str] = []
             for line in audit.export_lines(journal, start):
                 batch.append(line + "\n")
@@ -256,8 +222,6 @@ async def get_export(request: Request) -> Response:
                     batch = []
                     await asyncio.sleep(0)  # let the link breathe between batches
             yield "".join(batch).encode()
-        finally:
-            journal.close()
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
@@ -329,7 +293,7 @@ async def events(request: Request) -> Response:
                 try:
                     event = await asyncio.wait_for(queue.get(), SSE_STATUS_EVERY_S)
                 except TimeoutError:
-                    event = {"event": "status", "alarms": len(ctx.terminal.engine.alarms())}
+                    event = {"event": "status", "alarms": len(ctx.terminal.alarms())}
                 try:  # a stream outlives its check: a logout, expiry or revoked token ends it here
                     await authenticate(request, Permission.READ)
                 except HTTPException as e:
@@ -435,131 +399,3 @@ def openapi_schema() -> dict[str, Any]:
 
 async def get_openapi(request: Request) -> Response:
     return ok(openapi_schema())
-
-
-# -- errors: every failure is a 4xx with a reason, never a 500 for bad input ---------------------
-
-
-def _wants_html(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
-
-
-async def http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if _wants_html(request):
-        from hotline.web import console
-
-        return console.error_page(request, exc.status_code, str(exc.detail))
-    headers = dict(exc.headers or {})
-    if exc.status_code == 401:
-        headers.setdefault("WWW-Authenticate", 'Bearer realm="hotline"')
-    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=headers)
-
-
-async def hotline_error(request: Request, exc: Exception) -> Response:
-    """A refusal from below (a bad field, a duplicate user): the caller's fault; 404 if it names
-    something that does not exist."""
-    return await http_error(request, HTTPException(404 if isinstance(exc, NotFound) else 400, str(exc)))
-
-
-def _loopback_name(name: str) -> bool:
-    """localhost, or an address literal on loopback (127.0.0.0/8, ::1)."""
-    if name.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-class LoopbackHostOnly:
-    """Refuse a request whose Host header is not a loopback name, when the console listens on
-    loopback: a page on another site that makes its name resolve to 127.0.0.1 (DNS rebinding)
-    must not reach the login form or the API with the browser's blessing."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            host = Headers(scope=scope).get("host", "")
-            name = host[1 : host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
-            if not _loopback_name(name):
-                response = JSONResponse(
-                    {"error": f"unexpected Host {host[:80]!r}: this console answers only to loopback names"},
-                    status_code=421,
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-def build_app(ctx: ApiContext, *, loopback: bool = True) -> Starlette:
-    from hotline.web import console
-
-    routes: list[BaseRoute] = [Route(e.path, e.handler, methods=[e.method]) for e in ENDPOINTS]
-    routes.append(Route("/openapi.json", get_openapi, methods=["GET"]))
-    routes += console.routes()
-    app = Starlette(
-        routes=routes,
-        exception_handlers={HTTPException: http_error, HotlineError: hotline_error},
-        middleware=[Middleware(LoopbackHostOnly)] if loopback else [],
-    )
-    app.state.ctx = ctx
-    return app
-
-
-# -- serving ----------------------------------------------------------------------------------
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handlers: the terminal owns SIGTERM and SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-async def serve_api(terminal: Terminal, host: str, port: int) -> None:
-    """Serve until cancelled. A port that cannot be bound is logged; the link keeps running."""
-    section = terminal.config.extra.get("api", {})
-    minutes = section.get("session_minutes", 480) if isinstance(section, dict) else 480
-    ctx = ApiContext(terminal, Access(terminal.journal), session_lifetime_ns=int(minutes) * 60 * 1_000_000_000)
-    terminal.engine.listeners.append(ctx.hub.publish)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(64)
-    except OSError as e:
-        sock.close()
-        log.error("the console cannot listen on %s:%d: %s; the link runs on without it", host, port, e.strerror or e)
-        return
-    bound = sock.getsockname()[1]
-    url = f"http://{host if family == socket.AF_INET else f'[{host}]'}:{bound}/"
-    (terminal.home / "console.url").write_text(url + "\n")
-    log.info("console and API at %s", url)
-    await asyncio.to_thread(unknown_user_hash)  # made once, off the loop, before any login needs it
-    config = uvicorn.Config(
-        build_app(ctx, loopback=_loopback_name(host.strip("[]"))), log_level="warning", access_log=False,
-        lifespan="off", timeout_graceful_shutdown=2, limit_concurrency=200,
-        # No proxy stands in front: an X-Forwarded-For header is the caller's word, and trusting it
-        # would let any local caller pick the address the login limiter counts and the journal records.
-        proxy_headers=False,
-    )  # fmt: skip
-    server = _Server(config)
-    serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-    try:
-        await asyncio.shield(serving)
-    except asyncio.CancelledError:
-        ctx.hub.close()
-        server.should_exit = True
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await asyncio.wait_for(serving, 3)
-        raise
-    finally:
-        with contextlib.suppress(ValueError):
-            terminal.engine.listeners.remove(ctx.hub.publish)
-        with contextlib.suppress(FileNotFoundError):
-            (terminal.home / "console.url").unlink()

@@ -30,23 +30,10 @@ from hotline.core.access import LANGUAGES, Permission, Principal, Session
 from hotline.core.errors import HotlineError
 from hotline.core.model import Precedence, canonical_message_id
 from hotline.storage import audit
-from hotline.web.common import (
-    MESSAGE_FIELDS,
-    ApiContext,
-    acknowledge,
-    authenticate,
-    context,
-    current_session,
-    end_session,
-    form_attachments,
-    message_view,
-    read_form,
-    send_message,
-    set_session_cookie,
-    start_session,
-    status_view,
-    verify_journal,
-)
+from hotline.web.actions import MESSAGE_FIELDS, acknowledge, message_view, send_message, status_view, verify_journal
+from hotline.web.auth import authenticate, current_session, end_session, set_session_cookie, start_session
+from hotline.web.context import ApiContext, context
+from hotline.web.forms import form_attachments, read_form
 
 WEB = Path(__file__).parent
 DEFAULT_LANG = "en"
@@ -124,7 +111,7 @@ def render(
         values.setdefault("status", status_view(ctx))
     page = environment(lang).get_template(template).render(
         request=request, user=user, csrf=session.csrf if session else "", lang=lang, languages=LANGUAGES,
-        terminal=ctx.terminal.identity.name, may=(lambda p: user is not None and user.may(Permission(p))),
+        terminal=ctx.terminal.name, may=(lambda p: user is not None and user.may(Permission(p))),
         **values,
     )  # fmt: skip
     return HTMLResponse(page, status_code=status_code, headers=SECURITY_HEADERS)
@@ -234,8 +221,8 @@ async def compose_page(request: Request) -> Response:
     session = await _page(request, Permission.SEND, form)
     who = session.user
     ctx = context(request)
-    peers = sorted(ctx.terminal.engine.peers)
-    markings = ctx.terminal.config.markings
+    peers = ctx.terminal.peer_names()
+    markings = ctx.terminal.markings
     values: dict[str, Any] = {"peers": peers, "precedences": [p.label for p in Precedence], "markings": markings,
                               "error": None, "fields": {"precedence": "routine", "lang": session.user.lang,
                                                         "classification": markings[0]}}  # fmt: skip
@@ -262,7 +249,7 @@ async def ack_page(request: Request) -> Response:
 
 async def alarms_page(request: Request) -> Response:
     session = await _page(request)
-    return render(request, "alarms.html", session, alarms=context(request).terminal.engine.alarms())
+    return render(request, "alarms.html", session, alarms=context(request).terminal.alarms())
 
 
 async def journal_page(request: Request) -> Response:
@@ -283,7 +270,7 @@ async def fragment(request: Request) -> Response:
     if name == "boxes":
         return render(request, "_boxes.html", session, **_boxes(ctx))
     if name == "alarms":
-        return render(request, "_alarms.html", session, alarms=ctx.terminal.engine.alarms())
+        return render(request, "_alarms.html", session, alarms=ctx.terminal.alarms())
     if name == "flash":
         return render(request, "_flash.html", session, flashes=_flashes(ctx), back=request.query_params.get("at", "/"))
     if name == "message":
