@@ -77,8 +77,8 @@ class Side:
 
     def start(self) -> Engine:
         self.journal = Journal(self.path, synchronous="NORMAL")
-        self.engine = Engine(identity=self.identity, config=self.config, journal=self.journal, clock=self.clock,
-                             request_flush=self._dirty)  # fmt: skip
+        self.engine = Engine(identity=self.identity, config=self.config, journal=self.journal,
+                             store=Store(self.journal), clock=self.clock, request_flush=self._dirty)  # fmt: skip
         self.engine.flush()
         return self.engine
 

@@ -19,16 +19,16 @@ from hotline.cli.common import Add, home_option, json_option, now_ns, open_home,
 from hotline.core.access import LANGUAGES, MIN_PASSWORD, Role, new_password_hash
 from hotline.core.errors import AccessError
 from hotline.storage.audit import rfc3339
-from hotline.storage.sqlite.access import Access
+from hotline.storage.base import AccessStore
 
 PASSWORD_ENV = "HOTLINE_USER_PASSWORD"  # noqa: S105 -- the variable's name, not a password
 
 
 @contextmanager
-def _access(args: argparse.Namespace) -> Iterator[Access]:
+def _access(args: argparse.Namespace) -> Iterator[AccessStore]:
     home, _ = open_home(args)  # a clear error if this is not a terminal's home
-    with open_journal(home) as journal:
-        yield Access(journal)
+    with open_journal(home) as storage:
+        yield storage.access
 
 
 def _local_actor() -> str:

@@ -23,7 +23,7 @@ from hotline.core.errors import ControlError, PassphraseError
 from hotline.crypto.identity import Identity, load_keys
 from hotline.home.config import JOURNAL_FILE, KEYS_FILE, Config, load_config, resolve_home
 from hotline.storage import audit
-from hotline.storage.sqlite.journal import Journal
+from hotline.storage.backend import Storage, open_storage
 from hotline.terminal.control import ControlClient
 
 HOME_HELP = "terminal home folder (default: $HOTLINE_HOME)"
@@ -94,9 +94,9 @@ def load_identity(home: Path, config: Config) -> Identity:
     return load_keys(home / KEYS_FILE, ask_passphrase(config))
 
 
-def open_journal(home: Path, *, readonly: bool = False) -> Journal:
-    """The terminal's journal, to use as ``with open_journal(home) as journal:``."""
-    return Journal(home / JOURNAL_FILE, readonly=readonly)
+def open_journal(home: Path, *, readonly: bool = False) -> Storage:
+    """The terminal's record and stores, to use as ``with open_journal(home) as storage:``."""
+    return open_storage(home / JOURNAL_FILE, readonly=readonly)
 
 
 def ask_running(home: Path, op: str) -> Any:

@@ -11,9 +11,9 @@ from hotline.storage import audit
 
 def cmd_journal(args: argparse.Namespace) -> int:
     home, _ = open_home(args)
-    with open_journal(home, readonly=True) as journal:
+    with open_journal(home, readonly=True) as storage:
         if args.journal_cmd == "verify":
-            report = audit.verify(journal)
+            report = audit.verify(storage.record)
             if args.json:
                 out_json(report.as_dict())
             elif report.ok:
@@ -27,7 +27,7 @@ def cmd_journal(args: argparse.Namespace) -> int:
             return 0 if report.ok else 1
         out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
         try:
-            for line in audit.export_lines(journal):
+            for line in audit.export_lines(storage.record):
                 out.write(line + "\n")
         finally:
             if out is not sys.stdout:

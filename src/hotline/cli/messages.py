@@ -21,7 +21,6 @@ from hotline.core.errors import ConfigError, ControlError, ControlTimeout, Deliv
 from hotline.core.model import canonical_message_id, safe_file_name, uuid7, validate_label
 from hotline.home.config import Config
 from hotline.storage import audit
-from hotline.storage.sqlite.store import Store
 from hotline.terminal.control import ControlClient
 
 SEND_EPILOG = """\
@@ -89,8 +88,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     else:
         if args.wait:
             raise ControlError("--wait needs the terminal running (`hotline run`)")
-        with open_journal(home) as journal, journal.transaction():
-            created = Store(journal).accept(content, now_ns())
+        with open_journal(home) as storage, storage.record.transaction():
+            created = storage.store.accept(content, now_ns())
         result = {"id": content.id, "created": created}
         via = "journal (terminal not running; the next `hotline run` sends it)"
     if args.json:
@@ -103,8 +102,8 @@ def cmd_send(args: argparse.Namespace) -> int:
 def _wait_cut_short(home: Path, message_id: str, cause: BaseException, timeout: float) -> int:
     """`send --wait` stopped waiting (Ctrl-C, or no receipt in time): say plainly where the message
     stands, from the journal, and name it, so nobody sends it twice to be sure."""
-    with open_journal(home, readonly=True) as journal:
-        row = Store(journal).message(message_id)
+    with open_journal(home, readonly=True) as storage:
+        row = storage.store.message(message_id)
     print(message_id)  # the request was made: whatever happened, this is the message's name
     why = "interrupted" if isinstance(cause, KeyboardInterrupt) else f"no delivery receipt within {timeout:g} s"
     if row is None:
@@ -120,8 +119,8 @@ def _wait_cut_short(home: Path, message_id: str, cause: BaseException, timeout: 
 
 def _listing(args: argparse.Namespace, direction: str) -> int:
     home, _ = open_home(args)
-    with open_journal(home, readonly=True) as journal:
-        store = Store(journal)
+    with open_journal(home, readonly=True) as storage:
+        store = storage.store
         if args.peer is not None and store.peer(args.peer) is None:
             raise ConfigError(f"no peer named {args.peer!r}; see `hotline peers`")
         rows = store.messages(direction, peer=args.peer, limit=args.limit)
@@ -161,8 +160,8 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
 def cmd_attachment(args: argparse.Namespace) -> int:
     home, _ = open_home(args)
-    with open_journal(home, readonly=True) as journal:
-        store = Store(journal)
+    with open_journal(home, readonly=True) as storage:
+        store = storage.store
         args.id = canonical_message_id(args.id)
         found = store.message(args.id)
         if found is None:
@@ -209,8 +208,8 @@ def cmd_ack(args: argparse.Namespace) -> int:
     by = args.by or os.environ.get("USER") or "operator"
     validate_label(by, "--by")
     args.id = canonical_message_id(args.id)
-    with open_journal(home, readonly=True) as journal:
-        found = Store(journal).message(args.id)
+    with open_journal(home, readonly=True) as storage:
+        found = storage.store.message(args.id)
     if found is not None and found["direction"] == "out":
         raise DeliveryError(f"message {args.id} is one this terminal sent; only its recipient acknowledges it")
     if found is not None and found["acknowledged_at_ns"]:
@@ -238,9 +237,14 @@ def _ack_offline(home: Path, config: Config, message_id: str, by: str) -> None:
 
     identity = load_identity(home, config)
     errors: list[Exception] = []
-    with open_journal(home) as journal:
+    with open_journal(home) as storage:
         engine = Engine(
-            identity=identity, config=config, journal=journal, clock=SystemClock(), request_flush=lambda: None
+            identity=identity,
+            config=config,
+            journal=storage.record,
+            store=storage.store,
+            clock=SystemClock(),
+            request_flush=lambda: None,
         )
         engine.acknowledge(message_id, by, lambda e: errors.append(e) if e else None)
         engine.flush()

@@ -10,7 +10,6 @@ from hotline.cli.common import Add, ask_running, load_identity, now_ns, open_hom
 from hotline.core.errors import ConfigError
 from hotline.crypto.identity import MAX_CARD_BYTES, ContactCard, fingerprint
 from hotline.engine.pairing import confirm_safety_number, pair, peer_listing
-from hotline.storage.sqlite.store import Store
 
 
 def _read_card(path: str) -> ContactCard:
@@ -27,8 +26,8 @@ def cmd_pair(args: argparse.Namespace) -> int:
     home, config = open_home(args)
     card = _read_card(args.file)
     identity = load_identity(home, config)
-    with open_journal(home) as journal:
-        result = pair(Store(journal), identity, card, now_ns())
+    with open_journal(home) as storage:
+        result = pair(storage.store, identity, card, now_ns())
     old = result.replaced
     if result.already:
         print(f"{card.name} is already paired with this key.")
@@ -50,8 +49,8 @@ def cmd_pair(args: argparse.Namespace) -> int:
 
 def cmd_peers(args: argparse.Namespace) -> int:
     home, _ = open_home(args)
-    with open_journal(home, readonly=True) as journal:
-        peers = peer_listing(Store(journal))
+    with open_journal(home, readonly=True) as storage:
+        peers = peer_listing(storage.store)
     if args.json:
         out_json({"peers": peers})
         return 0
@@ -67,8 +66,8 @@ def cmd_peers(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     home, _ = open_home(args)
-    with open_journal(home) as journal:
-        confirm_safety_number(Store(journal), args.peer, args.safety_number, now_ns())
+    with open_journal(home) as storage:
+        confirm_safety_number(storage.store, args.peer, args.safety_number, now_ns())
     print(f"{args.peer}: safety number confirmed and recorded in the journal")
     return 0
 

@@ -11,7 +11,6 @@ from hotline.core.model import Address, validate_name
 from hotline.crypto.identity import Identity, fingerprint, make_card, save_keys, write_atomic
 from hotline.home.config import CONFIG_FILE, KEYS_FILE, Config, parse_api_listen, resolve_home
 from hotline.storage import audit
-from hotline.storage.sqlite.store import Store
 
 CARD_FILE = "card.json"
 
@@ -36,8 +35,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     write_atomic(home / CONFIG_FILE, config.to_toml().encode(), 0o644)
     card = make_card(identity, advertise, audit.rfc3339(now_ns()).split(".")[0] + "Z")
     write_atomic(home / CARD_FILE, card.to_json().encode(), 0o644)
-    with open_journal(home) as journal, journal.transaction():
-        Store(journal).record_created(name, identity.public_key, identity.dh_public, identity.cert_der, now_ns())
+    with open_journal(home) as storage, storage.record.transaction():
+        storage.store.record_created(name, identity.public_key, identity.dh_public, identity.cert_der, now_ns())
     print(f"created terminal {name!r} in {home}")
     print(f"identity key fingerprint: {fingerprint(identity.public_key)}")
     if args.no_passphrase:

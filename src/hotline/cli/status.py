@@ -12,15 +12,14 @@ from typing import Any
 from hotline.cli.common import Add, ask_running, open_home, open_journal, out_json, ts
 from hotline.engine.status import stopped_status
 from hotline.storage import audit
-from hotline.storage.sqlite.store import Store
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     home, config = open_home(args)
     status = ask_running(home, "status")
     if status is None:
-        with open_journal(home, readonly=True) as journal:
-            status = stopped_status(config.name, Store(journal))
+        with open_journal(home, readonly=True) as storage:
+            status = stopped_status(config.name, storage.store)
     for peer in status["peers"]:
         ns = peer.get("last_contact_ns")
         peer["last_contact"] = audit.rfc3339(ns) if ns else None  # JSON says null; the text says "-"
@@ -74,8 +73,8 @@ def cmd_alarms(args: argparse.Namespace) -> int:
     if running is not None:
         alarms = running["alarms"]
     else:
-        with open_journal(home, readonly=True) as journal:
-            alarms = Store(journal).active_alarms()
+        with open_journal(home, readonly=True) as storage:
+            alarms = storage.store.active_alarms()
     for a in alarms:
         a["raised"] = ts(a["raised_ns"])
     if args.json:

@@ -53,8 +53,7 @@ from hotline.engine.links import LinkHandling
 from hotline.engine.peer import Clock, Link, PeerState, open_state, seal_state
 from hotline.engine.status import terminal_status
 from hotline.home.config import Config
-from hotline.storage.sqlite.journal import Journal
-from hotline.storage.sqlite.store import Store
+from hotline.storage.base import Record, TerminalStore
 
 log = logging.getLogger("hotline.engine")
 
@@ -91,7 +90,8 @@ class Engine(LinkHandling):
         *,
         identity: Identity,
         config: Config,
-        journal: Journal,
+        journal: Record,
+        store: TerminalStore,
         clock: Clock,
         request_flush: Callable[[], None],
         randbytes: Callable[[int], bytes] = os.urandom,
@@ -100,7 +100,7 @@ class Engine(LinkHandling):
         self.name = identity.name
         self.config = config
         self.journal = journal
-        self.store = Store(journal)
+        self.store = store
         self.clock = clock
         self._request_flush = request_flush
         self.peers: dict[str, PeerState] = {}

@@ -7,7 +7,7 @@ from typing import Any
 
 from hotline.crypto.identity import fingerprint
 from hotline.engine.peer import PeerState
-from hotline.storage.sqlite.store import Store
+from hotline.storage.base import TerminalStore
 
 
 def peer_status(peer: PeerState, now: float) -> dict[str, Any]:
@@ -53,7 +53,7 @@ def terminal_status(name: str, peers: Iterable[PeerState], alarms: list[dict[str
     return {"name": name, "running": True, "peers": [peer_status(p, now) for p in peers], "alarms": alarms}
 
 
-def stopped_status(name: str, store: Store) -> dict[str, Any]:
+def stopped_status(name: str, store: TerminalStore) -> dict[str, Any]:
     """The same view read from the journal while the terminal is stopped: every link is down,
     the queues are what the journal holds, the alarms are those it last raised."""
     peers = []

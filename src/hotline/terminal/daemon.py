@@ -29,9 +29,8 @@ from hotline.engine import pairing
 from hotline.engine.engine import Engine, Listener
 from hotline.engine.peer import Link
 from hotline.home.config import CONTROL_SOCKET, JOURNAL_FILE, LOCK_FILE, Config
-from hotline.storage.sqlite.access import Access
-from hotline.storage.sqlite.journal import Journal
-from hotline.storage.sqlite.store import Store
+from hotline.storage.backend import open_storage
+from hotline.storage.base import TerminalStore
 from hotline.terminal import control
 from hotline.terminal.port import Service
 from hotline.terminal.tls import HANDSHAKE_TIMEOUT, LinkProtocol, client_context, server_context
@@ -78,8 +77,9 @@ class Terminal:
         self.config = config
         self.identity = identity
         self.services = tuple(services)
-        self.journal = Journal(home / JOURNAL_FILE, synchronous=config.synchronous)
-        self.access = Access(self.journal)
+        self.storage = open_storage(home / JOURNAL_FILE, synchronous=config.synchronous)
+        self.journal = self.storage.record
+        self.access = self.storage.access
         self.clock = SystemClock()
         self._flush_scheduled = False
         self._commit_waiters: list[asyncio.Future[None]] = []
@@ -91,6 +91,7 @@ class Terminal:
             identity=identity,
             config=config,
             journal=self.journal,
+            store=self.storage.store,
             clock=self.clock,
             request_flush=self.request_flush,
         )
@@ -291,7 +292,7 @@ class Terminal:
         return self.config.markings
 
     @property
-    def store(self) -> Store:
+    def store(self) -> TerminalStore:
         return self.engine.store
 
     @property

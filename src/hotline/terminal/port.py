@@ -25,8 +25,7 @@ from hotline.core.model import MessageContent
 from hotline.crypto.identity import ContactCard
 from hotline.engine.engine import Listener
 from hotline.engine.pairing import PairResult
-from hotline.storage.sqlite.access import Access
-from hotline.storage.sqlite.store import Store
+from hotline.storage.base import AccessStore, TerminalStore
 
 
 class TerminalPort(Protocol):
@@ -41,12 +40,12 @@ class TerminalPort(Protocol):
         ...
 
     @property
-    def store(self) -> Store:
+    def store(self) -> TerminalStore:
         """The record, for reading: messages, attachments, peers. Writes go through the methods below."""
         ...
 
     @property
-    def access(self) -> Access:
+    def access(self) -> AccessStore:
         """Users, sessions and API tokens, kept in the terminal's journal."""
         ...
 

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from hotline.core.access import Principal
 from hotline.core.compose import build_content
 from hotline.storage import audit
-from hotline.storage.sqlite.journal import Journal
+from hotline.storage.backend import open_storage
 from hotline.web.context import ApiContext
 
 # What a person fills in to send a message, in the API and on the compose page alike.
@@ -67,7 +67,7 @@ async def verify_journal(ctx: ApiContext) -> dict[str, Any]:
     path = ctx.terminal.journal_path
 
     def run() -> dict[str, Any]:
-        with Journal(path, readonly=True) as journal:
-            return audit.verify(journal).as_dict()
+        with open_storage(path, readonly=True) as storage:
+            return audit.verify(storage.record).as_dict()
 
     return await asyncio.to_thread(run)

@@ -29,7 +29,7 @@ from hotline.core.model import MAX_ATTACHMENTS, canonical_message_id, validate_n
 from hotline.crypto.identity import ContactCard, fingerprint
 from hotline.engine.pairing import peer_listing
 from hotline.storage import audit
-from hotline.storage.sqlite.journal import Journal
+from hotline.storage.backend import open_storage
 from hotline.web.actions import MESSAGE_FIELDS, acknowledge, message_view, send_message, status_view, verify_journal
 from hotline.web.auth import SESSION_COOKIE, authenticate, end_session, set_session_cookie, start_session
 from hotline.web.context import context
@@ -213,9 +213,9 @@ async def get_export(request: Request) -> Response:
     start = _int_param(request, "from", 1, 1, 2**62)
 
     async def lines() -> AsyncIterator[bytes]:
-        with Journal(path, readonly=True) as journal:
+        with open_storage(path, readonly=True) as storage:
             batch: list[str] = []
-            for line in audit.export_lines(journal, start):
+            for line in audit.export_lines(storage.record, start):
                 batch.append(line + "\n")
                 if len(batch) >= 500:
                     yield "".join(batch).encode()

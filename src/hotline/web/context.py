@@ -13,8 +13,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from hotline.storage.sqlite.access import Access
-from hotline.storage.sqlite.store import Store
+from hotline.storage.base import AccessStore, TerminalStore
 from hotline.terminal.port import TerminalPort
 from hotline.web.limiter import LoginLimiter
 
@@ -50,7 +49,7 @@ class EventHub:
 @dataclass
 class ApiContext:
     terminal: TerminalPort
-    access: Access
+    access: AccessStore
     session_lifetime_ns: int
     hub: EventHub = field(default_factory=EventHub)
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
@@ -61,7 +60,7 @@ class ApiContext:
     logins_waiting: int = 0
 
     @property
-    def store(self) -> Store:
+    def store(self) -> TerminalStore:
         return self.terminal.store
 
     def now_ns(self) -> int:
