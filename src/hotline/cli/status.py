@@ -19,7 +19,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     status = ask_running(home, "status")
     if status is None:
         with open_journal(home, readonly=True) as storage:
-            status = stopped_status(config.name, storage.store)
+            status = stopped_status(config.name, storage.store, storage.record)
     for peer in status["peers"]:
         ns = peer.get("last_contact_ns")
         peer["last_contact"] = audit.rfc3339(ns) if ns else None  # JSON says null; the text says "-"
@@ -54,8 +54,29 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"    REFUSED: {p['refused']}")
         elif p.get("last_error"):
             print(f"    last error: {p['last_error']}")
+    _print_journal(status["journal"])
     _print_alarms(status.get("alarms", []))
     return 0
+
+
+def _print_journal(journal: dict[str, Any]) -> None:
+    checked = (
+        f"checked up to entry {journal['checked_upto']} at {ts(journal['checked_at_ns'])}"
+        if journal.get("checked_upto") is not None
+        else "not checked yet"
+    )
+    if journal["state"] == "altered":
+        print(f"JOURNAL ALTERED ({checked}): appending stopped until `hotline journal accept-damage`")
+        for text in journal["damage"]:
+            print(f"  ! {text}")
+        return
+    full = journal.get("full_verify")
+    full_text = (
+        "; full verify " + ("ok" if full["ok"] else "FAILED") + f" at {ts(full['at_ns'])} ({full['entries']} entries)"
+        if full
+        else ""
+    )
+    print(f"journal {journal['state']}, {checked}{full_text}")
 
 
 def _print_alarms(alarms: list[dict[str, Any]]) -> None:

@@ -13,13 +13,26 @@ Kinds:
     ack-overdue        a message was not acknowledged by a person within its
                        precedence's handling time (flash 10 min, immediate 30 min,
                        priority 3 h, routine 6 h)
+    journal-altered    this terminal's own journal failed its integrity check (the
+                       subject names the entry); it appends nothing until a supervisor
+                       accepts the damage (`hotline journal accept-damage`)
+    peer-record-in-doubt  the peer says its journal failed its check: its record of
+                       this link is in doubt until it says otherwise
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-KINDS = ("path-down", "all-paths-down", "test-failed", "peer-key-changed", "ack-overdue")
+KINDS = (
+    "path-down",
+    "all-paths-down",
+    "test-failed",
+    "peer-key-changed",
+    "ack-overdue",
+    "journal-altered",
+    "peer-record-in-doubt",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,10 @@ States (every legal move is in ``_TRANSITIONS``)::
 
 Frames (msgpack maps, see ``wire``):
 
-    hello   {pv, name, cursor, receipt}  first frame each way: who I am, the highest
-                                         sequence of yours I have journaled, and my
-                                         latest signed delivery receipt for you
+    hello   {pv, name, cursor, receipt,  first frame each way: who I am, the highest
+             doubt?}                     sequence of yours I have journaled, my latest
+                                         signed delivery receipt for you, and, if my own
+                                         journal failed its check, how (else absent)
     env     {seq, e}                     one signed envelope
     rcpt    {r}                          one signed receipt
     resume  {cursor}                     "I have up to cursor; send from cursor+1"
@@ -23,8 +24,8 @@ Frames (msgpack maps, see ``wire``):
                                          message to seal or to open)
     test    {id, text}                   a test message on this path, answered at once
     test-ok {id, text}                   by the peer terminal itself, with the same text
-    doubt   {text}                       "my own journal failed its check" (which entry, how):
-                                         the peer records that this side's record is in doubt
+    doubt   {text}                       my journal's check result changed while connected:
+                                         the damage found, or "" once a supervisor accepted it
     bye     {reason, handover?}          orderly close; ``handover: true`` means "I keep this
                                          path on a newer connection of ours", not an outage
 
@@ -86,6 +87,7 @@ class HelloReceived:
     name: str
     cursor: int
     receipt: bytes | None
+    doubt: str = ""  # the peer's journal failed its check: how ("" if it did not)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +126,8 @@ class LargeFrameReceived:
 
 @dataclass(frozen=True, slots=True)
 class RecordInDoubt:
-    """The peer says its own journal failed its integrity check (``text`` names the entry)."""
+    """The peer says its own journal failed its integrity check (``text`` names the entry),
+    or, with ``text`` empty, that a supervisor there has accepted the damage."""
 
     text: str
 
@@ -215,16 +218,17 @@ class Connection:
             raise LocalProtocolError(f"cannot send {frame['t']!r}: connection to {self.peer_name} is closed")
         self._out += encode_frame(frame)
 
-    def send_hello(self, cursor: int, receipt: bytes | None) -> None:
-        self._emit(
-            {
-                "t": "hello",
-                "pv": PROTOCOL_VERSION,
-                "name": self.local_name,
-                "cursor": cursor,
-                "receipt": receipt,
-            }
-        )
+    def send_hello(self, cursor: int, receipt: bytes | None, doubt: str = "") -> None:
+        frame: dict[str, Any] = {
+            "t": "hello",
+            "pv": PROTOCOL_VERSION,
+            "name": self.local_name,
+            "cursor": cursor,
+            "receipt": receipt,
+        }
+        if doubt:
+            frame["doubt"] = doubt[:MAX_DOUBT_TEXT]
+        self._emit(frame)
 
     def _require_open(self, what: str) -> None:
         if self.state is not State.OPEN:
@@ -260,7 +264,7 @@ class Connection:
         self._emit({"t": "test", "id": test_id, "text": text[:MAX_TEST_TEXT]})
 
     def send_doubt(self, text: str) -> None:
-        """Tell the peer this terminal's journal failed its check; allowed right after our hello."""
+        """Tell the peer this terminal's journal check changed: the damage found, or "" once accepted."""
         self._emit({"t": "doubt", "text": text[:MAX_DOUBT_TEXT]})
 
     def close(self, reason: str, *, handover: bool = False) -> None:
@@ -336,7 +340,14 @@ class Connection:
             receipt = frame.get("receipt")
             if receipt is not None and not isinstance(receipt, bytes):
                 raise RemoteProtocolError("hello frame field 'receipt' must be bytes or nil")
-            self._events.append(HelloReceived(name=self.peer_name, cursor=_int(frame, "cursor"), receipt=receipt))
+            doubt = frame.get("doubt", "")
+            if not isinstance(doubt, str) or len(doubt) > MAX_DOUBT_TEXT:
+                raise RemoteProtocolError(
+                    f"hello frame field 'doubt' must be text of at most {MAX_DOUBT_TEXT} characters"
+                )
+            self._events.append(
+                HelloReceived(name=self.peer_name, cursor=_int(frame, "cursor"), receipt=receipt, doubt=doubt)
+            )
         elif kind == "env":
             self._events.append(EnvelopeReceived(seq=_int(frame, "seq"), data=_bytes(frame, "e")))
         elif kind == "rcpt":

@@ -30,6 +30,7 @@ from hotline.core.delivery import Inbound, Outbound, OutboxQueue, Verdict
 from hotline.core.errors import (
     CryptoError,
     DeliveryError,
+    JournalCorrupt,
     ProtocolError,
     RemoteProtocolError,
 )
@@ -54,6 +55,7 @@ from hotline.engine.peer import Clock, Link, PeerState, open_state, seal_state
 from hotline.engine.status import terminal_status
 from hotline.home.config import Config
 from hotline.storage.base import Record, TerminalStore
+from hotline.storage.integrity import ACCEPT_ACTION
 
 log = logging.getLogger("hotline.engine")
 
@@ -112,7 +114,12 @@ class Engine(LinkHandling):
         self._acks_in: list[tuple[str, env.Receipt]] = []
         self.listeners: list[Listener] = []
         self.request_flush = request_flush
-        self.stopping = False  # set by close_all_links: links that go down now raise no alarm
+        self.stopping = False
+        # Set when this terminal's own journal fails its check (issue 14): it then appends
+        # nothing — no message is accepted, received or sealed — until a supervisor accepts the
+        # damage; links stay up so the peer hears of it and nothing it sends is lost (it keeps
+        # what we do not acknowledge, and sends it again).
+        self.damage = ""  # set by close_all_links: links that go down now raise no alarm
         self._last_tick: float | None = None
         self._randbytes = randbytes
         self._alarm_changes: list[AlarmChange] = []  # journaled in the next commit, then emitted
@@ -169,6 +176,10 @@ class Engine(LinkHandling):
                 last_receipt_out=cursors.last_receipt_out,
                 last_contact_ns=cursors.last_contact_ns,
                 selector=PathSelector([a.path for a in card.addresses], self.config.hold_down_s),
+                # Still in doubt when we last stopped: the peer's next hello says whether it still is.
+                doubt="in doubt before this terminal restarted"
+                if self.supervisor.board.is_active("peer-record-in-doubt", row.name, "")
+                else "",
             )
             for seq in unacked:
                 sh = self.store.stream_hash_at(row.name, seq)
@@ -189,6 +200,8 @@ class Engine(LinkHandling):
         return None
 
     def _on_envelope(self, peer: PeerState, link: Link, seq: int, data: bytes) -> None:
+        if self.damage:
+            return  # not opened, not acknowledged: the peer keeps it and sends it again later
         verdict = peer.inbound.classify(seq)
         if verdict is Verdict.DUPLICATE:
             # A replay or a resend: dropped before any key is touched; remind the
@@ -237,6 +250,8 @@ class Engine(LinkHandling):
         self._acks_in.append((peer.name, receipt))
 
     def _on_receipt(self, peer: PeerState, data: bytes) -> None:
+        if self.damage:
+            return  # cannot be journaled now; the peer repeats its receipt when we resend
         receipt = env.open_receipt(data, peer.identity_key)
         if receipt.sender != peer.name or receipt.recipient != self.name:
             raise RemoteProtocolError(
@@ -268,6 +283,9 @@ class Engine(LinkHandling):
 
     def submit(self, content: MessageContent, done: Callable[[Exception | None, bool], None], by: str = "") -> None:
         """Queue a message for the next commit; ``done(error, created)`` runs after it."""
+        if self.damage:
+            done(self._refusal(), False)
+            return
         if content.recipient not in self.peers:
             done(DeliveryError(f"no peer named {content.recipient!r}; see `hotline peers`"), False)
             return
@@ -300,6 +318,9 @@ class Engine(LinkHandling):
     # -- the group commit -------------------------------------------------------------------
 
     def flush(self) -> None:
+        if self.damage:
+            self._flush_refused()
+            return
         now_ns = self.clock.wall_ns()
         accepts, self._accepts = self._accepts, []
         self._announce_busy(sum(_size(a.content) for a in accepts))
@@ -491,6 +512,84 @@ class Engine(LinkHandling):
                                             now_ns=now_ns)  # fmt: skip
         self._supervise()
 
+    # -- the journal's own integrity (issue 14) ---------------------------------------------
+
+    def _refusal(self) -> JournalCorrupt:
+        return JournalCorrupt(
+            f"this terminal's journal failed its integrity check ({self.damage}); it appends nothing until a "
+            "supervisor accepts the damage with `hotline journal accept-damage --reason ...` or restores a backup"
+        )
+
+    def journal_damaged(self, damage: str, entry: int) -> None:
+        """The journal failed its check: stop appending, raise the alarm, tell every peer."""
+        if self.damage == damage:
+            return
+        log.critical("JOURNAL ALTERED: %s; appending stops until a supervisor accepts the damage", damage)
+        self.damage = damage
+        self.supervisor.raise_alarm("journal-altered", "", str(entry), damage, self.clock.wall_ns())
+        self._supervise()
+        self._tell_peers(damage)
+
+    def damage_accepted(self, entries: list[int], reason: str, by: str) -> None:
+        """A supervisor has looked at the damage and accepts it: journal that, then carry on."""
+        now_ns = self.clock.wall_ns()
+        damage, self.damage = self.damage, ""
+        with self.journal.transaction():
+            self.store.record_operator(
+                ACCEPT_ACTION, {"entries": entries, "damage": damage, "reason": reason, "by": by}, now_ns
+            )
+        log.warning("journal damage accepted by %s (%s): %s", by, reason, damage)
+        for alarm in self.supervisor.board.listing():
+            if alarm["kind"] == "journal-altered":
+                self.supervisor.clear_alarm("journal-altered", "", str(alarm["subject"]), f"accepted by {by}: {reason}",
+                                            now_ns)  # fmt: skip
+        self._supervise()
+        self._tell_peers("")
+        self.wake()
+
+    def _tell_peers(self, doubt: str) -> None:
+        for peer in self.peers.values():
+            for link in peer.links.values():
+                if link.conn.state is not State.CLOSED:
+                    link.conn.send_doubt(doubt)
+                    link.pump()
+
+    def _peer_doubt(self, peer: PeerState, text: str) -> None:
+        """What the peer says of its own journal, on each hello and when it changes."""
+        if text == peer.doubt:
+            return
+        peer.doubt = text
+        now_ns = self.clock.wall_ns()
+        self._link_events.append(("link.doubt", peer.name, {"in_doubt": bool(text), "text": text}))
+        self._request_flush()
+        if text:
+            log.error("%s says its journal failed its check: %s", peer.name, text)
+            self.supervisor.raise_alarm("peer-record-in-doubt", peer.name, "",
+                                        f"{peer.name} says its own journal was altered: {text}", now_ns)  # fmt: skip
+        else:
+            self.supervisor.clear_alarm("peer-record-in-doubt", peer.name, "",
+                                        "its journal's damage was accepted there", now_ns)  # fmt: skip
+        self._supervise()
+
+    def _flush_refused(self) -> None:
+        """The journal is in doubt: nothing is written. Waiting callers hear why; listeners still
+        hear of alarms (the console and the alarm command are how a person finds out)."""
+        error = self._refusal()
+        accepts, self._accepts = self._accepts, []
+        acks, self._acks = self._acks, []
+        self._acks_in.clear()
+        if self._link_events:
+            log.info("not journaled while the journal is in doubt: %s", ", ".join(k for k, _, _ in self._link_events))
+            self._link_events.clear()
+        events = [self._alarm_event(change) for change in self._alarm_changes]
+        self._alarm_changes.clear()
+        for event in events:
+            self.emit(event)
+        for item in accepts:
+            item.done(error, False)
+        for ack in acks:
+            ack.done(error)
+
     # -- supervision: the line proves itself -------------------------------------------------
 
     def _path_views(self) -> list[PathView]:
@@ -534,10 +633,14 @@ class Engine(LinkHandling):
         events: list[dict[str, Any]] = []
         for change in self._alarm_changes:
             self.store.record_alarm(change)
-            events.append({"event": "alarm", "state": "raised" if change.raised else "cleared",
-                           "reason": change.reason, "at_ns": change.at_ns, **change.alarm.as_dict()})  # fmt: skip
+            events.append(self._alarm_event(change))
         self._alarm_changes.clear()
         return events
+
+    @staticmethod
+    def _alarm_event(change: AlarmChange) -> dict[str, Any]:
+        return {"event": "alarm", "state": "raised" if change.raised else "cleared", "reason": change.reason,
+                "at_ns": change.at_ns, **change.alarm.as_dict()}  # fmt: skip
 
     # -- alarms and the record, for the layers above (web, control) ------------------------
 

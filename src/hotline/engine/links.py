@@ -27,6 +27,7 @@ from hotline.core.protocol import (
     HelloReceived,
     LargeFrameReceived,
     ReceiptReceived,
+    RecordInDoubt,
     ResumeRequested,
     RttMeasured,
     State,
@@ -51,6 +52,7 @@ class LinkHandling(ABC):
     peers: dict[str, PeerState]
     supervisor: Supervisor
     stopping: bool
+    damage: str  # this terminal's journal failed its check: how ("" while it is sound)
     _request_flush: Callable[[], None]
     _link_events: list[tuple[str, str, dict[str, Any]]]
 
@@ -62,6 +64,9 @@ class LinkHandling(ABC):
 
     @abstractmethod
     def _supervise(self) -> None: ...
+
+    @abstractmethod
+    def _peer_doubt(self, peer: PeerState, text: str) -> None: ...
 
     def refuse(self, peer_name: str, reason: str, detail: dict[str, Any]) -> None:
         """A link attempt to a known peer was refused (wrong key, TLS failure). Journal once per reason."""
@@ -123,7 +128,7 @@ class LinkHandling(ABC):
                                     self.clock.wall_ns())  # fmt: skip
         self._supervise()
         peer.links[path] = link
-        link.conn.send_hello(peer.committed_in_upto, peer.last_receipt_out)
+        link.conn.send_hello(peer.committed_in_upto, peer.last_receipt_out, self.damage)
         link.pump()
         return link
 
@@ -233,6 +238,8 @@ class LinkHandling(ABC):
                     peer.selector.ensure(link.path).add_rtt(self.clock.monotonic(), event.rtt)
                 elif isinstance(event, LargeFrameReceived):
                     self._announce_busy(event.size)
+                elif isinstance(event, RecordInDoubt):
+                    self._peer_doubt(peer, event.text)
                 elif isinstance(event, TestAnswered):
                     self.supervisor.test_answered(
                         peer.name, link.path, event.id, event.text, self.clock.monotonic(), self.clock.wall_ns()
@@ -274,6 +281,7 @@ class LinkHandling(ABC):
             raise
         link.hello_cursor = hello.cursor
         peer.last_error = None
+        self._peer_doubt(peer, hello.doubt)
         log.info("path %s to %s up via %s (peer holds ours up to %d)", link.path, peer.name, link.address, hello.cursor)
         self._link_events.append(
             ("link.up", peer.name, {"path": link.path, "address": link.address, "dialed": link.dialed,

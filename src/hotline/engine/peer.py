@@ -92,4 +92,5 @@ class PeerState:
     ratchet_dirty: bool = False
     refused: str | None = None  # why the last link attempt was refused (key mismatch...)
     last_error: str | None = None
+    doubt: str = ""  # the peer says its journal failed its check: how ("" while it does not)
     link_since_ns: int | None = None

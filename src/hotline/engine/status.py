@@ -7,7 +7,8 @@ from typing import Any
 
 from hotline.crypto.identity import fingerprint
 from hotline.engine.peer import PeerState
-from hotline.storage.base import TerminalStore
+from hotline.storage.base import Record, TerminalStore
+from hotline.storage.integrity import checkpoint_unverified
 
 
 def peer_status(peer: PeerState, now: float) -> dict[str, Any]:
@@ -53,9 +54,13 @@ def terminal_status(name: str, peers: Iterable[PeerState], alarms: list[dict[str
     return {"name": name, "running": True, "peers": [peer_status(p, now) for p in peers], "alarms": alarms}
 
 
-def stopped_status(name: str, store: TerminalStore) -> dict[str, Any]:
+def stopped_status(name: str, store: TerminalStore, record: Record) -> dict[str, Any]:
     """The same view read from the journal while the terminal is stopped: every link is down,
     the queues are what the journal holds, the alarms are those it last raised."""
+    checked = checkpoint_unverified(record)
+    journal: dict[str, Any] = {"state": "not checked: the terminal is not running", "damage": [],
+               "checked_upto": checked[0] if checked else None, "checked_at_ns": checked[1] if checked else None,
+               "full_verify": None}  # fmt: skip
     peers = []
     for row in store.peers():
         cursors = store.cursors(row.name)
@@ -69,7 +74,7 @@ def stopped_status(name: str, store: TerminalStore) -> dict[str, Any]:
             "refused": None,
             "last_error": None,
         })  # fmt: skip
-    return {"name": name, "running": False, "peers": peers, "alarms": store.active_alarms()}
+    return {"name": name, "running": False, "peers": peers, "alarms": store.active_alarms(), "journal": journal}
 
 
 def _peer(name: str, identity_key: bytes, link: str) -> dict[str, Any]:

@@ -51,6 +51,8 @@ class Config:
     ack_deadlines_s: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ACK_DEADLINES_S))
     # The classification markings this deployment sends, lowest first; the first is the default.
     markings: tuple[str, ...] = DEFAULT_MARKINGS
+    # How often a running terminal checks the entries appended since its last check (issue 14).
+    journal_check_s: float = 60.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_toml(self) -> str:
@@ -69,7 +71,7 @@ class Config:
             "alarms": {"command": self.alarm_command},
             "deadlines": dict(self.ack_deadlines_s),
             "messages": {"markings": list(self.markings)},
-            "journal": {"synchronous": self.synchronous},
+            "journal": {"synchronous": self.synchronous, "check_interval_s": self.journal_check_s},
             "log": {"level": self.log_level},
         }
         doc.update(self.extra)
@@ -145,6 +147,7 @@ def load_config(home: Path) -> Config:
             alarm_command=_get(alarms, "command", str, "", where),
             ack_deadlines_s=ack_deadlines,
             markings=tuple(validate_marking(m) for m in markings),
+            journal_check_s=float(_get(journal, "check_interval_s", int | float, 60.0, where)),
             extra={k: v for k, v in doc.items() if k not in known},
         )
     except ConfigError:
@@ -157,6 +160,8 @@ def load_config(home: Path) -> Config:
         raise ConfigError(f"{where}: heartbeat_ms must be 10-60000 and missed_heartbeats 1-100")
     if config.hold_down_s < 0 or config.test_interval_s < 1 or not 0 < config.test_timeout_s <= config.test_interval_s:
         raise ConfigError(f"{where}: hold_down_s >= 0, test_interval_s >= 1 and 0 < test_timeout_s <= test_interval_s")
+    if not 0.05 <= config.journal_check_s <= 86_400:
+        raise ConfigError(f"{where}: [journal] check_interval_s must be 0.05-86400 seconds")
     if not 1 <= config.window <= 65536:
         raise ConfigError(f"{where}: window must be 1-65536")
     return config

@@ -32,7 +32,8 @@ from hotline.storage.records import GENESIS_HASH, entry_hash
 class VerifyReport:
     entries: int = 0
     signatures: int = 0
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # the first ``max_problems``, as text
+    damaged: list[int] = field(default_factory=list)  # every entry with a problem, by number
 
     @property
     def ok(self) -> bool:
@@ -69,6 +70,8 @@ def verify(journal: Record, max_problems: int = 20) -> VerifyReport:
     streams: dict[str, _Stream] = {}
 
     def problem(seq: int, kind: str, text: str) -> None:
+        if not report.damaged or report.damaged[-1] != seq:
+            report.damaged.append(seq)
         if len(report.problems) < max_problems:
             report.problems.append(f"entry {seq} ({kind}): {text}")
 

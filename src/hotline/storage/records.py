@@ -33,6 +33,7 @@ ENTRY_KINDS = (
     "link.refused",
     "link.switch",
     "link.test",
+    "link.doubt",
     "alarm.raised",
     "alarm.cleared",
     "operator.action",

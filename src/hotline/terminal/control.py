@@ -15,6 +15,9 @@ Operations:
     status                   -> the engine's status
     alarms                   -> {alarms}: the alarms now active
     reload                   -> re-read peers after `hotline pair`
+    accept-damage {reason, by?}
+                             -> {accepted, journal}: a supervisor accepts the damage the
+                                journal check found (journaled); appending resumes
 
 The operations are the table ``OPERATIONS``; each uses only the ``TerminalPort``.
 """
@@ -75,6 +78,13 @@ async def _send(terminal: TerminalPort, args: dict[str, Any]) -> Any:
     return {"id": content.id, "created": created}
 
 
+async def _accept_damage(terminal: TerminalPort, args: dict[str, Any]) -> Any:
+    reason, by = args.get("reason"), args.get("by", "supervisor")
+    if not isinstance(reason, str) or not reason.strip() or not isinstance(by, str):
+        raise ControlError("accept-damage needs 'reason' (text, not empty) and optionally 'by' (text)")
+    return terminal.accept_damage(reason.strip()[:1000], by[:200])
+
+
 OPERATIONS: dict[str, Operation] = {
     "ping": _ping,
     "status": _status,
@@ -82,6 +92,7 @@ OPERATIONS: dict[str, Operation] = {
     "alarms": _alarms,
     "reload": _reload,
     "send": _send,
+    "accept-damage": _accept_damage,
 }
 
 

@@ -34,6 +34,7 @@ from hotline.storage.base import TerminalStore
 from hotline.terminal import control
 from hotline.terminal.port import Service
 from hotline.terminal.tls import HANDSHAKE_TIMEOUT, LinkProtocol, client_context, server_context
+from hotline.terminal.watch import JournalWatch
 
 log = logging.getLogger("hotline.terminal")
 
@@ -95,6 +96,7 @@ class Terminal:
             clock=self.clock,
             request_flush=self.request_flush,
         )
+        self.watch = JournalWatch(self.journal, identity, self.engine, config.journal_check_s, self.clock.wall_ns)
         self._dialing: set[tuple[str, str]] = set()
         self._next_dial: dict[tuple[str, str], float] = {}
         self._backoff: dict[tuple[str, str], float] = {}
@@ -172,6 +174,7 @@ class Terminal:
 
     async def run(self) -> None:
         self._acquire_lock()
+        self.watch.check_at_start()  # before anything is appended
         loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -216,6 +219,7 @@ class Terminal:
         self.engine.wake()
         self.request_flush()
         ticker = loop.create_task(self._ticker())
+        self.spawn(self.watch.run())
         services = [self._start_service(service) for service in self.services]
         try:
             await self._stopping.wait()
@@ -233,6 +237,7 @@ class Terminal:
             if self._fatal is None:
                 with contextlib.suppress(HotlineError):
                     self.engine.flush()
+                self.watch.at_stop()
             for task in list(self._tasks):
                 task.cancel()
             with contextlib.suppress(FileNotFoundError):
@@ -303,7 +308,10 @@ class Terminal:
         return self.clock.wall_ns()
 
     def status(self) -> dict[str, Any]:
-        return self.engine.status()
+        return {**self.engine.status(), "journal": self.watch.status()}
+
+    def accept_damage(self, reason: str, by: str) -> dict[str, Any]:
+        return self.watch.accept(reason, by)
 
     def alarms(self) -> list[dict[str, Any]]:
         return self.engine.alarms()

@@ -70,6 +70,10 @@ class TerminalPort(Protocol):
         """The paired peers a message may go to, sorted."""
         ...
 
+    def accept_damage(self, reason: str, by: str) -> dict[str, Any]:
+        """A supervisor accepts the damage the journal check found: journaled, and appending resumes."""
+        ...
+
     def reload(self) -> list[str]:
         """Re-read the peers from the journal (after a pairing); returns the names that changed."""
         ...

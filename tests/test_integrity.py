@@ -1,0 +1,271 @@
+"""A terminal does not run on an altered journal without a word (issue 14, part 2).
+
+The first tests check the chain check itself on a real SQLite journal altered the way an
+intruder with the file would; the others run real terminal processes: the damage is found at
+start with the entry named, nothing is appended, the peer records that this side's record is
+in doubt, and a supervisor's acceptance (journaled) lets the terminal carry on with nothing lost.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import Terminal, wait_for
+from hotline.crypto.identity import Identity
+from hotline.storage.integrity import (
+    ACCEPT_ACTION,
+    WHOLE_CHAIN_AT_START,
+    check_at_start,
+    check_chain,
+    read_checkpoint,
+    write_checkpoint,
+)
+from hotline.storage.records import entry_hash
+from hotline.storage.sqlite.journal import Journal
+from hotline.storage.sqlite.store import Store
+
+TRIGGERS = tuple(
+    f"CREATE TRIGGER entries_no_{what} BEFORE {what.upper()} ON entries "
+    "BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END"
+    for what in ("update", "delete")
+)
+
+
+def tamper(path: Path, *statements: tuple[str, tuple[object, ...]]) -> None:
+    """Change the journal as someone with the file could: triggers dropped, rows changed, triggers back."""
+    db = sqlite3.connect(path)
+    try:
+        db.execute("DROP TRIGGER entries_no_update")
+        db.execute("DROP TRIGGER entries_no_delete")
+        for sql, params in statements:
+            db.execute(sql, params)
+        for sql in TRIGGERS:
+            db.execute(sql)
+        db.commit()
+    finally:
+        db.close()
+
+
+def flip_a_byte(path: Path, seq: int) -> tuple[str, tuple[object, ...]]:
+    db = sqlite3.connect(path)
+    (body,) = db.execute("SELECT body FROM entries WHERE seq = ?", (seq,)).fetchone()
+    db.close()
+    changed = bytearray(body)
+    changed[len(changed) // 2] ^= 0x01
+    return ("UPDATE entries SET body = ? WHERE seq = ?", (bytes(changed), seq))
+
+
+def swap(seq: int) -> tuple[str, tuple[object, ...]]:
+    """Entries ``seq`` and ``seq + 1`` change places (each keeps its number)."""
+    cols = "at_ns, kind, peer, body, prev, hash"
+    return (
+        f"UPDATE entries SET ({cols}) = (SELECT {cols} FROM entries e WHERE e.seq = "
+        f"CASE entries.seq WHEN ? THEN ? ELSE ? END) WHERE seq IN (?, ?)",
+        (seq, seq + 1, seq, seq, seq + 1),
+    )
+
+
+@pytest.fixture
+def journal_of_ten(tmp_path: Path) -> tuple[Path, Identity]:
+    """A journal of ten entries, checked and checkpointed at its head by its terminal."""
+    identity = Identity.generate("washington")
+    path = tmp_path / "journal.sqlite"
+    with Journal(path) as journal:
+        store = Store(journal)
+        with journal.transaction():
+            store.record_created("washington", identity.public_key, identity.dh_public, identity.cert_der, 1)
+            for i in range(2, 11):
+                store.record_operator("note", {"n": i}, i)
+        head = check_chain(journal, None)
+        assert head.ok and head.head_seq == 10
+        write_checkpoint(journal, identity, head.head_seq, head.head_hash, 11)
+    return path, identity
+
+
+def _check(path: Path, identity: Identity) -> list[str]:
+    with Journal(path, readonly=True) as journal:
+        return [str(d) for d in check_at_start(journal, identity.public_key, journal.entry_count()).damage]
+
+
+def test_an_intact_journal_passes_and_its_checkpoint_is_signed(journal_of_ten: tuple[Path, Identity]) -> None:
+    path, identity = journal_of_ten
+    assert _check(path, identity) == []
+    with Journal(path, readonly=True) as journal:
+        checkpoint = read_checkpoint(journal, identity.public_key)
+        assert checkpoint is not None and checkpoint.seq == 10
+
+
+@pytest.mark.parametrize(
+    ("alter", "expected"),
+    [
+        (lambda p: [flip_a_byte(p, 5)], ["entry 5 (operator.action): its hash does not match its contents"]),
+        (lambda p: [("DELETE FROM entries WHERE seq = 5", ())], ["entry 6 (operator.action): entry 5 before it"]),
+        (lambda p: [swap(4)], ["entry 4 (operator.action): does not link", "entry 5 (operator.action): does not link"]),
+        (
+            lambda p: [("DELETE FROM entries WHERE seq > 8", ())],
+            ["entry 9: the journal ends at entry 8", "entries 9..10"],
+        ),
+    ],
+    ids=["byte-altered", "entry-deleted", "pair-reordered", "tail-truncated"],
+)
+def test_each_alteration_is_found_and_names_the_entry(
+    journal_of_ten: tuple[Path, Identity], alter: Callable[[Path], list[tuple[str, tuple[object, ...]]]],
+    expected: list[str],
+) -> None:  # fmt: skip
+    path, identity = journal_of_ten
+    tamper(path, *alter(path))
+    found = " | ".join(_check(path, identity))
+    for text in expected:
+        assert text in found
+
+
+def test_a_checkpoint_not_signed_by_the_terminal_is_damage(journal_of_ten: tuple[Path, Identity]) -> None:
+    path, identity = journal_of_ten
+    with Journal(path) as journal:
+        # Someone moves the checkpoint back to hide a cut tail; without the key, only another key can sign.
+        write_checkpoint(journal, Identity.generate("intruder"), 8, b"\x00" * 32, 12)
+    assert any("checkpoint was not signed by this terminal" in d for d in _check(path, identity))
+
+
+def test_a_rewritten_chain_is_caught_by_the_checkpoint_even_from_it(journal_of_ten: tuple[Path, Identity]) -> None:
+    """Altering entry 3 and recomputing every hash after it leaves a chain that links up;
+    only the signed checkpoint tells, and a check that starts at it (a big journal) tells too."""
+    path, identity = journal_of_ten
+    db = sqlite3.connect(path)
+    rows = db.execute("SELECT seq, at_ns, kind, peer, body FROM entries ORDER BY seq").fetchall()
+    db.close()
+    statements: list[tuple[str, tuple[object, ...]]] = []
+    prev = bytes(32)
+    for seq, at_ns, kind, peer, stored in rows:
+        body = bytes(stored[:-1]) + bytes([stored[-1] ^ 1]) if seq == 3 else bytes(stored)
+        digest = entry_hash(prev, seq, at_ns, kind, peer, body)
+        statements.append(
+            ("UPDATE entries SET body = ?, prev = ?, hash = ? WHERE seq = ?", (bytes(body), prev, digest, seq))
+        )
+        prev = digest
+    tamper(path, *statements)
+    with Journal(path, readonly=True) as journal:
+        checkpoint = read_checkpoint(journal, identity.public_key)
+        assert checkpoint is not None
+        whole = check_chain(journal, checkpoint)
+        from_checkpoint = check_chain(journal, checkpoint, start=checkpoint.seq)
+    for result in (whole, from_checkpoint):
+        assert [d.seq for d in result.damage] == [10] and "was rewritten" in result.damage[0].text
+
+
+def test_accepted_damage_no_longer_fails_the_check_and_new_damage_still_does(
+    journal_of_ten: tuple[Path, Identity],
+) -> None:
+    path, identity = journal_of_ten
+    tamper(path, flip_a_byte(path, 5))
+    with Journal(path) as journal, journal.transaction():
+        Store(journal).record_operator(ACCEPT_ACTION, {"entries": [5], "reason": "disk fault", "by": "sam"}, 20)
+    assert _check(path, identity) == []
+    tamper(path, flip_a_byte(path, 7))
+    assert [d.split(":")[0] for d in _check(path, identity)] == ["entry 7 (operator.action)"]
+    assert WHOLE_CHAIN_AT_START >= 10  # these journals are read whole at start
+
+
+# -- real terminals ---------------------------------------------------------------------------
+
+
+def _entry_of_kind(path: Path, kind: str) -> int:
+    db = sqlite3.connect(path)
+    (seq,) = db.execute("SELECT max(seq) FROM entries WHERE kind = ?", (kind,)).fetchone()
+    db.close()
+    assert seq is not None, kind
+    return int(seq)
+
+
+def _alarms(t: Terminal) -> set[tuple[str, str]]:
+    return {(a["kind"], a["subject"]) for a in t.cli_json("alarms")["alarms"]}
+
+
+def test_an_altered_journal_stops_appends_the_peer_records_the_doubt_and_acceptance_loses_nothing(
+    paired: tuple[Terminal, Terminal],
+) -> None:
+    a, b = paired
+    for t in (a, b):
+        t.configure("link", test_interval_s=3600.0)
+        t.start()
+    a.wait_link("moscow")
+    a.cli("send", "--to", "moscow", "--subject", "before", "first message", "--wait", "--timeout", "30")
+    a.stop()
+    altered = _entry_of_kind(a.home / "journal.sqlite", "message.accepted")
+    tamper(a.home / "journal.sqlite", flip_a_byte(a.home / "journal.sqlite", altered))
+    entries_before = _entry_count(a)
+    a.start()
+
+    status = a.cli_json("status")
+    assert status["journal"]["state"] == "altered"
+    assert any(f"entry {altered} (message.accepted)" in d for d in status["journal"]["damage"])
+    assert ("journal-altered", str(altered)) in _alarms(a)
+    assert f"JOURNAL ALTERED: entry {altered}" in a.log()
+    refused = a.cli("send", "--to", "moscow", "--subject", "during", "refused", check=False)
+    assert refused.returncode != 0 and "failed its integrity check" in refused.stderr
+
+    wait_for(lambda: _in_doubt(b, "washington"), 20, "moscow to record the doubt")
+    b.cli("send", "--to", "washington", "--subject", "while in doubt", "sent to a terminal that cannot journal it")
+    a.wait_link("moscow")
+    assert _entry_count(a) == entries_before, "nothing is appended while the journal is in doubt"
+
+    accepted = a.cli_json("journal", "accept-damage", "--reason", "test: a byte flipped on purpose", "--by", "sam")
+    assert accepted["accepted"] == [altered] and accepted["journal"]["state"] == "intact"
+    a.cli("send", "--to", "moscow", "--subject", "after", "appending again", "--wait", "--timeout", "30")
+    wait_for(lambda: any(m["subject"] == "while in doubt" for m in a.cli_json("inbox")["messages"]), 30,
+             "the message moscow sent during the doubt to arrive")  # fmt: skip
+    wait_for(lambda: not _in_doubt(b, "washington"), 20, "moscow to clear the doubt")
+    assert ("journal-altered", str(altered)) not in _alarms(a)
+    exported = a.cli("journal", "export").stdout
+    assert '"action": "accept-damage"' in exported and '"by": "sam"' in exported
+    doubts = [line for line in b.cli("journal", "export").stdout.splitlines() if '"kind": "link.doubt"' in line]
+    assert len(doubts) == 2 and '"in_doubt": true' in doubts[0] and '"in_doubt": false' in doubts[1]
+    verify = a.cli("journal", "verify", check=False)
+    assert verify.returncode == 1 and f"entry {altered}" in verify.stderr, "the damage is still on record"
+    a.stop()
+    a.start()  # the acceptance holds across a restart
+    assert a.cli_json("status")["journal"]["state"] == "intact"
+
+
+def _in_doubt(t: Terminal, peer: str) -> bool:
+    return any(x["kind"] == "peer-record-in-doubt" and x["peer"] == peer for x in t.status()["alarms"])
+
+
+def _entry_count(t: Terminal) -> int:
+    db = sqlite3.connect(t.home / "journal.sqlite")
+    (n,) = db.execute("SELECT count(*) FROM entries").fetchone()
+    db.close()
+    return int(n)
+
+
+@pytest.mark.parametrize(
+    ("alter", "named"),
+    [
+        (lambda p: [flip_a_byte(p, 4)], "entry 4 (message.accepted): its hash does not match"),
+        (lambda p: [("DELETE FROM entries WHERE seq = 4", ())], "entry 5 (message.accepted): entry 4 before it"),
+        (lambda p: [swap(3)], "entry 3 (message.accepted): does not link"),
+        (lambda p: [("DELETE FROM entries WHERE seq > 4", ())], "the journal ends at entry 4"),
+    ],
+    ids=["byte-altered", "entry-deleted", "pair-reordered", "tail-truncated"],
+)
+def test_a_stopped_terminals_journal_altered_is_found_at_start(
+    make_terminal: Callable[..., Terminal], alter: Callable[[Path], list[tuple[str, tuple[object, ...]]]], named: str,
+) -> None:  # fmt: skip
+    a, b = make_terminal("washington"), make_terminal("moscow")
+    a.init()
+    b.init()
+    a.pair_with(b)  # entries 1 and 2; moscow never runs
+    for n in range(3):
+        a.cli("send", "--to", "moscow", "--subject", f"queued {n}", "while the terminal is stopped")  # 3, 4, 5
+    a.start()
+    a.stop()  # checks the journal and checkpoints its head
+    tamper(a.home / "journal.sqlite", *alter(a.home / "journal.sqlite"))
+    a.start()
+    journal = a.cli_json("status")["journal"]
+    assert journal["state"] == "altered"
+    assert any(named in d for d in journal["damage"]), journal["damage"]
+    assert "journal-altered" in {k for k, _ in _alarms(a)}
