@@ -432,6 +432,9 @@ def test_status_peers_alarms_and_the_journal(ends: tuple[Side, Side]) -> None:
         (peer,) = status["peers"]
         assert peer["name"] == "moscow" and peer["link"] == "up"
         assert [(p["name"], p["state"], p["active"]) for p in peer["paths"]] == [("primary", "up", True)]
+        journal = status["journal"]  # operators see the last check of the record, and when it ran
+        assert journal["state"] == "intact" and journal["damage"] == [] and journal["checked_upto"] >= 1
+        assert journal["checked_at_ns"] > 0
         peers = c.get("/api/peers").json()["peers"]
         assert [(p["name"], len(p["safety_number"].replace(" ", ""))) for p in peers] == [("moscow", 60)]
         assert isinstance(c.get("/api/alarms").json()["alarms"], list)
@@ -443,6 +446,12 @@ def test_status_peers_alarms_and_the_journal(ends: tuple[Side, Side]) -> None:
         assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
         tail = c.get("/api/journal/export", params={"from": len(entries)}).text.splitlines()
         assert [json.loads(line)["seq"] for line in tail][:1] == [len(entries)]
+    console, _ = w.login("audrey")
+    try:
+        bar = console.get("/fragments/status").text  # the console's status bar says it too
+        assert "Journal intact" in bar and f"checked up to entry {journal['checked_upto']}" in bar
+    finally:
+        console.close()
 
 
 def test_events_stream_tells_a_page_about_a_new_message_at_once(ends: tuple[Side, Side]) -> None:
