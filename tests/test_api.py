@@ -324,6 +324,20 @@ def test_multipart_send_with_attachments(ends: tuple[Side, Side]) -> None:
     assert "filename*=UTF-8''" in download.headers["content-disposition"]
 
 
+def test_a_device_name_is_never_what_a_browser_saves_and_a_list_for_to_is_named(ends: tuple[Side, Side]) -> None:
+    w, m = ends
+    with w.as_("operator") as c:
+        r = c.post("/api/messages", data={"to": "moscow", "body": "see file"}, files=[("attachment", ("con", b"x"))])
+        assert r.status_code == 201, r.text
+        listed = c.post("/api/messages", json={"to": ["moscow"], "body": "to whom?"})
+    assert listed.status_code == 400 and "'to' must be one peer's name as text, not a list" in listed.text
+    got = arrived(m, r.json()["id"])
+    assert [a["name"] for a in got["attachments"]] == ["con"], "the record keeps the name as sent"
+    with m.as_("operator") as c:
+        download = c.get(f"/api/messages/{got['id']}/attachments/0")
+    assert 'filename="_con"' in download.headers["content-disposition"]
+
+
 def test_bad_input_gets_a_4xx_with_a_reason_never_a_500(ends: tuple[Side, Side]) -> None:
     w, _ = ends
     unknown = str(uuid.uuid4())

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from conftest import Terminal
@@ -47,6 +49,31 @@ def test_send_offline_is_queued_and_listed(paired: tuple[Terminal, Terminal]) ->
     assert [(m["id"], m["state"], m["precedence"]) for m in outbox] == [(out["id"], "queued", "flash")]
     status = a.cli_json("status")
     assert status["running"] is False and status["peers"][0]["queue"]["queued"] == 1
+
+
+def test_listings_say_when_they_show_only_the_latest(paired: tuple[Terminal, Terminal]) -> None:
+    a, _ = paired
+    for n in range(3):
+        a.cli("send", "--to", "moscow", "--subject", f"s{n}", "queued")
+    shown = a.cli_json("outbox", "--limit", "2")
+    assert [m["subject"] for m in shown["messages"]] == ["s1", "s2"] and shown["total"] == 3
+    text = a.cli("outbox", "--limit", "2").stdout
+    assert "showing the latest 2 of 3; --limit to see more" in text
+    assert "showing" not in a.cli("outbox").stdout, "nothing to say when all are shown"
+
+
+def test_the_demo_leaves_no_keys_behind() -> None:
+    # A short folder of its own: a control socket's path must stay under the 108 bytes Unix allows.
+    demo_tmp = Path(tempfile.mkdtemp(prefix="hl-"))
+    try:
+        env = {**os.environ, "TMPDIR": str(demo_tmp)}
+        r = subprocess.run([sys.executable, "-m", "hotline", "demo", "--no-wait"], capture_output=True, text=True,
+                           env=env, timeout=120, check=False)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.count("delivered in") == 5
+        assert "removed" in r.stdout and list(demo_tmp.iterdir()) == []
+    finally:
+        shutil.rmtree(demo_tmp, ignore_errors=True)
 
 
 def test_send_refuses_an_unknown_peer_and_bad_arguments(paired: tuple[Terminal, Terminal]) -> None:

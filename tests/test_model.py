@@ -114,3 +114,12 @@ def test_a_peer_s_odd_attachment_name_is_taken_and_saved_under_a_safe_one() -> N
     fields["att"] = [["a/b", b"x"]]  # a path in it: not taken from anyone
     with pytest.raises(RemoteProtocolError, match="attachment name"):
         decode_content(pack(fields), "m", "w")
+
+
+def test_device_names_are_made_safe_whatever_their_case_or_extension() -> None:
+    assert [safe_file_name(n) for n in ("con", "NUL.txt", "com1.pdf", "Lpt9", "aux .log", "lpt¹")] == [
+        "_con", "_NUL.txt", "_com1.pdf", "_Lpt9", "_aux .log", "_lpt¹",
+    ]  # fmt: skip
+    assert [safe_file_name(n) for n in ("console.txt", "com10", "nullify", "prn-2.pdf")] == [
+        "console.txt", "com10", "nullify", "prn-2.pdf",
+    ]  # fmt: skip

@@ -8,6 +8,7 @@ both statuses and keeps the terminals running until Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import socket
 import subprocess
@@ -157,6 +158,10 @@ def run_demo(keep_running: bool = True) -> int:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait(timeout=10)
+        # The demo's homes hold keys stored without a passphrase: they do not outlive the demo.
+        shutil.rmtree(root, ignore_errors=True)
+        print(f"demo stopped; removed {root} (its keys were not protected by a passphrase)")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

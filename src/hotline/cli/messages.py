@@ -124,11 +124,12 @@ def _listing(args: argparse.Namespace, direction: str) -> int:
         if args.peer is not None and store.peer(args.peer) is None:
             raise ConfigError(f"no peer named {args.peer!r}; see `hotline peers`")
         rows = store.messages(direction, peer=args.peer, limit=args.limit)
+        total = store.message_count(direction, peer=args.peer)
     for row in rows:
         for key in [k for k in row if k.endswith("_at_ns")]:  # every time also in RFC 3339
             row[key.removesuffix("_ns")] = audit.rfc3339(row[key]) if row[key] else None
     if args.json:
-        out_json({"messages": rows})
+        out_json({"messages": rows, "total": total})
         return 0
     if not rows:
         print("no messages")
@@ -147,6 +148,8 @@ def _listing(args: argparse.Namespace, direction: str) -> int:
         print(f"    {body[:110]}{'…' if len(body) > 110 else ''}  ({r['id']})")
         if r["attachments"]:
             print(f"    {r['attachments']} attachment(s): `hotline attachment {r['id']}`")
+    if total > len(rows):
+        print(f"showing the latest {len(rows)} of {total}; --limit to see more")
     return 0
 
 

@@ -183,10 +183,21 @@ def validate_attachment_name(name: str) -> None:
         )
 
 
+# Names Windows reserves for devices, with any extension ("con", "NUL.txt", "com1.pdf"): a file
+# saved under one is not a file at all there, so it is renamed like any other unsafe name.
+_DEVICE_NAMES = frozenset({"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {f"{d}{n}" for d in ("COM", "LPT")
+                                                                          for n in "123456789¹²³"})  # fmt: skip
+
+
 def safe_file_name(name: str) -> str:
-    """A received attachment's name, fit to save as a file here (a peer's rules may differ)."""
+    """A received attachment's name, fit to save as a file here or on a Windows desk it is
+    downloaded to (a peer's rules may differ)."""
     cleaned = "".join("_" if _unsafe_in_name(c) else c for c in name).strip()
-    return cleaned if cleaned not in {"", ".", ".."} else "attachment"
+    if cleaned in {"", ".", ".."}:
+        return "attachment"
+    if cleaned.split(".", 1)[0].rstrip(" ").upper() in _DEVICE_NAMES:
+        return f"_{cleaned}"
+    return cleaned
 
 
 def validate_label(value: str, what: str, max_chars: int = 100) -> None:

@@ -195,6 +195,10 @@ class MessageStore(Protocol):
         """The latest ``limit`` messages one way ("in" or "out"), oldest first; no receipts or tests."""
         ...
 
+    def message_count(self, direction: str, peer: str | None = None) -> int:
+        """How many messages there are one way (all of them, whatever ``messages`` shows)."""
+        ...
+
     def message(self, message_id: str) -> dict[str, Any] | None:
         """One message (either direction, with ``direction``) and its attachments' index, name, size
         and sha256 (hex)."""

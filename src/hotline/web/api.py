@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from hotline.core.access import GRANTS, Permission, Role, new_password_hash
 from hotline.core.access import validate_console_lang as validate_lang
-from hotline.core.model import MAX_ATTACHMENTS, canonical_message_id, validate_name
+from hotline.core.model import MAX_ATTACHMENTS, canonical_message_id, safe_file_name, validate_name
 from hotline.crypto.identity import ContactCard, fingerprint
 from hotline.engine.pairing import peer_listing
 from hotline.storage import audit
@@ -162,6 +162,7 @@ async def get_attachment(request: Request) -> Response:
     if found is None:
         raise HTTPException(404, "no such attachment")
     name, data = found
+    name = safe_file_name(name)  # what a browser saves: never a device name ("con") or a control character
     # An ASCII fallback, and the real name (Cyrillic, say) in RFC 6266's filename*.
     fallback = "".join(c for c in name if c.isascii() and (c.isalnum() or c in "._- ")) or "attachment"
     disposition = f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
@@ -184,10 +185,24 @@ async def post_message(request: Request) -> Response:
         body = await read_json(request, MAX_JSON_SEND_BODY)
         fields = {k: v for k, v in body.items() if k in SEND_FIELDS}
         fields["attachments"] = json_attachments(body.get("attachments"))
-    if not isinstance(fields.get("to"), str) or not fields["to"]:
+    to = fields.get("to")
+    if to is not None and not isinstance(to, str):
+        raise HTTPException(400, f"'to' must be one peer's name as text, not {_json_kind(to)}; see GET /api/peers")
+    if not to:
         raise HTTPException(400, "'to' (the peer's name) is required; see GET /api/peers")
     message_id = await send_message(ctx, fields, who)
     return ok({"id": message_id, "state": "queued"}, 201)
+
+
+def _json_kind(value: object) -> str:
+    """How a JSON value reads to the person who sent it."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    return "an object" if isinstance(value, dict) else "something else"
 
 
 async def post_ack(request: Request) -> Response:

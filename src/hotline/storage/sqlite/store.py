@@ -438,6 +438,11 @@ class Store:
         out.reverse()
         return out
 
+    def message_count(self, direction: str, peer: str | None = None) -> int:
+        sql = "SELECT count(*) FROM messages WHERE direction = ? AND kind = 'message'"
+        params: tuple[Any, ...] = (direction,) if peer is None else (direction, peer)
+        return int(self.journal.execute(sql + (" AND peer = ?" if peer is not None else ""), params).fetchone()[0])
+
     def message(self, message_id: str) -> dict[str, Any] | None:
         """One message (either direction) with its attachments' names, sizes and digests."""
         r = self.journal.execute(self._MESSAGE_COLUMNS + "WHERE id = ? AND kind = 'message'", (message_id,)).fetchone()
