@@ -36,7 +36,7 @@ CHECKPOINT_CONTEXT = b"hotline-journal-checkpoint-v1\x00"
 ACCEPT_ACTION = "accept-damage"
 # Up to this many entries, the start-up check reads the whole chain (well under a second
 # here); past it, it starts from the checkpoint and leaves the rest to the background verify.
-WHOLE_CHAIN_AT_START = 200_000
+WHOLE_CHAIN_AT_START = 50_000
 
 
 @dataclass(frozen=True, slots=True)
