@@ -207,6 +207,11 @@ def test_an_altered_journal_stops_appends_the_peer_records_the_doubt_and_accepta
     assert f"JOURNAL ALTERED: entry {altered}" in a.log()
     refused = a.cli("send", "--to", "moscow", "--subject", "during", "refused", check=False)
     assert refused.returncode != 0 and "failed its integrity check" in refused.stderr
+    a.stop()  # stopped, it still refuses: a command writing to the journal meets the same answer
+    offline = a.cli("send", "--to", "moscow", "--subject", "during", "refused while stopped", check=False)
+    assert offline.returncode != 0 and "failed its integrity check" in offline.stderr
+    a.start()
+    assert a.cli_json("status")["journal"]["state"] == "altered", "the damage is still known after a restart"
 
     wait_for(lambda: _in_doubt(b, "washington"), 20, "moscow to record the doubt")
     b.cli("send", "--to", "washington", "--subject", "while in doubt", "sent to a terminal that cannot journal it")

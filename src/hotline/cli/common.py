@@ -24,6 +24,7 @@ from hotline.crypto.identity import Identity, load_keys
 from hotline.home.config import JOURNAL_FILE, KEYS_FILE, Config, load_config, resolve_home
 from hotline.storage import audit
 from hotline.storage.backend import Storage, open_storage
+from hotline.storage.integrity import refuse_if_damaged
 from hotline.terminal.control import ControlClient
 
 HOME_HELP = "terminal home folder (default: $HOTLINE_HOME)"
@@ -97,6 +98,18 @@ def load_identity(home: Path, config: Config) -> Identity:
 def open_journal(home: Path, *, readonly: bool = False) -> Storage:
     """The terminal's record and stores, to use as ``with open_journal(home) as storage:``."""
     return open_storage(home / JOURNAL_FILE, readonly=readonly)
+
+
+def open_journal_to_record(home: Path) -> Storage:
+    """The journal, for a command that records something while the terminal is stopped: refused,
+    as the terminal refuses, while a check has found damage no supervisor has accepted."""
+    storage = open_journal(home)
+    try:
+        refuse_if_damaged(storage.record)
+    except BaseException:
+        storage.close()
+        raise
+    return storage
 
 
 def ask_running(home: Path, op: str) -> Any:

@@ -81,15 +81,17 @@ def _accept_offline(home: Path, config: Config, reason: str, by: str) -> dict[st
         found = integrity.check_at_start(record, identity.public_key, record.entry_count())
         report = audit.verify(record)
         accepted = integrity.accepted_damage(record)
-        entries = sorted(({d.seq for d in found.damage} | set(report.damaged)) - accepted)
+        marked = integrity.marked_damage(record)
+        entries = sorted(({d.seq for d in [*found.damage, *marked]} | set(report.damaged)) - accepted)
         if not entries:
             raise HotlineError("nothing to accept: the journal passes its check")
-        damage = "; ".join(str(d) for d in found.damage) or "; ".join(report.problems)
+        damage = "; ".join(str(d) for d in found.damage or marked) or "; ".join(report.problems)
         at = now_ns()
         with record.transaction():
             storage.store.record_operator(
                 integrity.ACCEPT_ACTION, {"entries": entries, "damage": damage, "reason": reason, "by": by}, at
             )
+            integrity.clear_damage(record)
         after = integrity.check_chain(record, None)
         if not after.ok:
             raise HotlineError(f"the journal still fails its check after the acceptance: {after.summary()}")

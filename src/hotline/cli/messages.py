@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hotline.cli.common import Add, load_identity, now_ns, open_home, open_journal, out_json
+from hotline.cli.common import Add, load_identity, now_ns, open_home, open_journal, open_journal_to_record, out_json
 from hotline.core.compose import build_content
 from hotline.core.errors import ConfigError, ControlError, ControlTimeout, DeliveryError
 from hotline.core.model import canonical_message_id, safe_file_name, uuid7, validate_label
@@ -88,7 +88,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     else:
         if args.wait:
             raise ControlError("--wait needs the terminal running (`hotline run`)")
-        with open_journal(home) as storage, storage.record.transaction():
+        with open_journal_to_record(home) as storage, storage.record.transaction():
             created = storage.store.accept(content, now_ns())
         result = {"id": content.id, "created": created}
         via = "journal (terminal not running; the next `hotline run` sends it)"
@@ -240,7 +240,7 @@ def _ack_offline(home: Path, config: Config, message_id: str, by: str) -> None:
 
     identity = load_identity(home, config)
     errors: list[Exception] = []
-    with open_journal(home) as storage:
+    with open_journal_to_record(home) as storage:
         engine = Engine(
             identity=identity,
             config=config,

@@ -6,7 +6,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from hotline.cli.common import Add, ask_running, load_identity, now_ns, open_home, open_journal, out_json, ts
+from hotline.cli.common import (
+    Add,
+    ask_running,
+    load_identity,
+    now_ns,
+    open_home,
+    open_journal,
+    open_journal_to_record,
+    out_json,
+    ts,
+)
 from hotline.core.errors import ConfigError
 from hotline.crypto.identity import MAX_CARD_BYTES, ContactCard, fingerprint
 from hotline.engine.pairing import confirm_safety_number, pair, peer_listing
@@ -26,7 +36,7 @@ def cmd_pair(args: argparse.Namespace) -> int:
     home, config = open_home(args)
     card = _read_card(args.file)
     identity = load_identity(home, config)
-    with open_journal(home) as storage:
+    with open_journal_to_record(home) as storage:
         result = pair(storage.store, identity, card, now_ns())
     old = result.replaced
     if result.already:
@@ -66,7 +76,7 @@ def cmd_peers(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     home, _ = open_home(args)
-    with open_journal(home) as storage:
+    with open_journal_to_record(home) as storage:
         confirm_safety_number(storage.store, args.peer, args.safety_number, now_ns())
     print(f"{args.peer}: safety number confirmed and recorded in the journal")
     return 0

@@ -55,7 +55,7 @@ from hotline.engine.peer import Clock, Link, PeerState, open_state, seal_state
 from hotline.engine.status import terminal_status
 from hotline.home.config import Config
 from hotline.storage.base import Record, TerminalStore
-from hotline.storage.integrity import ACCEPT_ACTION
+from hotline.storage.integrity import ACCEPT_ACTION, clear_damage
 
 log = logging.getLogger("hotline.engine")
 
@@ -538,6 +538,7 @@ class Engine(LinkHandling):
             self.store.record_operator(
                 ACCEPT_ACTION, {"entries": entries, "damage": damage, "reason": reason, "by": by}, now_ns
             )
+            clear_damage(self.journal)
         log.warning("journal damage accepted by %s (%s): %s", by, reason, damage)
         for alarm in self.supervisor.board.listing():
             if alarm["kind"] == "journal-altered":

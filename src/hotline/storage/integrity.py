@@ -25,13 +25,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hotline.core.errors import HotlineError, SignatureError
+from hotline.core.errors import HotlineError, JournalCorrupt, SignatureError
 from hotline.core.wire import pack, unpack
 from hotline.crypto.identity import Identity, verify
 from hotline.storage.base import Record
 from hotline.storage.records import GENESIS_HASH, Entry, entry_hash
 
 CHECKPOINT_KEY = "verified_head"
+# Set when a check finds damage, cleared by the acceptance: so the damage stays known across a
+# restart, and a command that writes to the journal while the terminal is stopped refuses too.
+DAMAGE_KEY = "journal_damage"
 CHECKPOINT_CONTEXT = b"hotline-journal-checkpoint-v1\x00"
 ACCEPT_ACTION = "accept-damage"
 # Up to this many entries, the start-up check reads the whole chain (well under a second
@@ -114,6 +117,38 @@ def checkpoint_unverified(record: Record) -> tuple[int, int] | None:
         return int(seq), int(at_ns)
     except (HotlineError, TypeError, ValueError):
         return None
+
+
+def mark_damaged(record: Record, damage: list[Damage]) -> None:
+    """Remember the damage found (opens its own transaction)."""
+    with record.transaction():
+        record.set_meta(DAMAGE_KEY, pack([[d.seq, d.kind, d.text] for d in damage]))
+
+
+def marked_damage(record: Record) -> list[Damage]:
+    """The damage a check found and no supervisor has accepted yet."""
+    raw = record.get_meta(DAMAGE_KEY)
+    if not raw:
+        return []
+    try:
+        return [Damage(int(seq), str(kind), str(text)) for seq, kind, text in unpack(raw)]
+    except (HotlineError, TypeError, ValueError):
+        return [Damage(0, "", "the journal was found damaged (the record of how is itself unreadable)")]
+
+
+def clear_damage(record: Record) -> None:
+    """Inside the acceptance's transaction: the damage is accepted."""
+    record.set_meta(DAMAGE_KEY, b"")
+
+
+def refuse_if_damaged(record: Record) -> None:
+    """For commands that write while the terminal is stopped: refuse as the terminal does."""
+    damage = marked_damage(record)
+    if damage:
+        raise JournalCorrupt(
+            f"this terminal's journal failed its integrity check ({damage[0]}); nothing is appended until a "
+            "supervisor accepts the damage with `hotline journal accept-damage --reason ...` or restores a backup"
+        )
 
 
 def write_checkpoint(record: Record, identity: Identity, seq: int, digest: bytes, at_ns: int) -> Checkpoint:

@@ -34,6 +34,8 @@ from hotline.storage.integrity import (
     accepted_damage,
     check_at_start,
     check_chain,
+    mark_damaged,
+    marked_damage,
     write_checkpoint,
 )
 
@@ -58,6 +60,10 @@ class JournalWatch:
     # -- the checks -------------------------------------------------------------------------
 
     def check_at_start(self) -> None:
+        known = marked_damage(self.record)  # found before the last stop, not accepted since
+        if known:
+            log.critical("the journal was found damaged before this start and the damage is not accepted yet")
+            self._found(known)
         result = check_at_start(self.record, self.identity.public_key, self.record.entry_count())
         self._checked(result)
         if result.ok:
@@ -76,7 +82,10 @@ class JournalWatch:
 
     def _found(self, damage: list[Damage]) -> None:
         known = {d.seq for d in self.damage}
-        self.damage += [d for d in damage if d.seq not in known]
+        new = [d for d in damage if d.seq not in known]
+        if new:
+            self.damage += new
+            mark_damaged(self.record, self.damage)
         if self.damage:
             first = self.damage[0]
             more = f" (and {len(self.damage) - 1} more damaged entries)" if len(self.damage) > 1 else ""
