@@ -15,6 +15,16 @@ If a journal write fails, the engine raises and the terminal stops: in-memory
 state may then be ahead of the journal, and restarting from the journal is the
 only safe way on (restoring an older ratchet state is never done; nothing sealed
 in the failed transaction left the process).
+
+While the journal is in doubt (``journal_damaged``, issue 14) nothing is written at
+all: no message is accepted, opened or sealed, and the links carry on so the peer
+hears why.
+
+Why this module is longer than the others (~660 lines): every path that writes to
+the journal — what arrives, what is sent, the group commit, and the refusal while in
+doubt — is here, so the crash-safety argument (nothing leaves before it is durable)
+reads in one place. Connections and paths are in ``links``, per-peer state in
+``peer``, the status view in ``status``.
 """
 
 from __future__ import annotations
