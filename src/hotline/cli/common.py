@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hotline.core.errors import ControlError, PassphraseError
-from hotline.crypto.identity import Identity, load_keys
+from hotline.crypto.identity import Identity
 from hotline.home.config import JOURNAL_FILE, KEYS_FILE, Config, load_config, resolve_home
+from hotline.home.keyfile import load_keys
 from hotline.storage import audit
 from hotline.storage.sqlite.journal import Journal
 from hotline.terminal.control import ControlClient
