@@ -34,9 +34,10 @@ from conftest import Terminal, free_port, wait_for
 from hotline.core.model import Address, MessageContent, Precedence, ReceiptKind
 from hotline.core.wire import MAX_FRAME_BYTES, FrameDecoder, encode_frame, pack, unpack
 from hotline.crypto import envelope as env
-from hotline.crypto.identity import ContactCard, Identity, load_keys, make_card
+from hotline.crypto.identity import ContactCard, Identity, make_card
 from hotline.crypto.ratchet import Ratchet
 from hotline.engine.peer import open_state
+from hotline.home.keyfile import load_keys
 from hotline.storage.records import entry_hash
 from hotline.terminal.tls import client_context
 

@@ -1,4 +1,5 @@
-"""Tests for hotline.identity: safety numbers (Signal's vectors), cards, key files, TLS."""
+"""Tests for hotline.crypto.identity (safety numbers by Signal's vectors, cards, TLS)
+and hotline.home.keyfile (key files at rest)."""
 
 from __future__ import annotations
 
@@ -31,12 +32,11 @@ from hotline.crypto.identity import (
     _side_fingerprint,
     cert_public_key,
     fingerprint,
-    load_keys,
     make_card,
     safety_number,
-    save_keys,
     verify,
 )
+from hotline.home.keyfile import load_keys, save_keys
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "signal_fingerprint.json").read_text())
 SAFETY_RE = re.compile(r"^\d{5}( \d{5}){11}$")

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hotline.core.errors import ControlError, PassphraseError
-from hotline.crypto.identity import Identity, load_keys
+from hotline.crypto.identity import Identity
 from hotline.home.config import JOURNAL_FILE, KEYS_FILE, Config, load_config, resolve_home
+from hotline.home.keyfile import load_keys
 from hotline.storage import audit
 from hotline.storage.backend import Storage, open_storage
 from hotline.storage.integrity import refuse_if_damaged

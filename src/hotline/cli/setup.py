@@ -8,8 +8,9 @@ import sys
 from hotline.cli.common import Add, ask_passphrase, now_ns, open_home, open_journal
 from hotline.core.errors import ConfigError
 from hotline.core.model import Address, validate_name
-from hotline.crypto.identity import Identity, fingerprint, make_card, save_keys, write_atomic
+from hotline.crypto.identity import Identity, fingerprint, make_card
 from hotline.home.config import CONFIG_FILE, KEYS_FILE, Config, parse_api_listen, resolve_home
+from hotline.home.keyfile import save_keys, write_atomic
 from hotline.storage import audit
 
 CARD_FILE = "card.json"

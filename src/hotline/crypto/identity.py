@@ -7,8 +7,10 @@ that other modules use to encrypt state at rest.
 
 Two terminals pair by swapping signed contact cards out of band and reading the
 safety number to each other (Signal's numeric fingerprint, 60 digits). Everything
-here is pure except :func:`save_keys` and :func:`load_keys`, the edge where key
-files are read and written.
+here is pure: no file is read or written. Key material leaves an :class:`Identity`
+only through :meth:`Identity.secret_fields` (and comes back through
+:meth:`Identity.from_secret_fields`); ``hotline.home.keyfile`` seals it into the
+home folder's key file.
 """
 
 from __future__ import annotations
@@ -18,45 +20,27 @@ import binascii
 import datetime as dt
 import hashlib
 import json
-import os
 import re
-import unicodedata
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-import msgpack
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, InvalidTag, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from cryptography.x509.oid import NameOID
 
 from hotline.core import strictjson
-from hotline.core.errors import (
-    CardError,
-    ConfigError,
-    DeliveryError,
-    IdentityError,
-    PassphraseError,
-    SignatureError,
-)
+from hotline.core.errors import CardError, DeliveryError, IdentityError, SignatureError
 from hotline.core.model import Address, validate_name
 
 CARD_VERSION = 1
 MAX_CARD_BYTES = 64 * 1024
 MAX_CARD_ADDRESSES = 16
 CARD_CONTEXT = b"hotline-card-v1\x00"
-
-KEYS_FORMAT = "hotline-keys"
-KEYS_VERSION = 1
-MAX_KEYS_FILE_BYTES = 1024 * 1024
-# scrypt at n=2**15, r=8 costs 32 MiB and ~100 ms: the cost an offline guesser pays per try.
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 
 RandBytes = Callable[[int], bytes]
 
@@ -75,8 +59,14 @@ _CARD_FIELDS = (
 _RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
 
 
-def _b64(data: bytes) -> str:
+def b64(data: bytes) -> str:
+    """Standard base64 as ASCII text (cards and key files)."""
     return base64.b64encode(data).decode("ascii")
+
+
+def unb64(text: str) -> bytes:
+    """The inverse of :func:`b64`; ``binascii.Error`` on anything but strict base64."""
+    return base64.b64decode(text, validate=True)
 
 
 def _raw_public(key: Ed25519PrivateKey | X25519PrivateKey) -> bytes:
@@ -90,11 +80,7 @@ def _check_name(name: str, error: type[IdentityError]) -> None:
         raise error(f"{e}") from None
 
 
-def _unb64(text: str) -> bytes:
-    return base64.b64decode(text, validate=True)
-
-
-def _canonical(obj: Any) -> bytes:
+def canonical_json(obj: Any) -> bytes:
     """One byte string per value: sorted keys, no spaces, ASCII only."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
@@ -171,7 +157,7 @@ class Identity:
             raise IdentityError("the TLS certificate does not carry this terminal's identity key")
 
     @classmethod
-    def generate(cls, name: str, *, randbytes: RandBytes = os.urandom) -> Identity:
+    def generate(cls, name: str, *, randbytes: RandBytes = secrets.token_bytes) -> Identity:
         """Fresh keys for terminal ``name``; pass ``randbytes`` for deterministic tests."""
         _check_name(name, IdentityError)
         signing_key = Ed25519PrivateKey.from_private_bytes(randbytes(32))
@@ -213,7 +199,10 @@ class Identity:
         cert = x509.load_der_x509_certificate(self.cert_der)
         return cert.public_bytes(serialization.Encoding.PEM)
 
-    def _secrets(self) -> dict[str, bytes | str]:
+    def secret_fields(self) -> dict[str, bytes | str]:
+        """Every secret of this identity, by field name: the one way key material
+        leaves the object (``hotline.home.keyfile`` seals it at rest). Handle the
+        result as the keys themselves."""
         return {
             "name": self.name,
             "ed25519": self.signing_key.private_bytes_raw(),
@@ -223,8 +212,9 @@ class Identity:
         }
 
     @classmethod
-    def _from_secrets(cls, fields: Any) -> Identity:
-        """Rebuild from :meth:`_secrets` output; ``IdentityError`` if anything is off."""
+    def from_secret_fields(cls, fields: Any) -> Identity:
+        """Rebuild from :meth:`secret_fields` output, the one way key material comes
+        back in; ``IdentityError`` if anything is off."""
         if not isinstance(fields, dict) or set(fields) != set(_SECRET_FIELDS):
             raise IdentityError("the key record does not hold the expected fields")
         name, ed, x, state, cert = (fields[k] for k in _SECRET_FIELDS)
@@ -322,16 +312,16 @@ class ContactCard:
         return {
             "hotline_card": CARD_VERSION,
             "name": self.name,
-            "identity_key": _b64(self.identity_key),
-            "dh_key": _b64(self.dh_key),
-            "cert_der": _b64(self.cert_der),
+            "identity_key": b64(self.identity_key),
+            "dh_key": b64(self.dh_key),
+            "cert_der": b64(self.cert_der),
             "addresses": [{"path": a.path, "host": a.host, "port": a.port} for a in self.addresses],
             "created_at": self.created_at,
         }
 
     def signed_bytes(self) -> bytes:
         """The canonical bytes the signature covers: every field but the signature."""
-        return _canonical(self._body())
+        return canonical_json(self._body())
 
     def verify(self) -> None:
         """Raise ``CardError`` unless the identity key signed this card."""
@@ -348,7 +338,7 @@ class ContactCard:
     def to_json(self) -> str:
         """Pretty JSON with bytes as base64; the same card always gives the same text."""
         body = self._body()
-        body["signature"] = _b64(self.signature)
+        body["signature"] = b64(self.signature)
         return json.dumps(body, indent=2, ensure_ascii=True) + "\n"
 
     @classmethod
@@ -410,7 +400,7 @@ def _field_str(obj: dict[str, Any], key: str) -> str:
 
 def _field_bytes(obj: dict[str, Any], key: str) -> bytes:
     try:
-        return _unb64(_field_str(obj, key))
+        return unb64(_field_str(obj, key))
     except (binascii.Error, ValueError):
         raise CardError(f"card field {key!r} is not valid base64") from None
 
@@ -444,127 +434,3 @@ def make_card(identity: Identity, addresses: Sequence[Address], created_at: str)
         signature=bytes(64),  # placeholder: the signature covers every other field
     )
     return replace(unsigned, signature=identity.sign(CARD_CONTEXT, unsigned.signed_bytes()))
-
-
-# -- key files at rest ------------------------------------------------------------------------
-
-
-def _scrypt_key(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    # NFC so the same passphrase typed on differently configured keyboards unlocks the file.
-    secret = unicodedata.normalize("NFC", passphrase).encode("utf-8")
-    return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(secret)
-
-
-def _keys_aad(header: dict[str, Any]) -> bytes:
-    # The header (format, version, protection, kdf parameters and salt) is bound into
-    # the AEAD so none of it can be swapped without failing authentication.
-    return _canonical({k: header[k] for k in ("format", "version", "protection", "kdf")})
-
-
-def save_keys(path: Path, identity: Identity, passphrase: str | None) -> None:
-    """Write ``identity`` to ``path`` atomically, mode 0600, sealed under ``passphrase``.
-
-    ``None`` stores the keys in the clear (demos and tests only; the CLI warns).
-    """
-    path = Path(path)
-    doc: dict[str, Any] = {"format": KEYS_FORMAT, "version": KEYS_VERSION}
-    if passphrase is None:
-        doc["protection"] = "none"
-        doc["keys"] = {k: _b64(v) if isinstance(v, bytes) else v for k, v in identity._secrets().items()}
-    else:
-        if not passphrase:
-            raise PassphraseError("an empty passphrase is not allowed; use --no-passphrase for a demo terminal")
-        salt = os.urandom(16)
-        doc["protection"] = "scrypt+aes-256-gcm"
-        doc["kdf"] = {"n": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P, "salt": _b64(salt)}
-        nonce = os.urandom(12)
-        key = _scrypt_key(passphrase, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
-        plaintext = msgpack.packb(identity._secrets(), use_bin_type=True)
-        doc["nonce"] = _b64(nonce)
-        doc["ciphertext"] = _b64(AESGCM(key).encrypt(nonce, plaintext, _keys_aad(doc)))
-    write_atomic(path, (json.dumps(doc, indent=2) + "\n").encode())
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write a file atomically and durably: temp file, fsync, rename, fsync the folder."""
-    tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.fchmod(fd, mode)  # exactly this mode whatever the umask
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # make the rename itself durable
-        finally:
-            os.close(dir_fd)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
-
-
-def load_keys(path: Path, passphrase: str | None) -> Identity:
-    """Read the identity from ``path``; ``PassphraseError`` if it cannot be unlocked,
-    ``ConfigError`` if the file is missing, damaged or not a Hotline keys file."""
-    path = Path(path)
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_KEYS_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise ConfigError(f"keys file {path} does not exist; run `hotline init` first") from None
-    except OSError as e:
-        raise ConfigError(f"cannot read keys file {path}: {e.strerror or e}") from None
-    damaged = f"keys file {path} is damaged or not a Hotline keys file"
-    if len(raw) > MAX_KEYS_FILE_BYTES:
-        raise ConfigError(f"{damaged}: larger than 1 MiB")
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{damaged}: {e}") from None
-    if not isinstance(doc, dict) or doc.get("format") != KEYS_FORMAT:
-        raise ConfigError(damaged)
-    if doc.get("version") != KEYS_VERSION:
-        version = doc.get("version")
-        raise ConfigError(f"keys file {path} has version {version!r}; Hotline reads {KEYS_VERSION}")
-    try:
-        if doc.get("protection") == "none":
-            secrets = {k: v if k == "name" else _unb64(v) for k, v in doc["keys"].items()}
-        elif doc.get("protection") == "scrypt+aes-256-gcm":
-            if passphrase is None:
-                raise PassphraseError(
-                    f"keys file {path} is passphrase-protected: set HOTLINE_PASSPHRASE or run from a terminal"
-                )
-            secrets = _unseal(doc, passphrase, path)
-        else:
-            raise ConfigError(f"{damaged}: unknown protection {doc.get('protection')!r}")
-        return Identity._from_secrets(secrets)
-    except KeyError as e:
-        raise ConfigError(f"{damaged}: missing field {e}") from None
-    except (TypeError, AttributeError, binascii.Error, ValueError, IdentityError) as e:
-        raise ConfigError(f"{damaged}: {e}") from None
-
-
-def _unseal(doc: dict[str, Any], passphrase: str, path: Path) -> Any:
-    kdf = doc["kdf"]
-    n, r, p = kdf["n"], kdf["r"], kdf["p"]
-    # Bounded so a doctored file cannot make us allocate gigabytes or spin for minutes.
-    if not all(type(v) is int for v in (n, r, p)) or not (
-        n >= 2 and n & (n - 1) == 0 and r >= 1 and 128 * n * r <= 2**28 and 1 <= p <= 4
-    ):
-        raise ValueError("scrypt parameters out of range")
-    salt, nonce, ciphertext = _unb64(kdf["salt"]), _unb64(doc["nonce"]), _unb64(doc["ciphertext"])
-    key = _scrypt_key(passphrase, salt, n, r, p)
-    try:
-        plaintext = AESGCM(key).decrypt(nonce, ciphertext, _keys_aad(doc))
-    except InvalidTag:
-        raise PassphraseError(f"wrong passphrase for keys file {path}") from None
-    try:
-        return msgpack.unpackb(plaintext, raw=False, strict_map_key=True)
-    except (ValueError, msgpack.exceptions.UnpackException) as e:
-        raise ValueError(f"sealed key record is malformed: {e}") from None

@@ -2,7 +2,7 @@
 
 HOME/
   config.toml      name, listen addresses, passphrase protection, timings
-  keys.json        identity keys, encrypted under the passphrase (see identity)
+  keys.json        identity keys, encrypted under the passphrase (see keyfile)
   journal.sqlite   the record (see journal)
   control.sock     the running terminal's local control socket
   terminal.lock    held (flock) by the running terminal
