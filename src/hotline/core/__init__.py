@@ -1,1 +1,4 @@
-"""The pure core: no I/O, no clock, no asyncio, no sqlite3 (enforced by import-linter)."""
+"""The pure core: model, errors, wire, protocol, delivery, paths, alarms, supervision, the access model.
+
+No I/O, no clock, no event loop (no os, time, asyncio, socket, ssl, sqlite3); imports nothing of ours.
+"""

@@ -1,1 +1,4 @@
-"""Keys, contact cards, safety numbers, the Double Ratchet and the signed envelope."""
+"""Keys, contact cards and safety numbers, the Double Ratchet and the signed envelope.
+
+May import ``core``; opens no file or socket and reads no clock.
+"""

@@ -1,1 +1,6 @@
-"""The work around the link: calls, readouts, commitments, notifications, channels."""
+"""The work around the link, coming next: calls proposed and held, readouts, commitments, formatted
+notifications, channels.
+
+Each will be a pure state machine here (sans-IO, like ``core``), its records stored through the
+Protocols of ``storage.base`` and exchanged by the engine. May import ``crypto`` and ``core`` only.
+"""

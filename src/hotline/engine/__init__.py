@@ -1,1 +1,4 @@
-"""Every decision between the links and the journal, without asyncio."""
+"""Every decision between the links and the journal, without asyncio.
+
+May import ``storage`` (its Protocols), ``home``, ``crypto`` and ``core``.
+"""

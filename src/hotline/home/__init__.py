@@ -1,1 +1,4 @@
-"""A terminal's home folder: its config file and key files at rest."""
+"""A terminal's home folder: its config file and its key files at rest.
+
+May import ``crypto`` and ``core``.
+"""

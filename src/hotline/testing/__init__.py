@@ -1,1 +1,2 @@
-"""Tools for tests and benchmarks (the fault proxy)."""
+"""Tools for tests and benchmarks (the fault proxy); nothing in the product imports them.
+"""

@@ -1,1 +1,2 @@
-"""The SQLite implementation of the storage interfaces."""
+"""The SQLite implementation of the storage Protocols: the only place with SQL.
+"""
