@@ -1,2 +1,1 @@
-"""Tools for tests and benchmarks (the fault proxy); nothing in the product imports them.
-"""
+"""Tools for tests and benchmarks (the fault proxy); nothing in the product imports them."""

@@ -1,2 +1,1 @@
-"""The SQLite implementation of the storage Protocols: the only place with SQL.
-"""
+"""The SQLite implementation of the storage Protocols: the only place with SQL."""
