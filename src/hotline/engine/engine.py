@@ -124,12 +124,12 @@ class Engine(LinkHandling):
         self._acks_in: list[tuple[str, env.Receipt]] = []
         self.listeners: list[Listener] = []
         self.request_flush = request_flush
-        self.stopping = False
+        self.stopping = False  # set by close_all_links: links that go down now raise no alarm
         # Set when this terminal's own journal fails its check (issue 14): it then appends
         # nothing — no message is accepted, received or sealed — until a supervisor accepts the
         # damage; links stay up so the peer hears of it and nothing it sends is lost (it keeps
         # what we do not acknowledge, and sends it again).
-        self.damage = ""  # set by close_all_links: links that go down now raise no alarm
+        self.damage = ""
         self._last_tick: float | None = None
         self._randbytes = randbytes
         self._alarm_changes: list[AlarmChange] = []  # journaled in the next commit, then emitted
