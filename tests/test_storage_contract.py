@@ -587,6 +587,17 @@ def test_console_sessions_open_expire_close_and_end_with_their_user(backend: Bac
     ]  # fmt: skip
 
 
+def test_a_login_throttle_is_journaled_as_given_and_names_no_person(backend: Backend) -> None:
+    started = {"state": "started", "scope": "pair", "user": "alice", "from": "127.0.0.1", "failures": 5, "delay_s": 1.0}
+    ended = {**started, "state": "ended", "refused": 25, "reason": "no failed login for 15 min"}
+    backend.access.record_login_throttle(started, T0)
+    backend.access.record_login_throttle(ended, T0 + SECOND)
+    assert operator_actions(backend.record) == [
+        {"action": "login.throttle", **started}, {"action": "login.throttle", **ended},
+    ]  # fmt: skip
+    assert_verifies(backend.record, signatures=0)
+
+
 # -- SQLite: a journal from before the storage interfaces ---------------------------------------
 
 

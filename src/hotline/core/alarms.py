@@ -18,6 +18,9 @@ Kinds:
                        accepts the damage (`hotline journal accept-damage`)
     peer-record-in-doubt  the peer says its journal failed its check: its record of
                        this link is in doubt until it says otherwise
+    login-flood        console logins for a user, from an address, or both, are being
+                       throttled after repeated failures (peer is "", the subject
+                       names them: alice@127.0.0.1, alice@*, *@127.0.0.1)
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ KINDS = (
     "ack-overdue",
     "journal-altered",
     "peer-record-in-doubt",
+    "login-flood",
 )
 
 

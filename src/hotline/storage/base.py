@@ -20,7 +20,7 @@ transaction of its own, which it opens itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, Self
@@ -275,6 +275,11 @@ class AccessStore(Protocol):
 
     def authenticate(self, name: str, password: str) -> Principal | None:
         """Blocking (~70-150 ms of scrypt): the user, if the password is theirs."""
+        ...
+
+    def record_login_throttle(self, detail: Mapping[str, object], at_ns: int) -> None:
+        """Journal a login throttle's start or end (an ``operator.action`` ``login.throttle`` with
+        ``detail``: scope, user, from, counts); no person made it, so it names no ``by``."""
         ...
 
     def create_token(self, role: Role, label: str, *, by: str, at_ns: int) -> tuple[str, str]:

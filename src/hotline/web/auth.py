@@ -1,7 +1,8 @@
 """Who is asking: a bearer token (``hotline token create``) for programs, or the console's
 session cookie, which also needs the session's CSRF token on every write. Roles are
-checked here, per call (``access.GRANTS``), never by the page. Logins are rate-limited
-(``limiter``) and checked one at a time.
+checked here, per call (``access.GRANTS``), never by the page. Logins are throttled per
+user, per address and per both (``limiter``), and checked one at a time; every throttle
+that starts or ends is journaled and raises or clears a ``login-flood`` alarm.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import time
+import math
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -18,6 +19,7 @@ from starlette.responses import Response
 
 from hotline.core.access import Permission, Principal, Session, check_password
 from hotline.web.context import ApiContext, context
+from hotline.web.limiter import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,7 @@ SESSION_COOKIE = "hotline_session"
 CSRF_HEADER = "x-csrf-token"
 LOGINS_WAITING_MAX = 16  # logins in progress (one checked, the rest queued); more get 503 at once
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+LOGIN_FLOOD = "login-flood"  # the alarm of a login throttle (core.alarms)
 
 
 class Unauthenticated(HTTPException):
@@ -82,27 +85,27 @@ def client_address(request: Request) -> str:
 
 
 async def try_login(ctx: ApiContext, client: str, name: str, password: str) -> Principal:
-    """Check a password under the rate limit. Raises 429, 503 or 401; never says which part was wrong."""
+    """Check a password under the throttle. Raises 429, 503 or 401; never says which part was wrong,
+    nor whether the user exists (an unknown name is checked as long, and throttled the same)."""
     if ctx.logins_waiting >= LOGINS_WAITING_MAX:  # a flood waits nowhere: it would hold every connection
         raise HTTPException(503, "too many logins at once; try again in a second", {"Retry-After": "1"})
     ctx.logins_waiting += 1
     try:
         async with ctx.login_lock:
-            now = time.monotonic()
-            wait = ctx.limiter.retry_after(client, now)
+            wait = ctx.limiter.retry_after(name, client, ctx.clock())
             if wait > 0:
+                seconds = max(1, math.ceil(wait))
                 raise HTTPException(
-                    429, f"too many failed logins; try again in {wait:.0f} s", {"Retry-After": f"{wait:.0f}"}
+                    429, f"too many failed logins; try again in {seconds} s", {"Retry-After": str(seconds)}
                 )
             user: Principal | None = None
             if name and password:
                 user, stored = ctx.access.password_record(name)
                 if not await asyncio.to_thread(check_password, password, stored):
                     user = None
-            if user is None:
-                ctx.limiter.failed(client, now)
-            else:
-                ctx.limiter.succeeded(client)
+            now = ctx.clock()  # after the check: the wait runs from the answer
+            record = ctx.limiter.failed if user is None else ctx.limiter.succeeded
+            await report_throttles(ctx, record(name, client, now))
     finally:
         ctx.logins_waiting -= 1
     if user is None:
@@ -111,8 +114,37 @@ async def try_login(ctx: ApiContext, client: str, name: str, password: str) -> P
     return user
 
 
+async def report_throttles(ctx: ApiContext, changes: list[Throttle]) -> None:
+    """Journal each throttle that started or ended, and raise or clear its ``login-flood`` alarm.
+
+    Called under the login lock, so the reports keep the order of the decisions."""
+    for change in changes:
+        ctx.access.record_login_throttle(change.record(), ctx.now_ns())
+        if change.started:
+            await ctx.terminal.raise_alarm(LOGIN_FLOOD, "", change.subject, change.describe())
+        else:
+            log.warning("login throttle %s ended: %s", change.subject, change.reason)
+            await ctx.terminal.clear_alarm(LOGIN_FLOOD, "", change.subject, change.reason)
+
+
+async def expire_throttles(ctx: ApiContext) -> None:
+    """End the throttles whose failures are now forgotten (run every few seconds, so an alarm
+    clears when its flood subsides even if nobody tries to log in again)."""
+    async with ctx.login_lock:
+        await report_throttles(ctx, ctx.limiter.expire(ctx.clock()))
+
+
+async def clear_stale_throttles(ctx: ApiContext) -> None:
+    """At start: the throttles (kept in memory) of the terminal's last run are gone, so are their alarms."""
+    for alarm in ctx.terminal.alarms():
+        if alarm["kind"] == LOGIN_FLOOD:
+            await ctx.terminal.clear_alarm(
+                LOGIN_FLOOD, alarm["peer"], alarm["subject"], "the terminal restarted: its login throttles start afresh"
+            )
+
+
 async def start_session(request: Request, name: str, password: str) -> tuple[str, Session]:
-    """Log in under the rate limit (429 or 401 if not); the login is journaled."""
+    """Log in under the throttle (429 or 401 if not); the login is journaled."""
     ctx = context(request)
     client = client_address(request)
     user = await try_login(ctx, client, name, password)

@@ -177,8 +177,12 @@ async def login_page(request: Request) -> Response:
     try:
         session_id, _ = await start_session(request, name, password)
     except HTTPException as e:
-        return render(request, "login.html", None, status_code=e.status_code, next=_next(request), name=name,
-                      failed=e.status_code)  # fmt: skip
+        retry_after = (e.headers or {}).get("Retry-After", "")
+        page = render(request, "login.html", None, status_code=e.status_code, next=_next(request), name=name,
+                      failed=e.status_code, retry_after=retry_after)  # fmt: skip
+        if retry_after:
+            page.headers["retry-after"] = retry_after
+        return page
     response = RedirectResponse(_next(request), status_code=303)
     set_session_cookie(request, response, session_id)
     return response

@@ -1,5 +1,5 @@
 """What every request handler of the API and the console reaches: the ``ApiContext`` — the
-terminal (through its ``TerminalPort``), users and sessions, the login limit — and the
+terminal (through its ``TerminalPort``), users and sessions, the login throttle — and the
 ``EventHub`` that fans the terminal's events out to live pages.
 """
 
@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,9 +56,10 @@ class ApiContext:
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     # One password check at a time: scrypt runs in a worker thread (never on the event loop that
     # keeps the heartbeats going), and a flood of logins queues here instead of racing past the
-    # rate limit or taking 32 MiB of memory each.
+    # throttle or taking 32 MiB of memory each.
     login_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     logins_waiting: int = 0
+    clock: Callable[[], float] = time.monotonic  # the throttle's time (a fake one in tests)
 
     @property
     def store(self) -> TerminalStore:

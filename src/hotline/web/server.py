@@ -31,11 +31,13 @@ from hotline.core.access import unknown_user_hash
 from hotline.core.errors import HotlineError, NotFound
 from hotline.terminal.port import TerminalPort
 from hotline.web import api, console
+from hotline.web.auth import clear_stale_throttles, expire_throttles
 from hotline.web.context import ApiContext
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SESSION_MINUTES = 480
+THROTTLE_SWEEP_S = 5.0  # how often throttles whose failures are forgotten are ended (and their alarms cleared)
 
 
 def _wants_html(request: Request) -> bool:
@@ -144,6 +146,8 @@ async def serve_api(
     )  # fmt: skip
     server = _Server(config)
     terminal.subscribe(ctx.hub.publish)
+    await clear_stale_throttles(ctx)
+    sweeping = asyncio.ensure_future(_sweep_throttles(ctx))
     serving = asyncio.ensure_future(server.serve(sockets=[sock]))
     try:
         await asyncio.shield(serving)
@@ -154,6 +158,19 @@ async def serve_api(
             await asyncio.wait_for(serving, 3)
         raise
     finally:
+        sweeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeping
         terminal.unsubscribe(ctx.hub.publish)
         with contextlib.suppress(FileNotFoundError):
             (home / "console.url").unlink()
+
+
+async def _sweep_throttles(ctx: ApiContext) -> None:
+    """End login throttles once their flood has subsided, whether or not anyone logs in again."""
+    while True:
+        await asyncio.sleep(THROTTLE_SWEEP_S)
+        try:
+            await expire_throttles(ctx)
+        except HotlineError as e:  # the journal refused: say so, and try again at the next sweep
+            log.error("could not end a login throttle: %s", e)

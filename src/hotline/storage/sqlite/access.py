@@ -9,6 +9,7 @@ do, and how passwords and secrets are hashed, is the model's
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from hotline.core.access import (
@@ -76,6 +77,12 @@ class Access:
         if row is None:
             return None, unknown_user_hash()
         return Principal(name=name, role=Role(row[0]), lang=row[2]), row[1]
+
+    def record_login_throttle(self, detail: Mapping[str, object], at_ns: int) -> None:
+        """A login throttle started or ended (``web.limiter.Throttle.record``): a decision of the
+        terminal's, journaled with its counts, once per start and once per end."""
+        with self.journal.transaction():
+            self.journal.append("operator.action", {"action": "login.throttle", **detail}, at_ns)
 
     def authenticate(self, name: str, password: str) -> Principal | None:
         """Blocking check (~70-150 ms); the web server splits it: `password_record`, then
