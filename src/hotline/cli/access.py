@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from hotline.cli.common import Add, home_option, json_option, now_ns, open_home, open_journal, out_json
 from hotline.core.access import LANGUAGES, MIN_PASSWORD, Role, new_password_hash
 from hotline.core.errors import AccessError
-from hotline.storage.audit import rfc3339
+from hotline.core.times import rfc3339
 from hotline.storage.base import AccessStore
 
 PASSWORD_ENV = "HOTLINE_USER_PASSWORD"  # noqa: S105 -- the variable's name, not a password

@@ -19,11 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from hotline.core import times
 from hotline.core.errors import ControlError, PassphraseError
 from hotline.crypto.identity import Identity
 from hotline.home.config import JOURNAL_FILE, KEYS_FILE, Config, load_config, resolve_home
 from hotline.home.keyfile import load_keys
-from hotline.storage import audit
 from hotline.storage.backend import Storage, open_storage
 from hotline.storage.integrity import refuse_if_damaged
 from hotline.terminal.control import ControlClient
@@ -59,7 +59,7 @@ def out_json(value: Any) -> None:
 
 def ts(ns: int | None) -> str:
     """A journal time for a person to read: RFC 3339, or "-" for none."""
-    return audit.rfc3339(ns) if ns else "-"
+    return times.rfc3339(ns) if ns else "-"
 
 
 def ask_passphrase(config: Config | None, *, confirm: bool = False) -> str | None:

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from hotline.cli.common import Add, load_identity, now_ns, open_home, open_journal, open_journal_to_record, out_json
+from hotline.core import times
 from hotline.core.compose import build_content
 from hotline.core.errors import ConfigError, ControlError, ControlTimeout, DeliveryError
 from hotline.core.model import canonical_message_id, safe_file_name, uuid7, validate_label
 from hotline.home.config import Config
-from hotline.storage import audit
 from hotline.terminal.control import ControlClient
 
 SEND_EPILOG = """\
@@ -127,7 +127,7 @@ def _listing(args: argparse.Namespace, direction: str) -> int:
         total = store.message_count(direction, peer=args.peer)
     for row in rows:
         for key in [k for k in row if k.endswith("_at_ns")]:  # every time also in RFC 3339
-            row[key.removesuffix("_ns")] = audit.rfc3339(row[key]) if row[key] else None
+            row[key.removesuffix("_ns")] = times.rfc3339(row[key]) if row[key] else None
     if args.json:
         out_json({"messages": rows, "total": total})
         return 0
@@ -143,7 +143,7 @@ def _listing(args: argparse.Namespace, direction: str) -> int:
         )
         if r["acknowledged_at_ns"]:
             who_acked = f" by {r['acknowledged_by']}" if r["acknowledged_by"] else ""
-            print(f"    acknowledged {audit.rfc3339(r['acknowledged_at_ns'])}{who_acked}")
+            print(f"    acknowledged {times.rfc3339(r['acknowledged_at_ns'])}{who_acked}")
         body = r["body"].replace("\n", " ")
         print(f"    {body[:110]}{'…' if len(body) > 110 else ''}  ({r['id']})")
         if r["attachments"]:
@@ -216,7 +216,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
     if found is not None and found["direction"] == "out":
         raise DeliveryError(f"message {args.id} is one this terminal sent; only its recipient acknowledges it")
     if found is not None and found["acknowledged_at_ns"]:
-        print(f"{args.id}: already acknowledged {audit.rfc3339(found['acknowledged_at_ns'])} by "
+        print(f"{args.id}: already acknowledged {times.rfc3339(found['acknowledged_at_ns'])} by "
               f"{found['acknowledged_by'] or '?'}; nothing more to send")  # fmt: skip
         return 0
     when = "now"

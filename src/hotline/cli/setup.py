@@ -6,12 +6,12 @@ import argparse
 import sys
 
 from hotline.cli.common import Add, ask_passphrase, now_ns, open_home, open_journal
+from hotline.core import times
 from hotline.core.errors import ConfigError
 from hotline.core.model import Address, validate_name
 from hotline.crypto.identity import Identity, fingerprint, make_card
 from hotline.home.config import CONFIG_FILE, KEYS_FILE, Config, parse_api_listen, resolve_home
 from hotline.home.keyfile import save_keys, write_atomic
-from hotline.storage import audit
 
 CARD_FILE = "card.json"
 
@@ -34,7 +34,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     identity = Identity.generate(name)
     save_keys(home / KEYS_FILE, identity, passphrase)
     write_atomic(home / CONFIG_FILE, config.to_toml().encode(), 0o644)
-    card = make_card(identity, advertise, audit.rfc3339(now_ns()).split(".")[0] + "Z")
+    card = make_card(identity, advertise, times.rfc3339(now_ns()).split(".")[0] + "Z")
     write_atomic(home / CARD_FILE, card.to_json().encode(), 0o644)
     with open_journal(home) as storage, storage.record.transaction():
         storage.store.record_created(name, identity.public_key, identity.dh_public, identity.cert_der, now_ns())

@@ -10,8 +10,8 @@ import argparse
 from typing import Any
 
 from hotline.cli.common import Add, ask_running, open_home, open_journal, out_json, ts
+from hotline.core import times
 from hotline.engine.status import stopped_status
-from hotline.storage import audit
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -22,7 +22,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             status = stopped_status(config.name, storage.store, storage.record)
     for peer in status["peers"]:
         ns = peer.get("last_contact_ns")
-        peer["last_contact"] = audit.rfc3339(ns) if ns else None  # JSON says null; the text says "-"
+        peer["last_contact"] = times.rfc3339(ns) if ns else None  # JSON says null; the text says "-"
     console = home / "console.url"  # written by the running terminal once its console is bound
     status["console"] = console.read_text().strip() if status["running"] and console.exists() else None
     if args.json:

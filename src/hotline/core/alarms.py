@@ -21,6 +21,11 @@ Kinds:
     login-flood        console logins for a user, from an address, or both, are being
                        throttled after repeated failures (peer is "", the subject
                        names them: alice@127.0.0.1, alice@*, *@127.0.0.1)
+    call-unanswered    a call request's answer-by time passed with no answer (raised on
+                       both sides; the subject is the call's id)
+    commitment-due-soon  an agreed commitment falls due within a day
+    commitment-overdue an agreed commitment's due time passed and it is not fulfilled,
+                       lapsed or withdrawn (both sides)
 """
 
 from __future__ import annotations
@@ -36,7 +41,11 @@ KINDS = (
     "journal-altered",
     "peer-record-in-doubt",
     "login-flood",
+    "call-unanswered",
+    "commitment-due-soon",
+    "commitment-overdue",
 )
+DESK_KINDS = frozenset({"call-unanswered", "commitment-due-soon", "commitment-overdue"})
 
 
 @dataclass(frozen=True, slots=True)

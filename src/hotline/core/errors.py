@@ -20,6 +20,8 @@ calls the library, so callers above never see them.
     ├── JournalError             the journal could not be read or written
     │   └── JournalCorrupt       the hash chain or a signature in the journal is broken
     ├── DeliveryError            a message cannot be accepted (unknown peer, too large)
+    ├── DeskError                a desk action the record does not allow (a second accept,
+    │                            an answer to one's own request, an unknown call)
     ├── ControlError             the local control socket failed or refused a request
     │   └── ControlTimeout       no answer before the deadline (the request may still be done)
     └── AccessError              a user, token, password or role is wrong or not allowed
@@ -93,6 +95,10 @@ class JournalCorrupt(JournalError):
 
 class DeliveryError(HotlineError):
     """A message cannot be accepted for delivery."""
+
+
+class DeskError(HotlineError):
+    """A call, readout or commitment action that the desk's state machines do not allow."""
 
 
 class ControlError(HotlineError):

@@ -71,11 +71,13 @@ class MessageState(enum.StrEnum):
 
 
 class MessageKind(enum.StrEnum):
-    """What travels in the ordered, receipted stream: a person's message, or a
-    signed READ/ACKNOWLEDGED receipt riding the same reliable path."""
+    """What travels in the ordered, receipted stream: a person's message, a signed
+    READ/ACKNOWLEDGED receipt, or a signed desk record (a call, readout or commitment act),
+    the last two riding the same reliable path as messages."""
 
     MESSAGE = "message"
     RECEIPT = "receipt"
+    RECORD = "record"
 
 
 class ReceiptKind(enum.StrEnum):
@@ -234,6 +236,9 @@ class Attachment:
             )
 
 
+_ITEM_CAPS = {MessageKind.MESSAGE: 0, MessageKind.RECEIPT: 4096, MessageKind.RECORD: 512 * 1024}
+
+
 @dataclass(frozen=True, slots=True)
 class MessageContent:
     """What a person wrote: everything in a message that is end-to-end encrypted."""
@@ -248,13 +253,17 @@ class MessageContent:
     created_at_ns: int
     attachments: tuple[Attachment, ...] = ()
     kind: MessageKind = MessageKind.MESSAGE
-    receipt: bytes = field(default=b"", repr=False)  # the signed receipt, for kind RECEIPT
+    # The signed item a carrier carries: the receipt (kind RECEIPT) or the desk record (kind RECORD).
+    receipt: bytes = field(default=b"", repr=False)
     # The sender's marking (e.g. SECRET), signed with the rest; "" only on automatic items.
     classification: str = ""
 
     def __post_init__(self) -> None:
-        if (self.kind is MessageKind.RECEIPT) != bool(self.receipt) or len(self.receipt) > 4096:
-            raise DeliveryError("a receipt item carries one signed receipt (up to 4 KiB); a message carries none")
+        if (self.kind is MessageKind.MESSAGE) == bool(self.receipt) or len(self.receipt) > _ITEM_CAPS[self.kind]:
+            raise DeliveryError(
+                "a receipt item carries one signed receipt (up to 4 KiB), a record item one signed desk record "
+                "(up to 512 KiB); a message carries neither"
+            )
         try:
             uuid.UUID(self.id)
         except ValueError:

@@ -60,6 +60,7 @@ from hotline.core.supervision import (
 from hotline.crypto import envelope as env
 from hotline.crypto.identity import ContactCard, Identity
 from hotline.crypto.ratchet import Ratchet
+from hotline.engine.desking import DeskHandling, desk_event
 from hotline.engine.links import LinkHandling
 from hotline.engine.peer import Clock, Link, PeerState, open_state, seal_state
 from hotline.engine.status import terminal_status
@@ -96,7 +97,7 @@ class _Ack:
 Listener = Callable[[dict[str, Any]], None]
 
 
-class Engine(LinkHandling):
+class Engine(LinkHandling, DeskHandling):
     def __init__(
         self,
         *,
@@ -139,6 +140,7 @@ class Engine(LinkHandling):
             randbytes,
         )
         self.supervisor.restore(self.store.active_alarms())
+        self._init_desk()
         for message_id, peer_name, precedence, since_ns in self.store.unacknowledged():
             self.supervisor.track_ack(message_id, peer_name, precedence, since_ns)
         self.reload_peers()
@@ -236,6 +238,8 @@ class Engine(LinkHandling):
             raise RemoteProtocolError(f"envelope {seq} reuses message id {content.id}")
         if content.kind is MessageKind.RECEIPT:
             self._check_receipt_item(peer, content)
+        elif content.kind is MessageKind.RECORD:
+            self._check_record_item(peer, content)
         self._contents[content.id] = content
         stream_hash = peer.inbound.accept(seq, data)
         peer.pending_in.append((seq, data, stream_hash, content))
@@ -323,6 +327,7 @@ class Engine(LinkHandling):
         for peer in self.peers.values():
             for message_id, precedence, order in self.store.queued(peer.name):
                 peer.queue.push(message_id, precedence, order)
+        self.reload_desk()
         self._request_flush()
 
     # -- the group commit -------------------------------------------------------------------
@@ -338,6 +343,7 @@ class Engine(LinkHandling):
         receipts_out: dict[str, bytes] = {}
         delivered_ids: list[str] = []
         received_events: list[tuple[str, dict[str, Any]]] = []
+        desk_events: list[dict[str, Any]] = []
         with self.journal.transaction():
             for kind, peer_name, detail in self._link_events:
                 self.store.record_link(kind, peer_name, detail, now_ns)
@@ -358,6 +364,10 @@ class Engine(LinkHandling):
                 if created:
                     self._contents[item.content.id] = item.content
                     self.peers[item.content.recipient].queue.push(item.content.id, item.content.precedence)
+            desk_written = self._write_desk_acts(now_ns)
+            for _, carrier in desk_written:
+                if carrier is not None:
+                    self._contents[carrier.id] = carrier
             ack_results = [(item, self._record_ack(item, now_ns)) for item in self._acks]
             self._acks.clear()
             acked_in = []
@@ -375,6 +385,10 @@ class Engine(LinkHandling):
                     for seq, data, stream_hash, content in peer.pending_in:
                         self.store.record_received(content, seq, data, stream_hash, now_ns)
                         self._contents.pop(content.id, None)
+                        if content.kind is MessageKind.RECORD:
+                            desk_in = self._write_desk_in(content, now_ns)
+                            if desk_in is not None:
+                                desk_events.append(desk_event(desk_in, "in"))
                         if content.kind is MessageKind.MESSAGE:
                             self.supervisor.track_ack(content.id, peer.name, content.precedence.label, now_ns)
                             received_events.append(
@@ -407,6 +421,9 @@ class Engine(LinkHandling):
             item.done(error, created)
             if error is None and created:
                 self.emit({"event": "accepted", "id": item.content.id, "peer": item.content.recipient})
+        for desk_act, _ in desk_written:
+            desk_act.done(None, desk_act.record)
+            desk_events.append(desk_event(desk_act.record, "out"))
         for ack, ack_error in ack_results:
             ack.done(ack_error)
             if ack_error is None:
@@ -432,6 +449,8 @@ class Engine(LinkHandling):
             self._transmit(peer)
         for peer_name, received in received_events:
             self.emit({"event": "received", "peer": peer_name, **received})
+        for event in desk_events:
+            self.emit(event)
         for message_id in delivered_ids:
             self.emit({"event": "delivered", "id": message_id})
             self._contents.pop(message_id, None)
@@ -513,6 +532,7 @@ class Engine(LinkHandling):
                     peer.active.conn.send_envelope(seq, data)
                 peer.active.pump()
         now_ns = self.clock.wall_ns()
+        self._desk_alarms(now_ns)
         self.supervisor.tick(now, now_ns, self._path_views())
         for message_id, peer_name in self.supervisor.acks_due(now, now_ns):
             waiting = self.store.awaiting_ack(message_id)
@@ -588,6 +608,7 @@ class Engine(LinkHandling):
         error = self._refusal()
         accepts, self._accepts = self._accepts, []
         acks, self._acks = self._acks, []
+        desk_acts, self._desk_acts = self._desk_acts, []
         self._acks_in.clear()
         if self._link_events:
             log.info("not journaled while the journal is in doubt: %s", ", ".join(k for k, _, _ in self._link_events))
@@ -600,6 +621,10 @@ class Engine(LinkHandling):
             item.done(error, False)
         for ack in acks:
             ack.done(error)
+        for desk_act in desk_acts:
+            desk_act.done(error, None)
+        if desk_acts:
+            self._init_desk()  # forget the acts taken into the register before the refusal
 
     # -- supervision: the line proves itself -------------------------------------------------
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from hotline.core.errors import ConfigError, UnknownPeer
+from hotline.core.times import rfc3339
 from hotline.crypto.identity import ContactCard, Identity, fingerprint, safety_number
 from hotline.crypto.ratchet import Ratchet, initial_secret, is_initiator
 from hotline.engine.peer import seal_state
-from hotline.storage.audit import rfc3339
 from hotline.storage.base import TerminalStore
 from hotline.storage.records import PeerRow
 

@@ -15,7 +15,6 @@ look.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 
 from hotline.core.errors import HotlineError
 from hotline.core.model import EMPTY_STREAM_HASH, next_stream_hash
+from hotline.core.times import rfc3339
 from hotline.crypto import envelope as env
 from hotline.storage.base import Record
 from hotline.storage.records import GENESIS_HASH, entry_hash
@@ -46,11 +46,6 @@ class VerifyReport:
             "signatures": self.signatures,
             "problems": self.problems,
         }
-
-
-def rfc3339(ns: int) -> str:
-    t = dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond:06d}Z"
 
 
 @dataclass

@@ -241,7 +241,20 @@ class EventStore(Protocol):
     def record_operator(self, action: str, detail: dict[str, Any], at_ns: int) -> None: ...
 
 
-class TerminalStore(PeerStore, MessageStore, AlarmStore, EventStore, Protocol):
+class DeskStore(Protocol):
+    """The desk's signed records (``hotline.desk``): calls, readouts, commitments."""
+
+    def record_desk(self, record_id: str, signed: bytes, direction: str, message_id: str, at_ns: int) -> None:
+        """File a desk record: ``out`` or ``in`` when it rides message ``message_id`` (journaled
+        with it, in this transaction), ``local`` when it stays here (journaled as ``desk.record``)."""
+        ...
+
+    def desk_records(self) -> list[bytes]:
+        """Every desk record held, signed, in the order they were journaled."""
+        ...
+
+
+class TerminalStore(PeerStore, MessageStore, AlarmStore, EventStore, DeskStore, Protocol):
     """Everything the engine keeps, over one record whose transactions it shares."""
 
     @property

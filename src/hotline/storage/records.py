@@ -37,6 +37,7 @@ ENTRY_KINDS = (
     "alarm.raised",
     "alarm.cleared",
     "operator.action",
+    "desk.record",
 )
 LINK_KINDS = frozenset(kind for kind in ENTRY_KINDS if kind.startswith("link."))
 

@@ -15,6 +15,8 @@ Operations:
     status                   -> the engine's status
     alarms                   -> {alarms}: the alarms now active
     reload                   -> re-read peers after `hotline pair`
+    desk {act, by?}          -> {id, thread, type, shared}: a call, readout or commitment act
+                                (``desk.acts``), signed and journaled, and sent if shared
     accept-damage {reason, by?}
                              -> {accepted, journal}: a supervisor accepts the damage the
                                 journal check found (journaled); appending resumes
@@ -85,6 +87,14 @@ async def _accept_damage(terminal: TerminalPort, args: dict[str, Any]) -> Any:
     return terminal.accept_damage(reason.strip()[:1000], by[:200])
 
 
+async def _desk(terminal: TerminalPort, args: dict[str, Any]) -> Any:
+    act, by = args.get("act"), args.get("by", "operator")
+    if not isinstance(act, dict) or not isinstance(by, str):
+        raise ControlError("desk needs 'act' (a map: {act: NAME, ...}) and optionally 'by' (text)")
+    record = await terminal.desk(act, by[:200])
+    return {"id": record.id, "thread": record.thread, "type": str(record.type), "shared": record.shared}
+
+
 OPERATIONS: dict[str, Operation] = {
     "ping": _ping,
     "status": _status,
@@ -93,6 +103,7 @@ OPERATIONS: dict[str, Operation] = {
     "reload": _reload,
     "send": _send,
     "accept-damage": _accept_damage,
+    "desk": _desk,
 }
 
 

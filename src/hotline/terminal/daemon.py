@@ -22,9 +22,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hotline.core.errors import ConfigError, HotlineError
+from hotline.core.errors import ConfigError, DeskError, HotlineError
 from hotline.core.model import Address, MessageContent
 from hotline.crypto.identity import ContactCard, Identity, fingerprint
+from hotline.desk.records import DeskRecord
+from hotline.desk.register import Register
 from hotline.engine import pairing
 from hotline.engine.engine import Engine, Listener
 from hotline.engine.peer import Link
@@ -362,6 +364,17 @@ class Terminal:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.engine.mark_read(message_id, by, lambda error: _settle(done, error, None))
         await done
+
+    async def desk(self, act: dict[str, Any], by: str = "") -> DeskRecord:
+        done: asyncio.Future[DeskRecord | None] = asyncio.get_running_loop().create_future()
+        self.engine.submit_desk(act, lambda error, record: _settle(done, error, record), by)
+        record = await done
+        if record is None:
+            raise DeskError("the desk act was not recorded")
+        return record
+
+    def register(self) -> Register:
+        return self.engine.desk
 
     async def raise_alarm(self, kind: str, peer: str, subject: str, detail: str) -> None:
         self.engine.raise_alarm(kind, peer, subject, detail)

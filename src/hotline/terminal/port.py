@@ -23,6 +23,8 @@ from typing import Any, Protocol
 
 from hotline.core.model import MessageContent
 from hotline.crypto.identity import ContactCard
+from hotline.desk.records import DeskRecord
+from hotline.desk.register import Register
 from hotline.engine.engine import Listener
 from hotline.engine.pairing import PairResult
 from hotline.storage.base import AccessStore, TerminalStore
@@ -106,6 +108,16 @@ class TerminalPort(Protocol):
 
     async def mark_read(self, message_id: str, by: str) -> None:
         """A person opened an incoming message; a signed read receipt goes back (once)."""
+        ...
+
+    async def desk(self, act: dict[str, Any], by: str = "") -> DeskRecord:
+        """Take a desk act (``desk.acts``: propose or answer a call, add a readout, propose or agree a
+        commitment...): checked, signed, journaled, and sent to the peer if it is shared. Returns the
+        record once journaled; ``DeskError`` says why an act is refused."""
+        ...
+
+    def register(self) -> Register:
+        """The desk's calls and commitments as this terminal holds them now (for reading)."""
         ...
 
     async def raise_alarm(self, kind: str, peer: str, subject: str, detail: str) -> None:

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 
 from hotline.core.access import Principal
 from hotline.core.compose import build_content
+from hotline.core.times import rfc3339
 from hotline.storage import audit
 from hotline.storage.backend import open_storage
 from hotline.web.context import ApiContext
@@ -45,15 +46,15 @@ def message_view(ctx: ApiContext, message_id: str) -> dict[str, Any]:
     found = ctx.store.message(message_id)
     if found is None:
         raise HTTPException(404, f"no message with id {message_id}")
-    times = [
+    moments = [
         ("created", found["created_at_ns"]), ("queued", found["queued_at_ns"]), ("sent", found["sent_at_ns"]),
         ("delivered", found["delivered_at_ns"]), ("received", found["received_at_ns"]),
         ("read", found["read_at_ns"]), ("acknowledged", found["acknowledged_at_ns"]),
     ]  # fmt: skip
     found["timeline"] = [
-        {"event": name, "at": audit.rfc3339(ns), "at_ns": ns, **({"by": found["acknowledged_by"]}
+        {"event": name, "at": rfc3339(ns), "at_ns": ns, **({"by": found["acknowledged_by"]}
                                                                  if name == "acknowledged" else {})}
-        for name, ns in times if ns
+        for name, ns in moments if ns
     ]  # fmt: skip
     return dict(found)
 

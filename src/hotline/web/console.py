@@ -26,10 +26,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from hotline.core import times
 from hotline.core.access import LANGUAGES, Permission, Principal, Session
 from hotline.core.errors import HotlineError
 from hotline.core.model import Precedence, canonical_message_id
-from hotline.storage import audit
 from hotline.web.actions import MESSAGE_FIELDS, acknowledge, message_view, send_message, status_view, verify_journal
 from hotline.web.auth import authenticate, current_session, end_session, set_session_cookie, start_session
 from hotline.web.context import ApiContext, context
@@ -84,7 +84,7 @@ def environment(lang: str) -> Environment:
     )
     env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
     env.filters["marking"] = marking_class
-    env.filters["when"] = lambda ns: audit.rfc3339(ns).replace("T", " ")[:19] + "Z" if ns else "—"
+    env.filters["when"] = lambda ns: times.rfc3339(ns).replace("T", " ")[:19] + "Z" if ns else "—"
     return env
 
 

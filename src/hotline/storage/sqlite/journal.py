@@ -106,6 +106,16 @@ CREATE TABLE IF NOT EXISTS alarms(
     PRIMARY KEY (kind, peer, subject)
 );
 CREATE TABLE IF NOT EXISTS receipt_items(id TEXT PRIMARY KEY, receipt BLOB NOT NULL);
+-- desk records (calls, readouts, commitments): sent and received ones ride a message ("out"/"in",
+-- journaled in its entry), kept ones ("local") have a desk.record entry of their own
+CREATE TABLE IF NOT EXISTS desk_records(
+    id TEXT PRIMARY KEY,
+    direction TEXT NOT NULL CHECK (direction IN ('out', 'in', 'local')),
+    message_id TEXT,
+    signed BLOB NOT NULL,
+    at_ns INTEGER NOT NULL,
+    entry INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS attachments(
     message_id TEXT NOT NULL,
     idx INTEGER NOT NULL,

@@ -149,7 +149,7 @@ class Store:
              content.body, content.created_at_ns, at_ns, entry, content.kind.value, content.classification),
         )  # fmt: skip
         self._insert_attachments(content)
-        if content.kind is MessageKind.RECEIPT:
+        if content.kind is not MessageKind.MESSAGE:
             self.journal.execute("INSERT INTO receipt_items(id, receipt) VALUES (?, ?)", (content.id, content.receipt))
         return True
 
@@ -180,7 +180,7 @@ class Store:
         sender, recipient = (own_name, peer) if direction == "out" else (peer, own_name)
         kind = MessageKind(row[7])
         receipt = b""
-        if kind is MessageKind.RECEIPT:
+        if kind is not MessageKind.MESSAGE:
             found = self.journal.execute("SELECT receipt FROM receipt_items WHERE id = ?", (message_id,)).fetchone()
             receipt = b"" if found is None else bytes(found[0])
         return MessageContent(
@@ -403,6 +403,24 @@ class Store:
             "WHERE kind = 'message' AND acknowledged_at_ns IS NULL"
         ).fetchall()
         return [(r[0], r[1], Precedence(r[2]).label, r[3]) for r in rows]
+
+    # -- the desk: calls, readouts, commitments ------------------------------------------------
+
+    def record_desk(self, record_id: str, signed: bytes, direction: str, message_id: str, at_ns: int) -> None:
+        if direction == "local":
+            entry = self.journal.append("desk.record", {"id": record_id, "record": signed}, at_ns)
+        else:
+            found = self.journal.execute("SELECT order_key FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if found is None:
+                raise JournalError(f"desk record {record_id} names message {message_id}, which is not journaled")
+            entry = found[0]
+        self.journal.execute(
+            "INSERT OR IGNORE INTO desk_records(id, direction, message_id, signed, at_ns, entry) VALUES (?,?,?,?,?,?)",
+            (record_id, direction, message_id or None, signed, at_ns, entry),
+        )
+
+    def desk_records(self) -> list[bytes]:
+        return [bytes(r[0]) for r in self.journal.execute("SELECT signed FROM desk_records ORDER BY entry, id")]
 
     def record_operator(self, action: str, detail: dict[str, Any], at_ns: int) -> None:
         self.journal.append("operator.action", {"action": action, **detail}, at_ns)

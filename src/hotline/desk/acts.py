@@ -1,0 +1,120 @@
+"""Turning what a person asked for ("accept call 0193…", "add a readout") into a signed desk record.
+
+Pure: the time and the randomness are passed in. The same function serves the
+running terminal (control socket, API, console) and the CLI with the terminal
+stopped, so an act is refused with the same words either way, before anything
+is journaled.
+
+An act is ``{"act": NAME, ...arguments}``; ``ACTS`` names them. Each argument
+is checked by ``records.check_fields`` once the record is built, and the act as
+a whole by the register's state machine (``Register.check``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hotline.core.errors import DeskError
+from hotline.core.model import MessageContent, MessageKind, Precedence, uuid7, validate_name
+from hotline.crypto.identity import Identity
+from hotline.desk.records import DeskRecord, Disclosure, RecordType, check_fields, sign_record
+from hotline.desk.register import Register
+
+# act name -> (record type, whether it names an existing thread)
+ACTS: dict[str, tuple[RecordType, bool]] = {
+    "call.propose": (RecordType.CALL_PROPOSE, False),
+    "call.accept": (RecordType.CALL_ACCEPT, True),
+    "call.decline": (RecordType.CALL_DECLINE, True),
+    "call.counter": (RecordType.CALL_COUNTER, True),
+    "call.withdraw": (RecordType.CALL_WITHDRAW, True),
+    "call.start": (RecordType.CALL_START, True),
+    "call.end": (RecordType.CALL_END, True),
+    "call.note": (RecordType.CALL_NOTE, True),
+    "readout.add": (RecordType.READOUT, True),
+    "commitment.propose": (RecordType.COMMITMENT_PROPOSE, False),
+    "commitment.agree": (RecordType.COMMITMENT_AGREE, True),
+    "commitment.decline": (RecordType.COMMITMENT_DECLINE, True),
+    "commitment.status": (RecordType.COMMITMENT_STATUS, True),
+    "commitment.round": (RecordType.COMMITMENT_ROUND, True),
+}
+
+# What an act may leave out, and what it then means.
+_DEFAULTS: dict[RecordType, dict[str, Any]] = {
+    RecordType.CALL_PROPOSE: {"agenda": "", "at": 0, "duration_s": 0, "answer_by": 0, "precedence": "routine",
+                              "disclosure": "confidential", "every": ""},
+    RecordType.CALL_ACCEPT: {"at": 0},
+    RecordType.CALL_COUNTER: {"reason": ""},
+    RecordType.CALL_WITHDRAW: {"reason": ""},
+    RecordType.READOUT: {"disclosure": "confidential", "shared": False},
+    RecordType.COMMITMENT_PROPOSE: {"call": "", "detail": "", "owner": "both", "due": 0, "kind": "other",
+                                    "disclosure": "confidential", "starts": 0, "ends": 0, "rounds": 0},
+    RecordType.COMMITMENT_ROUND: {"done_at": 0, "note": ""},
+}  # fmt: skip
+
+
+def make_record(
+    register: Register,
+    identity: Identity,
+    act: dict[str, Any],
+    now_ns: int,
+    randbytes: Callable[[int], bytes],
+    peers: list[str],
+) -> DeskRecord:
+    """Build, check and sign the record for ``act``; ``DeskError`` says why it is refused."""
+    name = act.get("act")
+    if not isinstance(name, str) or name not in ACTS:
+        raise DeskError(f"unknown desk act {name!r}; one of {', '.join(ACTS)}")
+    rtype, names_thread = ACTS[name]
+    fields = {k: v for k, v in act.items() if k not in ("act", "to", "id")}
+    if "disclosure" in fields and isinstance(fields["disclosure"], str):
+        fields["disclosure"] = Disclosure.parse(fields["disclosure"]).value
+    if "precedence" in fields and isinstance(fields["precedence"], str):
+        fields["precedence"] = Precedence.parse(fields["precedence"]).label
+    fields = {**_DEFAULTS.get(rtype, {}), **fields}
+    record_id = uuid7(now_ns // 1_000_000, randbytes(10))
+    if names_thread:
+        given = act.get("id")
+        if not isinstance(given, str) or not given:
+            raise DeskError(f"{name} needs the id of the call or commitment it concerns")
+        thread = register.find(given)
+        first = register.first(thread)
+        peer = first.peer if first.author == identity.name else first.author
+        if rtype is RecordType.COMMITMENT_AGREE:
+            fields["text_hash"] = first.digest  # the countersignature covers exactly the text offered
+    else:
+        to = act.get("to")
+        if not isinstance(to, str) or not to:
+            raise DeskError(f"{name} needs the peer it is addressed to (--to)")
+        peer = to.strip().lower()
+        validate_name(peer, "peer")
+        if peer not in peers:
+            raise DeskError(f"no peer named {peer!r}; see `hotline peers`")
+        thread = record_id
+        if rtype is RecordType.COMMITMENT_PROPOSE and fields.get("call"):
+            fields["call"] = register.find(str(fields["call"]))
+            register.call(fields["call"])  # a commitment names a call that exists
+        if rtype is RecordType.COMMITMENT_PROPOSE and fields["owner"] not in ("both", identity.name, peer):
+            raise DeskError(f"owner must be {identity.name}, {peer} or both")
+    if rtype is RecordType.READOUT:
+        register.call(thread)  # a readout is of a call
+    record = DeskRecord(
+        id=record_id, type=rtype, thread=thread, author=identity.name, peer=peer,
+        lamport=register.next_lamport(thread), at_ns=now_ns, fields=check_fields(rtype, fields),
+    )  # fmt: skip
+    register.check(record)
+    return sign_record(identity, record)
+
+
+def carrier(record: DeskRecord, register: Register, randbytes: Callable[[int], bytes]) -> MessageContent:
+    """The message that takes a shared record to the peer, in the stream, at the thread's precedence."""
+    precedence = Precedence.ROUTINE
+    first = register.first(record.thread) if record.thread in register else record
+    if first.type is RecordType.CALL_PROPOSE:
+        precedence = Precedence.parse(first.fields["precedence"])
+    title = first.fields.get("subject") or first.fields.get("title") or ""
+    return MessageContent(
+        id=uuid7(record.at_ns // 1_000_000, randbytes(10)), sender=record.author, recipient=record.peer,
+        precedence=precedence, lang="zxx", subject=f"{record.type}: {title}"[:500], body="",
+        created_at_ns=record.at_ns, kind=MessageKind.RECORD, receipt=record.signed,
+    )  # fmt: skip

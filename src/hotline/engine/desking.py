@@ -1,0 +1,173 @@
+"""The desk in the engine: signed records of calls, readouts and commitments, in and out.
+
+``DeskHandling`` is the engine's half that deals with desk records (the engine
+inherits it). An act of this side (``submit_desk``) is built, checked against
+the register and signed (``desk.acts``); a shared record then leaves as a
+message of kind ``record`` through the ordinary group commit — journaled before
+it is sealed, sealed before it is sent, delivered exactly once — and a kept one
+(a note, an unshared readout) is journaled here only.
+
+A record that arrives inside an authentic envelope is checked before it enters
+the register: its own signature against the peer's pinned key, its author and
+addressee, its id not seen before, its thread known. One that fails is refused
+with a reason in the log and never enters the desk; the envelope that carried it
+stays in the stream's record (the receipts the two sides exchange commit to
+every envelope, so the stream is journaled whole).
+
+Desk alarms (a request nobody answered, a commitment due or overdue) follow from
+the register and the time: ``_desk_alarms`` raises and clears them on the tick.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hotline.core.alarms import DESK_KINDS
+from hotline.core.errors import HotlineError, RemoteProtocolError
+from hotline.core.model import MessageContent
+from hotline.core.supervision import Supervisor
+from hotline.crypto.identity import Identity
+from hotline.desk import acts
+from hotline.desk.records import DeskRecord, decode_record, open_record
+from hotline.desk.register import Register
+from hotline.engine.peer import Clock, PeerState
+from hotline.storage.base import TerminalStore
+
+log = logging.getLogger("hotline.engine")
+
+DESK_ALARM_EVERY_NS = 1_000_000_000  # the desk's deadlines are checked once a second at most
+
+
+@dataclass
+class _DeskAct:
+    record: DeskRecord
+    done: Callable[[Exception | None, DeskRecord | None], None]
+    by: str = ""
+
+
+class DeskHandling:
+    """Desk records; the engine supplies the stream and the commit."""
+
+    name: str
+    identity: Identity
+    clock: Clock
+    store: TerminalStore
+    peers: dict[str, PeerState]
+    supervisor: Supervisor
+    damage: str
+    _request_flush: Callable[[], None]
+    _randbytes: Callable[[int], bytes]
+    _refusal: Callable[[], HotlineError]  # why nothing is journaled now (the engine's)
+
+    def _init_desk(self) -> None:
+        self.desk = Register(self.name, (decode_record(signed) for signed in self.store.desk_records()))
+        self._desk_acts: list[_DeskAct] = []
+        self._desk_in: dict[str, DeskRecord] = {}  # carrier message id -> record, until journaled
+        self._desk_checked_ns = 0
+
+    def reload_desk(self) -> None:
+        """Another process journaled desk records while this terminal ran (rare): read them in."""
+        for signed in self.store.desk_records():
+            self.desk.add(decode_record(signed))
+
+    def submit_desk(
+        self, act: dict[str, Any], done: Callable[[Exception | None, DeskRecord | None], None], by: str = ""
+    ) -> None:
+        """Build, check and sign the record of an act; ``done(error, record)`` runs after the commit."""
+        if self.damage:
+            done(self._refusal(), None)
+            return
+        try:
+            record = acts.make_record(
+                self.desk, self.identity, act, self.clock.wall_ns(), self._randbytes, sorted(self.peers)
+            )
+        except HotlineError as e:
+            done(e, None)
+            return
+        self.desk.add(record)  # the next act is checked against this one, even before the commit
+        self._desk_acts.append(_DeskAct(record, done, by))
+        self._request_flush()
+
+    def _write_desk_acts(self, now_ns: int) -> list[tuple[_DeskAct, MessageContent | None]]:
+        """Inside the commit: journal this side's records; a shared one is queued to its peer."""
+        written: list[tuple[_DeskAct, MessageContent | None]] = []
+        for item in self._desk_acts:
+            message = file_record(self.store, self.desk, item.record, now_ns, self._randbytes, item.by)
+            if message is not None:
+                self.peers[item.record.peer].queue.push(message.id, message.precedence)
+            written.append((item, message))
+        self._desk_acts.clear()
+        return written
+
+    def _check_record_item(self, peer: PeerState, content: MessageContent) -> None:
+        """A desk record arrived in an authentic envelope: take it into the desk, or refuse it."""
+        try:
+            record = open_record(content.receipt, peer.identity_key)
+            if record.author != peer.name or record.peer != self.name:
+                raise RemoteProtocolError(
+                    f"it is by {record.author} for {record.peer}, but came from {peer.name} to {self.name}"
+                )
+            if not record.shared:
+                raise RemoteProtocolError(f"a {record.type} record is kept by its author, never sent")
+            pending = any(r.id == record.id for r in self._desk_in.values())
+            why = "a replay of a record already received" if pending else self.desk.admissible(record)
+            if why:
+                raise RemoteProtocolError(why)
+        except RemoteProtocolError as e:
+            log.error("desk record in message %s from %s refused: %s", content.id, peer.name, e)
+            return
+        self._desk_in[content.id] = record
+
+    def _write_desk_in(self, content: MessageContent, now_ns: int) -> DeskRecord | None:
+        """Inside the commit, after its carrier is journaled: file a received record."""
+        record = self._desk_in.pop(content.id, None)
+        if record is None:
+            return None
+        self.store.record_desk(record.id, record.signed, "in", content.id, now_ns)
+        self.desk.add(record)
+        return record
+
+    def _desk_alarms(self, now_ns: int, force: bool = False) -> None:
+        """Raise the desk alarms whose condition holds, and clear those whose condition ended."""
+        if not force and now_ns - self._desk_checked_ns < DESK_ALARM_EVERY_NS:
+            return
+        self._desk_checked_ns = now_ns
+        due = self.desk.alarms(now_ns)
+        for key, detail in due.items():
+            self.supervisor.raise_alarm(*key, detail, now_ns)
+        for alarm in self.supervisor.board.listing():
+            key = (str(alarm["kind"]), str(alarm["peer"]), str(alarm["subject"]))
+            if key[0] in DESK_KINDS and key not in due:
+                self.supervisor.clear_alarm(*key, "answered, fulfilled or closed", now_ns)
+
+
+def file_record(
+    store: TerminalStore,
+    register: Register,
+    record: DeskRecord,
+    now_ns: int,
+    randbytes: Callable[[int], bytes],
+    by: str = "",
+) -> MessageContent | None:
+    """Journal one of this side's records (inside the caller's transaction): a shared one with the
+    message that carries it to the peer, which is returned to be queued; a kept one on its own.
+    The running terminal and ``hotline`` with the terminal stopped both file records here."""
+    message: MessageContent | None = None
+    if record.shared:
+        message = acts.carrier(record, register, randbytes)
+        store.accept(message, now_ns)
+        store.record_desk(record.id, record.signed, "out", message.id, now_ns)
+    else:
+        store.record_desk(record.id, record.signed, "local", "", now_ns)
+    if by:
+        store.record_operator(str(record.type), {"id": record.id, "by": by}, now_ns)
+    return message
+
+
+def desk_event(record: DeskRecord, direction: str) -> dict[str, Any]:
+    """What listeners (the console, live) hear of a desk record once it is durable."""
+    return {"event": "desk", "direction": direction, "id": record.id, "type": str(record.type),
+            "thread": record.thread, "author": record.author, "peer": record.peer}  # fmt: skip
