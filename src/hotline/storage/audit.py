@@ -20,10 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotline.core.errors import HotlineError
+from hotline.core.errors import HotlineError, RemoteProtocolError
 from hotline.core.model import EMPTY_STREAM_HASH, next_stream_hash
 from hotline.core.times import rfc3339
 from hotline.crypto import envelope as env
+from hotline.desk.records import open_record
 from hotline.storage.base import Record
 from hotline.storage.records import GENESIS_HASH, entry_hash
 
@@ -122,11 +123,31 @@ def verify(journal: Record, max_problems: int = 20) -> VerifyReport:
                     if sent is not None and sent != receipt.stream_hash:
                         raise HotlineError("peer's receipt covers envelopes other than those we sealed")
                 report.signatures += 1
+            report.signatures += _own_desk_record(entry.kind, body, own_key)
         except HotlineError as e:
             problem(entry.seq, entry.kind, str(e))
         except (KeyError, TypeError, AttributeError) as e:
             problem(entry.seq, entry.kind, f"malformed body ({type(e).__name__}: {e})")
     return report
+
+
+def _own_desk_record(kind: str, body: dict[str, Any], own_key: bytes | None) -> int:
+    """A desk record this terminal signed (sent, or kept here) must verify against its own key:
+    1 signature checked, or 0 if the entry holds none. (A received record refused on arrival is
+    journaled with the envelope that carried it, so received ones are not held to this.)"""
+    if kind == "desk.record":
+        signed = body["record"]
+    elif kind == "message.accepted" and body.get("kind") == "record":
+        signed = body["rcpt"]
+    else:
+        return 0
+    if own_key is None:
+        raise HotlineError("a desk record signed by us before the terminal.created entry")
+    try:
+        open_record(signed, own_key)
+    except RemoteProtocolError as e:
+        raise HotlineError(f"desk record: {e}") from None
+    return 1
 
 
 def _jsonable(value: Any) -> Any:
