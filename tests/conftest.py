@@ -37,8 +37,10 @@ def _listen_ports() -> Iterator[int]:
         ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         ephemeral_low = 32768
-    block = (ephemeral_low - 20000) // max(workers, 1)
-    yield from range(20000 + block * index, 20000 + block * (index + 1))
+    # Two suites on one machine at once (several checkouts) each set their own base.
+    base = int(os.environ.get("HOTLINE_TEST_PORT_BASE", "20000"))
+    block = (ephemeral_low - base) // max(workers, 1)
+    yield from range(base + block * index, base + block * (index + 1))
 
 
 _PORTS = _listen_ports()

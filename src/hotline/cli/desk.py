@@ -31,6 +31,7 @@ from hotline.desk.acts import make_record
 from hotline.desk.records import decode_record
 from hotline.desk.register import Register, call_view, commitment_view
 from hotline.engine.desking import file_record
+from hotline.home.forms import load_forms
 from hotline.terminal.control import ControlClient
 
 PRECEDENCES = ("flash", "immediate", "priority", "routine")
@@ -61,15 +62,18 @@ def do_act(args: argparse.Namespace, act: dict[str, Any]) -> int:
         with open_journal_to_record(home) as storage:
             register = Register(config.name, (decode_record(s) for s in storage.store.desk_records()))
             peers = [p.name for p in storage.store.peers()]
-            record = make_record(register, identity, act, now_ns(), os.urandom, peers)
+            forms = load_forms(home, config)
+            record = make_record(
+                register, identity, act, now_ns(), os.urandom, peers, forms, str(act.get("ui_lang", "en"))
+            )
             with storage.record.transaction():
-                file_record(storage.store, register, record, now_ns(), os.urandom, _by())
+                file_record(storage.store, register, record, now_ns(), os.urandom, _by(), forms)
         result = {"id": record.id, "thread": record.thread, "type": str(record.type), "shared": record.shared}
         via = "journal (terminal not running; the next `hotline run` sends it)" if record.shared else "journal"
     if getattr(args, "json", False):
         out_json({**result, "via": via})
     else:
-        print(result["thread"] if str(result["type"]).endswith(".propose") else result["id"])
+        print(result["id"])
     return 0
 
 

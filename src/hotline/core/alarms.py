@@ -26,6 +26,10 @@ Kinds:
     commitment-due-soon  an agreed commitment falls due within a day
     commitment-overdue an agreed commitment's due time passed and it is not fulfilled,
                        lapsed or withdrawn (both sides)
+    notification-unacknowledged  a formatted notification was not acknowledged within
+                       its form type's handling time (both sides)
+    notification-late  a notification was sent later than its form's lead time allows
+                       (a launch notified less than 24 h ahead), until acknowledged
 """
 
 from __future__ import annotations
@@ -44,8 +48,10 @@ KINDS = (
     "call-unanswered",
     "commitment-due-soon",
     "commitment-overdue",
+    "notification-unacknowledged",
+    "notification-late",
 )
-DESK_KINDS = frozenset({"call-unanswered", "commitment-due-soon", "commitment-overdue"})
+DESK_KINDS = frozenset(KINDS[KINDS.index("call-unanswered") :])
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from typing import Any
 from hotline.core.errors import DeskError
 from hotline.core.model import MessageContent, MessageKind, Precedence, uuid7, validate_name
 from hotline.crypto.identity import Identity
+from hotline.desk.forms import FormRegistry
 from hotline.desk.records import DeskRecord, Disclosure, RecordType, check_fields, sign_record
 from hotline.desk.register import Register
 
@@ -37,6 +38,8 @@ ACTS: dict[str, tuple[RecordType, bool]] = {
     "commitment.decline": (RecordType.COMMITMENT_DECLINE, True),
     "commitment.status": (RecordType.COMMITMENT_STATUS, True),
     "commitment.round": (RecordType.COMMITMENT_ROUND, True),
+    "notify": (RecordType.NOTIFICATION, False),
+    "notification.ack": (RecordType.NOTIFICATION_ACK, True),
 }
 
 # What an act may leave out, and what it then means.
@@ -50,6 +53,8 @@ _DEFAULTS: dict[RecordType, dict[str, Any]] = {
     RecordType.COMMITMENT_PROPOSE: {"call": "", "detail": "", "owner": "both", "due": 0, "kind": "other",
                                     "disclosure": "confidential", "starts": 0, "ends": 0, "rounds": 0},
     RecordType.COMMITMENT_ROUND: {"done_at": 0, "note": ""},
+    RecordType.NOTIFICATION: {"answers": ""},
+    RecordType.NOTIFICATION_ACK: {"by": "operator"},
 }  # fmt: skip
 
 
@@ -60,13 +65,16 @@ def make_record(
     now_ns: int,
     randbytes: Callable[[int], bytes],
     peers: list[str],
+    forms: FormRegistry | None = None,
+    lang: str = "en",
 ) -> DeskRecord:
-    """Build, check and sign the record for ``act``; ``DeskError`` says why it is refused."""
+    """Build, check and sign the record for ``act``; ``DeskError`` says why it is refused (a form's
+    failing fields named in ``lang``)."""
     name = act.get("act")
     if not isinstance(name, str) or name not in ACTS:
         raise DeskError(f"unknown desk act {name!r}; one of {', '.join(ACTS)}")
     rtype, names_thread = ACTS[name]
-    fields = {k: v for k, v in act.items() if k not in ("act", "to", "id")}
+    fields = {k: v for k, v in act.items() if k not in ("act", "to", "id", "ui_lang")}
     if "disclosure" in fields and isinstance(fields["disclosure"], str):
         fields["disclosure"] = Disclosure.parse(fields["disclosure"]).value
     if "precedence" in fields and isinstance(fields["precedence"], str):
@@ -98,6 +106,8 @@ def make_record(
             raise DeskError(f"owner must be {identity.name}, {peer} or both")
     if rtype is RecordType.READOUT:
         register.call(thread)  # a readout is of a call
+    if rtype is RecordType.NOTIFICATION:
+        fields = _notification_fields(register, forms, fields, lang)
     record = DeskRecord(
         id=record_id, type=rtype, thread=thread, author=identity.name, peer=peer,
         lamport=register.next_lamport(thread), at_ns=now_ns, fields=check_fields(rtype, fields),
@@ -106,13 +116,40 @@ def make_record(
     return sign_record(identity, record)
 
 
-def carrier(record: DeskRecord, register: Register, randbytes: Callable[[int], bytes]) -> MessageContent:
+def _notification_fields(
+    register: Register, forms: FormRegistry | None, fields: dict[str, Any], lang: str
+) -> dict[str, Any]:
+    """A notification's fields: its form checked against the form type, which it names by hash."""
+    if forms is None:
+        raise DeskError("this terminal has no form types loaded")
+    form = forms.get(str(fields.get("form", "")))
+    errors = form.validate(fields.get("data"), lang, forms.areas)
+    if errors:
+        raise DeskError(f"the {form.id} form is refused:\n  " + "\n  ".join(e.text for e in errors))
+    answers = str(fields.get("answers") or "")
+    if form.answers and not answers:
+        raise DeskError(f"a {form.id} answers a {form.answers}: name it (--answers ID)")
+    if answers:
+        if not form.answers:
+            raise DeskError(f"a {form.id} answers nothing; send it without --answers")
+        answers = register.find(answers)
+        answered = next((n for n in register.notices() if n.id == answers), None)
+        if answered is None or answered.form != form.answers:
+            raise DeskError(f"{answers} is not a {form.answers} this terminal holds")
+    return {**fields, "form": form.id, "form_hash": form.digest, "answers": answers}
+
+
+def carrier(
+    record: DeskRecord, register: Register, randbytes: Callable[[int], bytes], forms: FormRegistry | None = None
+) -> MessageContent:
     """The message that takes a shared record to the peer, in the stream, at the thread's precedence."""
     precedence = Precedence.ROUTINE
     first = register.first(record.thread) if record.thread in register else record
     if first.type is RecordType.CALL_PROPOSE:
         precedence = Precedence.parse(first.fields["precedence"])
-    title = first.fields.get("subject") or first.fields.get("title") or ""
+    if first.type is RecordType.NOTIFICATION and forms is not None and first.fields["form"] in forms.types:
+        precedence = forms.types[first.fields["form"]].precedence
+    title = first.fields.get("subject") or first.fields.get("title") or first.fields.get("form") or ""
     return MessageContent(
         id=uuid7(record.at_ns // 1_000_000, randbytes(10)), sender=record.author, recipient=record.peer,
         precedence=precedence, lang="zxx", subject=f"{record.type}: {title}"[:500], body="",

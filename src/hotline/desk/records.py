@@ -56,10 +56,13 @@ class RecordType(enum.StrEnum):
     COMMITMENT_DECLINE = "commitment.decline"
     COMMITMENT_STATUS = "commitment.status"
     COMMITMENT_ROUND = "commitment.round"
+    NOTIFICATION = "notification"  # a formatted notification (``desk.forms``); a response is one too
+    NOTIFICATION_ACK = "notification.ack"  # a person at the receiving side: "received and understood"
+    NOTIFICATION_REFUSED = "notification.refused"  # the receiver could not take it (unknown form, invalid)
 
     @property
     def starts_thread(self) -> bool:
-        return self in (RecordType.CALL_PROPOSE, RecordType.COMMITMENT_PROPOSE)
+        return self in (RecordType.CALL_PROPOSE, RecordType.COMMITMENT_PROPOSE, RecordType.NOTIFICATION)
 
 
 class Disclosure(enum.StrEnum):
@@ -182,6 +185,19 @@ def _hash(value: Any) -> bytes:
     return value
 
 
+def _form_id(value: Any) -> str:
+    if not isinstance(value, str) or not value or len(value) > 48:
+        raise ValueError("must be a form type's id")
+    return value
+
+
+def _form_data(value: Any) -> dict[str, Any]:
+    """A form's fields as a map; the form type's schema checks them (``desk.forms``)."""
+    if not isinstance(value, dict) or len(pack(value)) > 64 * 1024:
+        raise ValueError("must be a map of the form's fields, up to 64 KiB")
+    return value
+
+
 def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("must be true or false")
@@ -214,6 +230,9 @@ FIELDS: dict[RecordType, dict[str, Check]] = {
     RecordType.COMMITMENT_DECLINE: {"reason": _required_line},
     RecordType.COMMITMENT_STATUS: {"status": _enum(CommitmentStatus), "reason": _required_line},
     RecordType.COMMITMENT_ROUND: {"round": _count, "done_at": _time, "note": _line},
+    RecordType.NOTIFICATION: {"form": _form_id, "form_hash": _hash, "data": _form_data, "answers": _uuid_or_empty},
+    RecordType.NOTIFICATION_ACK: {"by": _line},
+    RecordType.NOTIFICATION_REFUSED: {"reason": _required_line, "form": _form_id, "form_hash": _hash},
 }  # fmt: skip
 
 

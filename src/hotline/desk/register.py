@@ -40,6 +40,7 @@ from typing import Any
 from dateutil.rrule import rrulestr
 
 from hotline.core.errors import DeskError
+from hotline.desk.notices import Notice, apply_notice, fold_notice
 from hotline.desk.records import CommitmentStatus, DeskRecord, RecordType
 
 REMIND_BEFORE_NS = 24 * 3600 * 1_000_000_000  # a commitment due within a day raises a reminder
@@ -338,6 +339,12 @@ class Register:
             return
         kind = self.thread_kind(record.thread)
         trial = [*self._sorted(record.thread), record]
+        if kind is RecordType.NOTIFICATION:
+            notice = fold_notice(self._sorted(record.thread))
+            why = "no such notification" if notice is None else apply_notice(notice, record)
+            if why:
+                raise DeskError(why)
+            return
         if kind is RecordType.CALL_PROPOSE:
             steps = _fold_call(trial).steps
         elif kind is RecordType.COMMITMENT_PROPOSE:
@@ -347,6 +354,11 @@ class Register:
         why = next((s.void for s in steps if s.record.id == record.id), "")
         if why:
             raise DeskError(why)
+
+    def threads(self, kind: RecordType) -> list[list[DeskRecord]]:
+        """The threads a record of ``kind`` opened, each in the agreed order (oldest thread first)."""
+        found = [self._sorted(t) for t in self._threads if self.thread_kind(t) is kind]
+        return sorted(found, key=lambda records: (records[0].at_ns, records[0].id))
 
     def find(self, prefix: str) -> str:
         """The thread an id (or an unambiguous start of one, as people type them) names."""
@@ -377,6 +389,18 @@ class Register:
     def commitments(self) -> list[Commitment]:
         found = [self.commitment(t) for t in self._threads if self.thread_kind(t) is RecordType.COMMITMENT_PROPOSE]
         return sorted(found, key=lambda c: (c.proposed_at_ns, c.id))
+
+    def notices(self) -> list[Notice]:
+        """Every formatted notification held (sent or received and taken in), oldest first."""
+        return [n for n in (fold_notice(t) for t in self.threads(RecordType.NOTIFICATION)) if n is not None]
+
+    def answered_by(self) -> dict[str, list[str]]:
+        """For each notification, the notifications that answer it."""
+        found: dict[str, list[str]] = {}
+        for notice in self.notices():
+            if notice.answers:
+                found.setdefault(notice.answers, []).append(notice.id)
+        return found
 
     def alarms(self, now_ns: int) -> dict[tuple[str, str, str], str]:
         """The desk alarms that should be open now, keyed (kind, peer, subject), with their text.

@@ -27,11 +27,13 @@ from typing import Any
 
 from hotline.core.alarms import DESK_KINDS
 from hotline.core.errors import HotlineError, RemoteProtocolError
-from hotline.core.model import MessageContent
+from hotline.core.model import MessageContent, uuid7
 from hotline.core.supervision import Supervisor
 from hotline.crypto.identity import Identity
 from hotline.desk import acts
-from hotline.desk.records import DeskRecord, decode_record, open_record
+from hotline.desk.forms import FormRegistry
+from hotline.desk.notices import notice_alarms
+from hotline.desk.records import DeskRecord, RecordType, decode_record, open_record, sign_record
 from hotline.desk.register import Register
 from hotline.engine.peer import Clock, PeerState
 from hotline.storage.base import TerminalStore
@@ -61,6 +63,7 @@ class DeskHandling:
     _request_flush: Callable[[], None]
     _randbytes: Callable[[int], bytes]
     _refusal: Callable[[], HotlineError]  # why nothing is journaled now (the engine's)
+    forms: FormRegistry
 
     def _init_desk(self) -> None:
         self.desk = Register(self.name, (decode_record(signed) for signed in self.store.desk_records()))
@@ -73,6 +76,35 @@ class DeskHandling:
         for signed in self.store.desk_records():
             self.desk.add(decode_record(signed))
 
+    def _refuse_notification(self, record: DeskRecord, why: str) -> None:
+        """Tell the sender, signed, why its notification was not taken in (both sides then see why)."""
+        refusal = sign_record(self.identity, DeskRecord(
+            id=uuid7(self.clock.wall_ns() // 1_000_000, self._randbytes(10)), type=RecordType.NOTIFICATION_REFUSED,
+            thread=record.id, author=self.name, peer=record.author, lamport=record.lamport + 1,
+            at_ns=self.clock.wall_ns(),
+            fields={"reason": why[:500], "form": record.fields["form"], "form_hash": record.fields["form_hash"]},
+        ))  # fmt: skip
+        self.desk.add(refusal)
+        self._desk_acts.append(_DeskAct(refusal, lambda error, record: None))
+        self._request_flush()
+
+    def _notification_problem(self, record: DeskRecord) -> str:
+        """Why a peer's notification cannot be taken in here ("" if it can): a peer's form is untrusted."""
+        f = record.fields
+        form = self.forms.types.get(f["form"])
+        if form is None:
+            return f"form type {f['form']!r} is not known at {self.name}"
+        if form.digest != f["form_hash"]:
+            here, sent = form.digest.hex()[:12], f["form_hash"].hex()[:12]
+            return (f"{self.name} holds a different version of form type {form.id!r} (here {here}, sent {sent}): "
+                    "both sides need the same one")  # fmt: skip
+        errors = form.validate(f["data"], "en", self.forms.areas)
+        if errors:
+            return "its fields fail the form here: " + "; ".join(e.text for e in errors)
+        if f["answers"] and not any(n.id == f["answers"] and n.form == form.answers for n in self.desk.notices()):
+            return f"it answers {f['answers']}, which is not a {form.answers or 'notification'} held here"
+        return ""
+
     def submit_desk(
         self, act: dict[str, Any], done: Callable[[Exception | None, DeskRecord | None], None], by: str = ""
     ) -> None:
@@ -82,7 +114,14 @@ class DeskHandling:
             return
         try:
             record = acts.make_record(
-                self.desk, self.identity, act, self.clock.wall_ns(), self._randbytes, sorted(self.peers)
+                self.desk,
+                self.identity,
+                act,
+                self.clock.wall_ns(),
+                self._randbytes,
+                sorted(self.peers),
+                self.forms,
+                str(act.get("ui_lang") or "en"),
             )
         except HotlineError as e:
             done(e, None)
@@ -95,7 +134,7 @@ class DeskHandling:
         """Inside the commit: journal this side's records; a shared one is queued to its peer."""
         written: list[tuple[_DeskAct, MessageContent | None]] = []
         for item in self._desk_acts:
-            message = file_record(self.store, self.desk, item.record, now_ns, self._randbytes, item.by)
+            message = file_record(self.store, self.desk, item.record, now_ns, self._randbytes, item.by, self.forms)
             if message is not None:
                 self.peers[item.record.peer].queue.push(message.id, message.precedence)
             written.append((item, message))
@@ -119,6 +158,13 @@ class DeskHandling:
         except RemoteProtocolError as e:
             log.error("desk record in message %s from %s refused: %s", content.id, peer.name, e)
             return
+        if record.type is RecordType.NOTIFICATION:
+            problem = self._notification_problem(record)
+            if problem:
+                log.error("%s notification %s from %s refused: %s", record.fields["form"], record.id, peer.name,
+                          problem)  # fmt: skip
+                self._refuse_notification(record, problem)
+                return
         self._desk_in[content.id] = record
 
     def _write_desk_in(self, content: MessageContent, now_ns: int) -> DeskRecord | None:
@@ -135,7 +181,7 @@ class DeskHandling:
         if not force and now_ns - self._desk_checked_ns < DESK_ALARM_EVERY_NS:
             return
         self._desk_checked_ns = now_ns
-        due = self.desk.alarms(now_ns)
+        due = {**self.desk.alarms(now_ns), **notice_alarms(self.desk.notices(), self.forms, self.name, now_ns)}
         for key, detail in due.items():
             self.supervisor.raise_alarm(*key, detail, now_ns)
         for alarm in self.supervisor.board.listing():
@@ -151,13 +197,14 @@ def file_record(
     now_ns: int,
     randbytes: Callable[[int], bytes],
     by: str = "",
+    forms: FormRegistry | None = None,
 ) -> MessageContent | None:
     """Journal one of this side's records (inside the caller's transaction): a shared one with the
     message that carries it to the peer, which is returned to be queued; a kept one on its own.
     The running terminal and ``hotline`` with the terminal stopped both file records here."""
     message: MessageContent | None = None
     if record.shared:
-        message = acts.carrier(record, register, randbytes)
+        message = acts.carrier(record, register, randbytes, forms)
         store.accept(message, now_ns)
         store.record_desk(record.id, record.signed, "out", message.id, now_ns)
     else:

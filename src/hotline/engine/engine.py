@@ -60,11 +60,13 @@ from hotline.core.supervision import (
 from hotline.crypto import envelope as env
 from hotline.crypto.identity import ContactCard, Identity
 from hotline.crypto.ratchet import Ratchet
+from hotline.desk.forms import FormRegistry
 from hotline.engine.desking import DeskHandling, desk_event
 from hotline.engine.links import LinkHandling
 from hotline.engine.peer import Clock, Link, PeerState, open_state, seal_state
 from hotline.engine.status import terminal_status
 from hotline.home.config import Config
+from hotline.home.forms import load_forms
 from hotline.storage.base import Record, TerminalStore
 from hotline.storage.integrity import ACCEPT_ACTION, clear_damage
 
@@ -108,8 +110,10 @@ class Engine(LinkHandling, DeskHandling):
         clock: Clock,
         request_flush: Callable[[], None],
         randbytes: Callable[[int], bytes] = os.urandom,
+        forms: FormRegistry | None = None,
     ) -> None:
         self.identity = identity
+        self.forms = forms if forms is not None else load_forms(None, config)
         self.name = identity.name
         self.config = config
         self.journal = journal

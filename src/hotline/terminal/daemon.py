@@ -31,6 +31,7 @@ from hotline.engine import pairing
 from hotline.engine.engine import Engine, Listener
 from hotline.engine.peer import Link
 from hotline.home.config import CONTROL_SOCKET, JOURNAL_FILE, LOCK_FILE, Config
+from hotline.home.forms import load_forms
 from hotline.storage.backend import open_storage
 from hotline.storage.base import TerminalStore
 from hotline.terminal import control
@@ -97,6 +98,7 @@ class Terminal:
             store=self.storage.store,
             clock=self.clock,
             request_flush=self.request_flush,
+            forms=load_forms(home, config),  # a broken form type in the home folder stops the start, named
         )
         self.watch = JournalWatch(self.journal, identity, self.engine, config.journal_check_s, self.clock.wall_ns)
         self._dialing: set[tuple[str, str]] = set()
