@@ -417,6 +417,7 @@ def test_an_altered_journal_stops_appends_the_peer_records_the_doubt_and_accepta
     for t in (a, b):
         t.configure("link", test_interval_s=3600.0)
         t.start()
+    a.configure("log", level="DEBUG")  # from the next start: says when it leaves an envelope unopened
     a.wait_link("moscow")
     a.cli("send", "--to", "moscow", "--subject", "before", "first message", "--wait", "--timeout", "30")
     a.stop()
@@ -441,7 +442,9 @@ def test_an_altered_journal_stops_appends_the_peer_records_the_doubt_and_accepta
     wait_for(lambda: _in_doubt(b, "washington"), 20, "moscow to record the doubt")
     b.cli("send", "--to", "washington", "--subject", "while in doubt", "sent to a terminal that cannot journal it")
     a.wait_link("moscow")
+    wait_for(lambda: "left unopened: the journal is in doubt" in a.log(), 20, "washington to receive and drop it")
     assert _entry_count(a) == entries_before, "nothing is appended while the journal is in doubt"
+    assert not any(m["subject"] == "while in doubt" for m in a.cli_json("inbox")["messages"])
 
     accepted = a.cli_json("journal", "accept-damage", "--reason", "test: a byte flipped on purpose", "--by", "sam")
     assert accepted["accepted"] == [altered] and accepted["journal"]["state"] == "intact"
@@ -499,3 +502,62 @@ def test_a_stopped_terminals_journal_altered_is_found_at_start(
     assert journal["state"] == "altered"
     assert any(named in d for d in journal["damage"]), journal["damage"]
     assert "journal-altered" in {k for k, _ in _alarms(a)}
+
+
+def _head(path: Path) -> int:
+    db = sqlite3.connect(path)
+    (seq,) = db.execute("SELECT max(seq) FROM entries").fetchone()
+    db.close()
+    return int(seq)
+
+
+def test_the_periodic_check_finds_an_entry_altered_while_the_terminal_runs(
+    paired: tuple[Terminal, Terminal],
+) -> None:
+    a, b = paired
+    a.configure("journal", check_interval_s=0.2)
+    for t in (a, b):
+        t.configure("link", test_interval_s=3600.0)
+        t.start()
+    a.wait_link("moscow")
+    a.cli("send", "--to", "moscow", "--subject", "x", "a message", "--wait", "--timeout", "30")
+    wait_for(lambda: a.status()["journal"]["full_verify"], 30, "the full verify to have run (and found nothing)")
+    assert a.status()["journal"]["state"] == "intact"
+    path = a.home / "journal.sqlite"
+    head = _head(path)  # at or after the checkpoint: a periodic check reads it
+    tamper(path, flip_a_byte(path, head))
+    journal = wait_for(lambda: (j := a.status()["journal"])["state"] == "altered" and j, 20, "the periodic check")
+    assert any(d.startswith(f"entry {head} (") and "its hash does not match" in d for d in journal["damage"])
+    assert ("journal-altered", str(head)) in _alarms(a)
+
+
+def test_a_big_journal_starts_from_its_checkpoint_and_the_full_verify_finds_what_lies_before_it(
+    make_terminal: Callable[..., Terminal],
+) -> None:
+    """Past ``whole_chain_at_start`` entries (lowered here to 0), the start-up check reads only from
+    the checkpoint: an entry altered before it is left to the full verify, in the background."""
+    a, b = make_terminal("washington"), make_terminal("moscow")
+    a.init()
+    b.init()
+    a.pair_with(b)
+    for n in range(3):
+        a.cli("send", "--to", "moscow", "--subject", f"queued {n}", "while the terminal is stopped")  # 3, 4, 5
+    a.configure("journal", whole_chain_at_start=0)
+    a.start()
+    a.stop()  # checkpoints its head
+    path = a.home / "journal.sqlite"
+    tamper(path, flip_a_byte(path, 4))
+    a.start()
+    assert "journal chain intact up to entry" in a.log() and "(1 entries read)" in a.log(), "from the checkpoint"
+    journal = wait_for(lambda: (j := a.status()["journal"])["state"] == "altered" and j, 30, "the full verify")
+    assert journal["damage"] == [
+        "entry 4 (message.accepted): hash does not match its contents: the entry was altered"
+    ], "named once, by the full verify"
+    assert journal["full_verify"]["ok"] is False
+    accepted = a.cli_json("journal", "accept-damage", "--reason", "test", "--by", "sam")
+    assert accepted["accepted"] == [4] and accepted["journal"]["state"] == "intact"
+    a.stop()
+    a.start()
+    wait_for(lambda: a.status()["journal"]["full_verify"], 30, "the full verify after the acceptance")
+    journal = a.status()["journal"]
+    assert journal["state"] == "intact" and journal["full_verify"]["accepted"] == [4]
