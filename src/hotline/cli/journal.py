@@ -68,8 +68,9 @@ def _accept_damage(args: argparse.Namespace, home: Path, config: Config) -> int:
         out_json(result)
     else:
         entries = ", ".join(str(s) for s in result["accepted"])
-        print(f"damage to entr{'y' if len(result['accepted']) == 1 else 'ies'} {entries} accepted and journaled; "
-              "the terminal appends again")  # fmt: skip
+        what = f"damage to entr{'y' if len(result['accepted']) == 1 else 'ies'} {entries}" if entries else (
+            "the damage (a cut tail or the checkpoint: no entry to name)")  # fmt: skip
+        print(f"{what} accepted, signed and journaled; the terminal appends again")
     return 0
 
 
