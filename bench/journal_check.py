@@ -39,7 +39,7 @@ def main() -> None:
             read = sum(1 for _ in journal.entries())
             floor = time.perf_counter() - started
             started = time.perf_counter()
-            whole = check_chain(journal, None)
+            whole = check_chain(journal, None, identity.public_key)
             whole_s = time.perf_counter() - started
             assert whole.ok and whole.head_seq == entries
             db_entries = list(journal.entries(entries - 1000))
@@ -48,7 +48,7 @@ def main() -> None:
             checkpoint = read_checkpoint(journal, identity.public_key)
             assert checkpoint is not None
             started = time.perf_counter()
-            recent = check_chain(journal, checkpoint, start=checkpoint.seq)
+            recent = check_chain(journal, checkpoint, identity.public_key, start=checkpoint.seq)
             recent_s = time.perf_counter() - started
             assert recent.ok and recent.read == 1001
     print(f"journal of {read:,} entries ({size / 2**20:.0f} MiB), this machine:")

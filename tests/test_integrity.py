@@ -8,25 +8,37 @@ in doubt, and a supervisor's acceptance (journaled) lets the terminal carry on w
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from conftest import Terminal, wait_for
+from hotline.core.errors import JournalError
+from hotline.core.model import Precedence
 from hotline.crypto.identity import Identity
+from hotline.storage.audit import verify
+from hotline.storage.base import Record
 from hotline.storage.integrity import (
     ACCEPT_ACTION,
     WHOLE_CHAIN_AT_START,
+    acceptance,
+    accepted_damage,
     check_at_start,
     check_chain,
+    entries_as_found,
     read_checkpoint,
     write_checkpoint,
 )
 from hotline.storage.records import entry_hash
 from hotline.storage.sqlite.journal import Journal
 from hotline.storage.sqlite.store import Store
+from hotline.terminal import watch as watch_module
+from hotline.terminal.watch import JournalWatch
+from test_engine import World
 
 TRIGGERS = tuple(
     f"CREATE TRIGGER entries_no_{what} BEFORE {what.upper()} ON entries "
@@ -80,7 +92,7 @@ def journal_of_ten(tmp_path: Path) -> tuple[Path, Identity]:
             store.record_created("washington", identity.public_key, identity.dh_public, identity.cert_der, 1)
             for i in range(2, 11):
                 store.record_operator("note", {"n": i}, i)
-        head = check_chain(journal, None)
+        head = check_chain(journal, None, identity.public_key)
         assert head.ok and head.head_seq == 10
         write_checkpoint(journal, identity, head.head_seq, head.head_hash, 11)
     return path, identity
@@ -151,10 +163,18 @@ def test_a_rewritten_chain_is_caught_by_the_checkpoint_even_from_it(journal_of_t
     with Journal(path, readonly=True) as journal:
         checkpoint = read_checkpoint(journal, identity.public_key)
         assert checkpoint is not None
-        whole = check_chain(journal, checkpoint)
-        from_checkpoint = check_chain(journal, checkpoint, start=checkpoint.seq)
+        whole = check_chain(journal, checkpoint, identity.public_key)
+        from_checkpoint = check_chain(journal, checkpoint, identity.public_key, start=checkpoint.seq)
     for result in (whole, from_checkpoint):
         assert [d.seq for d in result.damage] == [10] and "was rewritten" in result.damage[0].text
+
+
+def _accept(path: Path, identity: Identity, seqs: list[int], at_ns: int = 20) -> dict[int, bytes]:
+    """Accept the damage at ``seqs`` as the terminal does: signed, over each entry as found."""
+    with Journal(path) as journal, journal.transaction():
+        found = entries_as_found(journal, seqs)
+        Store(journal).record_operator(ACCEPT_ACTION, acceptance(identity, found, "test", "disk fault", "sam"), at_ns)
+    return found
 
 
 def test_accepted_damage_no_longer_fails_the_check_and_new_damage_still_does(
@@ -162,12 +182,217 @@ def test_accepted_damage_no_longer_fails_the_check_and_new_damage_still_does(
 ) -> None:
     path, identity = journal_of_ten
     tamper(path, flip_a_byte(path, 5))
-    with Journal(path) as journal, journal.transaction():
-        Store(journal).record_operator(ACCEPT_ACTION, {"entries": [5], "reason": "disk fault", "by": "sam"}, 20)
+    _accept(path, identity, [5])
     assert _check(path, identity) == []
     tamper(path, flip_a_byte(path, 7))
     assert [d.split(":")[0] for d in _check(path, identity)] == ["entry 7 (operator.action)"]
     assert WHOLE_CHAIN_AT_START >= 10  # these journals are read whole at start
+
+
+def test_an_accepted_entry_changed_again_is_damaged_again(journal_of_ten: tuple[Path, Identity]) -> None:
+    """The acceptance signs each entry as found: it is not a licence to rewrite that entry at will."""
+    path, identity = journal_of_ten
+    tamper(path, flip_a_byte(path, 5))
+    _accept(path, identity, [5])
+    assert _check(path, identity) == []
+    db = sqlite3.connect(path)
+    (body,) = db.execute("SELECT body FROM entries WHERE seq = 5").fetchone()
+    db.close()
+    tamper(path, ("UPDATE entries SET body = ? WHERE seq = 5", (bytes(body[:-1]) + bytes([body[-1] ^ 1]),)))
+    assert [d.split(":")[0] for d in _check(path, identity)] == ["entry 5 (operator.action)"]
+
+
+@pytest.mark.parametrize("signer", ["nobody", "another key"])
+def test_an_acceptance_not_signed_by_the_terminal_accepts_nothing_and_is_damage(
+    journal_of_ten: tuple[Path, Identity], signer: str
+) -> None:
+    """Whoever can write the file can alter entry 5 and append an acceptance of it; without the
+    terminal's key the acceptance counts for nothing, and says so."""
+    path, identity = journal_of_ten
+    tamper(path, flip_a_byte(path, 5))
+    with Journal(path) as journal, journal.transaction():
+        found = entries_as_found(journal, [5])
+        body: dict[str, object] = {"entries": [5], "reason": "disk fault", "by": "sam"}  # as it was first written
+        if signer == "another key":
+            body = acceptance(Identity.generate("intruder"), found, "", "disk fault", "sam")
+        Store(journal).record_operator(ACCEPT_ACTION, body, 20)
+    found_now = " | ".join(_check(path, identity))
+    assert "entry 5 (operator.action): its hash does not match its contents" in found_now
+    assert "entry 11 (operator.action): accepts damage but was not signed by this terminal" in found_now
+    with Journal(path, readonly=True) as journal:
+        honoured, forged = accepted_damage(journal, identity.public_key)
+    assert honoured == set() and [d.seq for d in forged] == [11]
+
+
+def test_nothing_past_the_head_is_accepted(journal_of_ten: tuple[Path, Identity]) -> None:
+    """A cut tail's damage names the first missing entry, which the next append reuses: accepting
+    that number would accept whatever is written there next."""
+    path, _ = journal_of_ten
+    with Journal(path, readonly=True) as journal:
+        assert sorted(entries_as_found(journal, [0, 5, 11, 12])) == [5]
+
+
+def test_a_cut_tail_found_from_the_checkpoint_names_the_first_missing_entry(
+    journal_of_ten: tuple[Path, Identity],
+) -> None:
+    """A big journal is checked at start from its checkpoint (entry 10 here): cut back to entry 6,
+    there is nothing from the checkpoint on to read, and the damage must still say where it ends."""
+    path, identity = journal_of_ten
+    tamper(path, ("DELETE FROM entries WHERE seq > 6", ()))
+    with Journal(path, readonly=True) as journal:
+        result = check_at_start(journal, identity.public_key, journal.entry_count(), whole_chain_upto=5)
+    assert result.read == 0 and result.head_seq == 6
+    assert [str(d) for d in result.damage] == [
+        "entry 7: the journal ends at entry 6, but this terminal verified it up to entry 10: entries 7..10 were cut off"
+    ]
+
+
+# -- the full verify after an accepted deletion, and the engine in doubt (in memory) ------------
+
+
+def _world(tmp_path: Path) -> World:
+    w = World(tmp_path)
+    w.connect()
+    w.deliver_all()
+    return w
+
+
+def test_the_full_verify_resyncs_the_stream_after_a_deleted_received_entry(tmp_path: Path) -> None:
+    """One received message deleted (its damage accepted) is damage where it was, not at every
+    message received after it: else the terminal falls back into doubt at every start."""
+    w = _world(tmp_path)
+    for _ in range(5):
+        w.a.send("moscow", 1, Precedence.ROUTINE)
+        w.settle()
+        w.deliver_all()  # each message journaled by moscow on its own, with its receipt after it
+    path = w.b.path
+    received = [e.seq for e in w.b.journal.entries() if e.kind == "message.received"]
+    assert len(received) == 5
+    tamper(path, ("DELETE FROM entries WHERE seq = ?", (received[1],)))
+    with Journal(path, readonly=True) as journal:
+        report = verify(journal)
+    assert report.damaged and set(report.damaged) <= {received[1] + 1, received[2]}, report.problems
+    assert report.first[report.damaged[0]][0] in {"receipt.sent", "message.received"}
+
+
+def test_after_an_acceptance_the_peer_resends_what_it_sent_during_the_doubt_at_once(tmp_path: Path) -> None:
+    w = _world(tmp_path)
+    assert w.a.engine is not None
+    w.a.engine.journal_damaged("entry 2: test", 2)
+    w.b.send("washington", 8, Precedence.ROUTINE)
+    w.settle()
+    w.deliver_all()
+    assert w.a.inbox() == [], "dropped unopened while in doubt"
+    w.a.engine.damage_accepted({}, "test", "sam")
+    w.settle()
+    w.deliver_all()  # no time passes: nothing comes back by the peer's probe
+    assert len(w.a.inbox()) == 8
+
+
+def test_a_peers_acknowledgement_arriving_just_before_the_doubt_is_journaled_after_it(tmp_path: Path) -> None:
+    w = _world(tmp_path)
+    assert w.a.engine is not None and w.b.engine is not None and w.links is not None
+    w.a.send("moscow", 1, Precedence.FLASH)
+    w.settle()
+    w.deliver_all()
+    (mid,) = w.b.inbox()
+    w.b.engine.acknowledge(mid, "alice", lambda e: None)
+    w.b.settle()
+    la, _, _, pb = w.links
+    while pb.chunks:  # washington reads moscow's acknowledgement, and is in doubt before its next commit
+        w.a.engine.data_received(la, pb.chunks.pop(0))
+    w.a.engine.journal_damaged("entry 2: test", 2)
+    w.settle()
+    w.a.engine.damage_accepted({}, "test", "sam")
+    w.settle()
+    w.deliver_all()
+    row = w.a.journal.execute("SELECT acknowledged_by FROM messages WHERE id = ?", (mid,)).fetchone()
+    assert row[0] == "alice"
+
+
+def test_what_happened_in_doubt_is_journaled_with_the_acceptance_and_a_failed_one_leaves_the_doubt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = _world(tmp_path)
+    engine = w.a.engine
+    assert engine is not None
+    told: list[dict[str, object]] = []
+    engine.listeners.append(told.append)
+    head = w.a.journal.entry_count()
+    engine.journal_damaged("entry 2: test", 2)
+    w.disconnect()  # a link event while in doubt
+    w.settle()
+    assert w.a.journal.entry_count() == head, "nothing is appended in doubt"
+    raised = ["journal-altered", "path-down", "all-paths-down"]
+    assert [e["kind"] for e in told if e["event"] == "alarm"] == raised, "told at once"
+
+    def fail(*args: object) -> None:
+        raise JournalError("test: the disk is full")
+
+    monkeypatch.setattr(engine.store, "record_operator", fail)
+    with pytest.raises(JournalError):
+        engine.damage_accepted({}, "test", "sam")
+    assert engine.damage == "entry 2: test", "the acceptance did not commit: still in doubt"
+    assert w.a.journal.entry_count() == head
+    monkeypatch.undo()
+    engine.damage_accepted({}, "test", "sam")
+    w.settle()
+    kinds = [(e.kind, e.decoded().get("kind", e.decoded().get("action"))) for e in w.a.journal.entries(head + 1)]
+    accepted_at = kinds.index(("operator.action", ACCEPT_ACTION))
+    assert ("link.down", None) in kinds[:accepted_at]
+    assert [k for e, k in kinds[:accepted_at] if e == "alarm.raised"] == raised, "journaled with the acceptance"
+    assert ("alarm.cleared", "journal-altered") in kinds[accepted_at:]
+    assert [e["kind"] for e in told if e["event"] == "alarm" and e["state"] == "raised"] == raised, "told once"
+
+
+@pytest.mark.parametrize("in_flight", ["periodic check", "full verify"])
+def test_a_check_started_before_an_acceptance_does_not_put_the_terminal_back_in_doubt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_flight: str
+) -> None:
+    w = _world(tmp_path)
+    assert w.a.engine is not None
+    tamper(w.a.path, flip_a_byte(w.a.path, 2))
+    watch = JournalWatch(w.a.journal, w.a.identity, w.a.engine, 3600, w.clock.wall_ns)
+    watch.check_at_start()
+    assert watch.status()["state"] == "altered" and w.a.engine.damage
+    on_loop: list[str] = []
+
+    def off_the_loop(name: str, work: Callable[..., object]) -> Callable[..., object]:
+        def wrapped(*args: object, **kwargs: object) -> object:
+            if threading.current_thread() is threading.main_thread():
+                on_loop.append(name)
+            return work(*args, **kwargs)
+
+        return wrapped
+
+    for name in ("check_chain", "entries_as_found"):
+        monkeypatch.setattr(watch_module, name, off_the_loop(name, getattr(watch_module, name)))
+
+    async def scenario() -> object:
+        read, release = threading.Event(), threading.Event()
+        real = watch._on_reader
+
+        def slow_first(work: Callable[[Record], object]) -> object:
+            """The first check reads the journal as it is now (damaged), and lands only later."""
+            monkeypatch.setattr(watch, "_on_reader", real)
+            result = real(work)
+            read.set()
+            release.wait(20)
+            return result
+
+        monkeypatch.setattr(watch, "_on_reader", slow_first)
+        task = asyncio.create_task(watch.check_new() if in_flight == "periodic check" else watch._full_verify())
+        assert await asyncio.to_thread(read.wait, 20)
+        accepted = await watch.accept("test", "sam")
+        assert accepted["accepted"] == [2] and accepted["journal"]["state"] == "intact"
+        release.set()
+        return await task
+
+    outcome = asyncio.run(scenario())
+    assert watch.status()["state"] == "intact" and not w.a.engine.damage, "the stale result was dropped"
+    if in_flight == "full verify":
+        assert outcome is False, "and the full verify is to run again"
+    assert on_loop == [], "the acceptance reads the journal in a thread, not on the event loop"
 
 
 # -- real terminals ---------------------------------------------------------------------------
@@ -192,6 +417,7 @@ def test_an_altered_journal_stops_appends_the_peer_records_the_doubt_and_accepta
     for t in (a, b):
         t.configure("link", test_interval_s=3600.0)
         t.start()
+    a.configure("log", level="DEBUG")  # from the next start: says when it leaves an envelope unopened
     a.wait_link("moscow")
     a.cli("send", "--to", "moscow", "--subject", "before", "first message", "--wait", "--timeout", "30")
     a.stop()
@@ -216,7 +442,9 @@ def test_an_altered_journal_stops_appends_the_peer_records_the_doubt_and_accepta
     wait_for(lambda: _in_doubt(b, "washington"), 20, "moscow to record the doubt")
     b.cli("send", "--to", "washington", "--subject", "while in doubt", "sent to a terminal that cannot journal it")
     a.wait_link("moscow")
+    wait_for(lambda: "left unopened: the journal is in doubt" in a.log(), 20, "washington to receive and drop it")
     assert _entry_count(a) == entries_before, "nothing is appended while the journal is in doubt"
+    assert not any(m["subject"] == "while in doubt" for m in a.cli_json("inbox")["messages"])
 
     accepted = a.cli_json("journal", "accept-damage", "--reason", "test: a byte flipped on purpose", "--by", "sam")
     assert accepted["accepted"] == [altered] and accepted["journal"]["state"] == "intact"
@@ -274,3 +502,62 @@ def test_a_stopped_terminals_journal_altered_is_found_at_start(
     assert journal["state"] == "altered"
     assert any(named in d for d in journal["damage"]), journal["damage"]
     assert "journal-altered" in {k for k, _ in _alarms(a)}
+
+
+def _head(path: Path) -> int:
+    db = sqlite3.connect(path)
+    (seq,) = db.execute("SELECT max(seq) FROM entries").fetchone()
+    db.close()
+    return int(seq)
+
+
+def test_the_periodic_check_finds_an_entry_altered_while_the_terminal_runs(
+    paired: tuple[Terminal, Terminal],
+) -> None:
+    a, b = paired
+    a.configure("journal", check_interval_s=0.2)
+    for t in (a, b):
+        t.configure("link", test_interval_s=3600.0)
+        t.start()
+    a.wait_link("moscow")
+    a.cli("send", "--to", "moscow", "--subject", "x", "a message", "--wait", "--timeout", "30")
+    wait_for(lambda: a.status()["journal"]["full_verify"], 30, "the full verify to have run (and found nothing)")
+    assert a.status()["journal"]["state"] == "intact"
+    path = a.home / "journal.sqlite"
+    head = _head(path)  # at or after the checkpoint: a periodic check reads it
+    tamper(path, flip_a_byte(path, head))
+    journal = wait_for(lambda: (j := a.status()["journal"])["state"] == "altered" and j, 20, "the periodic check")
+    assert any(d.startswith(f"entry {head} (") and "its hash does not match" in d for d in journal["damage"])
+    assert ("journal-altered", str(head)) in _alarms(a)
+
+
+def test_a_big_journal_starts_from_its_checkpoint_and_the_full_verify_finds_what_lies_before_it(
+    make_terminal: Callable[..., Terminal],
+) -> None:
+    """Past ``whole_chain_at_start`` entries (lowered here to 0), the start-up check reads only from
+    the checkpoint: an entry altered before it is left to the full verify, in the background."""
+    a, b = make_terminal("washington"), make_terminal("moscow")
+    a.init()
+    b.init()
+    a.pair_with(b)
+    for n in range(3):
+        a.cli("send", "--to", "moscow", "--subject", f"queued {n}", "while the terminal is stopped")  # 3, 4, 5
+    a.configure("journal", whole_chain_at_start=0)
+    a.start()
+    a.stop()  # checkpoints its head
+    path = a.home / "journal.sqlite"
+    tamper(path, flip_a_byte(path, 4))
+    a.start()
+    assert "journal chain intact up to entry" in a.log() and "(1 entries read)" in a.log(), "from the checkpoint"
+    journal = wait_for(lambda: (j := a.status()["journal"])["state"] == "altered" and j, 30, "the full verify")
+    assert journal["damage"] == [
+        "entry 4 (message.accepted): hash does not match its contents: the entry was altered"
+    ], "named once, by the full verify"
+    assert journal["full_verify"]["ok"] is False
+    accepted = a.cli_json("journal", "accept-damage", "--reason", "test", "--by", "sam")
+    assert accepted["accepted"] == [4] and accepted["journal"]["state"] == "intact"
+    a.stop()
+    a.start()
+    wait_for(lambda: a.status()["journal"]["full_verify"], 30, "the full verify after the acceptance")
+    journal = a.status()["journal"]
+    assert journal["state"] == "intact" and journal["full_verify"]["accepted"] == [4]

@@ -101,7 +101,7 @@ def assert_verifies(record: Record, signatures: int) -> None:
 
 def test_appended_entries_form_a_hash_chain_that_verifies(backend: Backend) -> None:
     record = backend.record
-    assert record.entry_count() == 0 and list(record.entries()) == []
+    assert record.entry_count() == 0 and list(record.entries()) == [] and record.last() is None
     with record.transaction():
         first = record.append("operator.action", {"action": "note", "text": "Привет"}, T0)
         second = record.append("link.up", {"path": "primary"}, T0 + 1, peer="moscow")
@@ -121,6 +121,7 @@ def test_appended_entries_form_a_hash_chain_that_verifies(backend: Backend) -> N
         assert e.hash == entry_hash(e.prev, e.seq, e.at_ns, e.kind, e.peer, e.body)
     assert [e.seq for e in record.entries(2)] == [2, 3]
     assert record.entry_count() == 3
+    assert record.last() == entries[-1]
     assert_verifies(record, signatures=0)
 
     backend.reopen()

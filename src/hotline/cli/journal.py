@@ -68,8 +68,9 @@ def _accept_damage(args: argparse.Namespace, home: Path, config: Config) -> int:
         out_json(result)
     else:
         entries = ", ".join(str(s) for s in result["accepted"])
-        print(f"damage to entr{'y' if len(result['accepted']) == 1 else 'ies'} {entries} accepted and journaled; "
-              "the terminal appends again")  # fmt: skip
+        what = f"damage to entr{'y' if len(result['accepted']) == 1 else 'ies'} {entries}" if entries else (
+            "the damage (a cut tail or the checkpoint: no entry to name)")  # fmt: skip
+        print(f"{what} accepted, signed and journaled; the terminal appends again")
     return 0
 
 
@@ -78,25 +79,27 @@ def _accept_offline(home: Path, config: Config, reason: str, by: str) -> dict[st
     identity = load_identity(home, config)  # the new checkpoint is signed with the terminal's key
     with open_journal(home) as storage:
         record = storage.record
-        found = integrity.check_at_start(record, identity.public_key, record.entry_count())
+        found = integrity.check_at_start(record, identity.public_key, record.entry_count(), config.journal_whole_chain)
         report = audit.verify(record)
-        accepted = integrity.accepted_damage(record)
+        accepted, forged = integrity.accepted_damage(record, identity.public_key)
         marked = integrity.marked_damage(record)
-        entries = sorted(({d.seq for d in [*found.damage, *marked]} | set(report.damaged)) - accepted)
-        if not entries:
+        damaged = [*found.damage, *marked, *forged]
+        seqs = ({d.seq for d in damaged} | set(report.damaged)) - accepted
+        if not seqs:
             raise HotlineError("nothing to accept: the journal passes its check")
-        damage = "; ".join(str(d) for d in found.damage or marked) or "; ".join(report.problems)
+        damage = "; ".join(str(d) for d in damaged) or "; ".join(report.problems)
+        as_found = integrity.entries_as_found(record, seqs)  # a cut tail or entry 0 has nothing to accept
         at = now_ns()
         with record.transaction():
             storage.store.record_operator(
-                integrity.ACCEPT_ACTION, {"entries": entries, "damage": damage, "reason": reason, "by": by}, at
+                integrity.ACCEPT_ACTION, integrity.acceptance(identity, as_found, damage, reason, by), at
             )
             integrity.clear_damage(record)
-        after = integrity.check_chain(record, None)
+        after = integrity.check_chain(record, None, identity.public_key)
         if not after.ok:
             raise HotlineError(f"the journal still fails its check after the acceptance: {after.summary()}")
         integrity.write_checkpoint(record, identity, after.head_seq, after.head_hash, at)
-    return {"accepted": entries, "journal": {"state": "intact", "checked_upto": after.head_seq}}
+    return {"accepted": sorted(as_found), "journal": {"state": "intact", "checked_upto": after.head_seq}}
 
 
 def register(add: Add) -> None:

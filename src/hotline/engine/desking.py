@@ -71,6 +71,10 @@ class DeskHandling:
         self._desk_in: dict[str, DeskRecord] = {}  # carrier message id -> record, until journaled
         self._desk_checked_ns = 0
 
+    def _reload_register(self) -> None:
+        """The register as journaled (records received but not yet journaled stay in ``_desk_in``)."""
+        self.desk = Register(self.name, (decode_record(signed) for signed in self.store.desk_records()))
+
     def reload_desk(self) -> None:
         """Another process journaled desk records while this terminal ran (rare): read them in."""
         for signed in self.store.desk_records():

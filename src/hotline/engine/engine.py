@@ -68,12 +68,13 @@ from hotline.engine.status import terminal_status
 from hotline.home.config import Config
 from hotline.home.forms import load_forms
 from hotline.storage.base import Record, TerminalStore
-from hotline.storage.integrity import ACCEPT_ACTION, clear_damage
+from hotline.storage.integrity import ACCEPT_ACTION, acceptance, clear_damage
 
 log = logging.getLogger("hotline.engine")
 
 SEAL_BATCH = 256  # messages sealed per commit at most, so one flush stays short
 SESSION_AD = b"hotline-session-v1\x00"
+HELD_IN_DOUBT = 10_000  # link events and alarm changes kept while in doubt, journaled with the acceptance
 
 
 def _size(content: MessageContent) -> int:
@@ -135,6 +136,8 @@ class Engine(LinkHandling, DeskHandling):
         # damage; links stay up so the peer hears of it and nothing it sends is lost (it keeps
         # what we do not acknowledge, and sends it again).
         self.damage = ""
+        self._held_link_events: list[tuple[str, str, dict[str, Any], int]] = []  # (kind, peer, detail, at_ns)
+        self._held_alarms: list[AlarmChange] = []  # told to listeners already; journaled with the acceptance
         self._last_tick: float | None = None
         self._randbytes = randbytes
         self._alarm_changes: list[AlarmChange] = []  # journaled in the next commit, then emitted
@@ -217,6 +220,7 @@ class Engine(LinkHandling, DeskHandling):
 
     def _on_envelope(self, peer: PeerState, link: Link, seq: int, data: bytes) -> None:
         if self.damage:
+            log.debug("envelope %d from %s left unopened: the journal is in doubt", seq, peer.name)
             return  # not opened, not acknowledged: the peer keeps it and sends it again later
         verdict = peer.inbound.classify(seq)
         if verdict is Verdict.DUPLICATE:
@@ -564,15 +568,25 @@ class Engine(LinkHandling, DeskHandling):
         self._supervise()
         self._tell_peers(damage)
 
-    def damage_accepted(self, entries: list[int], reason: str, by: str) -> None:
-        """A supervisor has looked at the damage and accepts it: journal that, then carry on."""
+    def damage_accepted(self, found: dict[int, bytes], reason: str, by: str) -> None:
+        """A supervisor has looked at the damage and accepts it: journal that, then carry on.
+
+        ``found`` holds each damaged entry's digest as found (``integrity.entries_as_found``); the
+        acceptance is signed with this terminal's key, so nobody without it can accept damage. What
+        happened while in doubt (link events, alarm changes) is journaled in the same commit, before
+        it. Only once that commit has succeeded is the doubt over."""
         now_ns = self.clock.wall_ns()
-        damage, self.damage = self.damage, ""
+        damage = self.damage
+        body = acceptance(self.identity, found, damage, reason, by)
         with self.journal.transaction():
-            self.store.record_operator(
-                ACCEPT_ACTION, {"entries": entries, "damage": damage, "reason": reason, "by": by}, now_ns
-            )
+            for kind, peer_name, detail, at_ns in self._held_link_events:
+                self.store.record_link(kind, peer_name, detail, at_ns)
+            for change in self._held_alarms:
+                self.store.record_alarm(change)
+            self.store.record_operator(ACCEPT_ACTION, body, now_ns)
             clear_damage(self.journal)
+        self.damage = ""
+        self._held_link_events, self._held_alarms = [], []
         log.warning("journal damage accepted by %s (%s): %s", by, reason, damage)
         for alarm in self.supervisor.board.listing():
             if alarm["kind"] == "journal-altered":
@@ -580,6 +594,12 @@ class Engine(LinkHandling, DeskHandling):
                                             now_ns)  # fmt: skip
         self._supervise()
         self._tell_peers("")
+        for peer in self.peers.values():
+            # What the peer sent while we were in doubt was dropped unacknowledged: ask for all of it
+            # now, rather than wait for its probe to bring it back one envelope at a time.
+            if peer.active is not None and peer.active.conn.state is State.OPEN:
+                peer.active.conn.send_resume(peer.inbound.upto if peer.pending_in else peer.committed_in_upto)
+                peer.active.pump()
         self.wake()
 
     def _tell_peers(self, doubt: str) -> None:
@@ -613,12 +633,18 @@ class Engine(LinkHandling, DeskHandling):
         accepts, self._accepts = self._accepts, []
         acks, self._acks = self._acks, []
         desk_acts, self._desk_acts = self._desk_acts, []
-        self._acks_in.clear()
-        if self._link_events:
-            log.info("not journaled while the journal is in doubt: %s", ", ".join(k for k, _, _ in self._link_events))
-            self._link_events.clear()
+        # ``_acks_in`` and ``pending_in`` are kept: they arrived before the doubt and are journaled
+        # after it (a peer's acknowledgement is not asked for again once its envelope is received).
+        now_ns = self.clock.wall_ns()
+        self._held_link_events += [(kind, peer, detail, now_ns) for kind, peer, detail in self._link_events]
+        self._link_events.clear()
         events = [self._alarm_event(change) for change in self._alarm_changes]
+        self._held_alarms += self._alarm_changes
         self._alarm_changes.clear()
+        if max(len(self._held_link_events), len(self._held_alarms)) > HELD_IN_DOUBT:  # a cap, as on every buffer
+            log.error("a long doubt: only the first %d link events and alarm changes of it will be journaled",
+                      HELD_IN_DOUBT)  # fmt: skip
+            del self._held_link_events[HELD_IN_DOUBT:], self._held_alarms[HELD_IN_DOUBT:]
         for event in events:
             self.emit(event)
         for item in accepts:
@@ -628,7 +654,7 @@ class Engine(LinkHandling, DeskHandling):
         for desk_act in desk_acts:
             desk_act.done(error, None)
         if desk_acts:
-            self._init_desk()  # forget the acts taken into the register before the refusal
+            self._reload_register()  # forget the acts taken into the register before the refusal
 
     # -- supervision: the line proves itself -------------------------------------------------
 

@@ -53,6 +53,9 @@ class Config:
     markings: tuple[str, ...] = DEFAULT_MARKINGS
     # How often a running terminal checks the entries appended since its last check (issue 14).
     journal_check_s: float = 60.0
+    # Up to this many entries the start-up check reads the whole chain, past it only from the
+    # signed checkpoint (storage.integrity.WHOLE_CHAIN_AT_START); lower only to test that path.
+    journal_whole_chain: int = 50_000
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_toml(self) -> str:
@@ -71,7 +74,11 @@ class Config:
             "alarms": {"command": self.alarm_command},
             "deadlines": dict(self.ack_deadlines_s),
             "messages": {"markings": list(self.markings)},
-            "journal": {"synchronous": self.synchronous, "check_interval_s": self.journal_check_s},
+            "journal": {
+                "synchronous": self.synchronous,
+                "check_interval_s": self.journal_check_s,
+                "whole_chain_at_start": self.journal_whole_chain,
+            },
             "log": {"level": self.log_level},
         }
         doc.update(self.extra)
@@ -148,6 +155,7 @@ def load_config(home: Path) -> Config:
             ack_deadlines_s=ack_deadlines,
             markings=tuple(validate_marking(m) for m in markings),
             journal_check_s=float(_get(journal, "check_interval_s", int | float, 60.0, where)),
+            journal_whole_chain=_get(journal, "whole_chain_at_start", int, 50_000, where),
             extra={k: v for k, v in doc.items() if k not in known},
         )
     except ConfigError:
@@ -162,6 +170,8 @@ def load_config(home: Path) -> Config:
         raise ConfigError(f"{where}: hold_down_s >= 0, test_interval_s >= 1 and 0 < test_timeout_s <= test_interval_s")
     if not 0.05 <= config.journal_check_s <= 86_400:
         raise ConfigError(f"{where}: [journal] check_interval_s must be 0.05-86400 seconds")
+    if config.journal_whole_chain < 0:
+        raise ConfigError(f"{where}: [journal] whole_chain_at_start must be 0 or more entries")
     if not 1 <= config.window <= 65536:
         raise ConfigError(f"{where}: window must be 1-65536")
     return config

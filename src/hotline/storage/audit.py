@@ -35,6 +35,7 @@ class VerifyReport:
     signatures: int = 0
     problems: list[str] = field(default_factory=list)  # the first ``max_problems``, as text
     damaged: list[int] = field(default_factory=list)  # every entry with a problem, by number
+    first: dict[int, tuple[str, str]] = field(default_factory=dict)  # entry -> (kind, its first problem)
 
     @property
     def ok(self) -> bool:
@@ -68,6 +69,7 @@ def verify(journal: Record, max_problems: int = 20) -> VerifyReport:
     def problem(seq: int, kind: str, text: str) -> None:
         if not report.damaged or report.damaged[-1] != seq:
             report.damaged.append(seq)
+            report.first[seq] = (kind, text)
         if len(report.problems) < max_problems:
             report.problems.append(f"entry {seq} ({kind}): {text}")
 
@@ -98,10 +100,13 @@ def verify(journal: Record, max_problems: int = 20) -> VerifyReport:
                     stream.out_hash = next_stream_hash(stream.out_hash, body["envelope"])
                     stream.out_hashes[sealed.seq] = stream.out_hash
                     if body["sh"] != stream.out_hash or sealed.seq != body["seq"]:
+                        stream.out_hash = stream.out_hashes[sealed.seq] = body["sh"]  # resync (see below)
                         raise HotlineError("sealed envelope does not continue the outgoing stream")
                 else:
                     receipt = env.open_receipt(body["receipt"], own_key)
                     if receipt.upto != stream.in_upto or receipt.stream_hash != stream.in_hash:
+                        # Our own signed receipt says where the stream stood: go on from there.
+                        stream.in_upto, stream.in_hash = receipt.upto, receipt.stream_hash
                         raise HotlineError("our receipt does not match the messages journaled before it")
                 report.signatures += 1
             elif entry.kind in {"message.received", "receipt.received"}:
@@ -110,12 +115,15 @@ def verify(journal: Record, max_problems: int = 20) -> VerifyReport:
                     raise HotlineError(f"signed by {entry.peer!r}, which is not paired at this point")
                 stream = streams.setdefault(entry.peer, _Stream())
                 if entry.kind == "message.received":
+                    # A mismatch is one problem, at this entry: the stream goes on from what the entry
+                    # itself says (its sequence number and stream hash), so a received entry deleted
+                    # (and the damage accepted) does not make every later one a new problem.
+                    after, hash_before = stream.in_upto, stream.in_hash
+                    stream.in_upto, stream.in_hash = body["seq"], body["sh"]
                     received = env.open_envelope(body["envelope"], key)
-                    if received.seq != stream.in_upto + 1:
-                        raise HotlineError(f"received sequence {received.seq} after {stream.in_upto}")
-                    stream.in_upto = received.seq
-                    stream.in_hash = next_stream_hash(stream.in_hash, body["envelope"])
-                    if body["sh"] != stream.in_hash:
+                    if received.seq != after + 1 or received.seq != body["seq"]:
+                        raise HotlineError(f"received sequence {received.seq} after {after}")
+                    if body["sh"] != next_stream_hash(hash_before, body["envelope"]):
                         raise HotlineError("stream hash does not match the envelopes received")
                 else:
                     receipt = env.open_receipt(body["receipt"], key)

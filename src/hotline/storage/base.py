@@ -67,6 +67,10 @@ class Record(Protocol):
 
     def entry_count(self) -> int: ...
 
+    def last(self) -> Entry | None:
+        """The entry with the highest sequence number (the head), or None if the record is empty."""
+        ...
+
     def get_meta(self, key: str) -> bytes | None: ...
 
     def set_meta(self, key: str, value: bytes) -> None:

@@ -16,14 +16,21 @@ next start only reads what was appended since.
 An entry found damaged stays damaged: the hash chain cannot be mended without
 rewriting history. A supervisor who has looked at it may *accept* it
 (``hotline journal accept-damage --reason``): an ``operator.action`` entry
-names each damaged entry, with the reason and who accepted it, and from then on
-that damage alone no longer stops the terminal. ``journal verify`` still
-reports it.
+names each damaged entry and its digest *as found* (every column of the row),
+with the reason and who accepted it, signed with the terminal's identity key;
+from then on that damage alone no longer stops the terminal, for as long as the
+entry is still exactly as it was accepted. An acceptance is only as good as its
+signature: anyone who can write the file can append an ``operator.action``, so
+one not signed by this terminal is damage itself, and an accepted entry changed
+again is damaged again. ``journal verify`` still reports it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 from hotline.core.errors import HotlineError, JournalCorrupt, SignatureError
 from hotline.core.wire import pack, unpack
@@ -37,6 +44,7 @@ CHECKPOINT_KEY = "verified_head"
 DAMAGE_KEY = "journal_damage"
 CHECKPOINT_CONTEXT = b"hotline-journal-checkpoint-v1\x00"
 ACCEPT_ACTION = "accept-damage"
+ACCEPT_CONTEXT = b"hotline-journal-acceptance-v1\x00"
 # Up to this many entries, the start-up check reads the whole chain (well under a second
 # here); past it, it starts from the checkpoint and leaves the rest to the background verify.
 WHOLE_CHAIN_AT_START = 50_000
@@ -159,73 +167,157 @@ def write_checkpoint(record: Record, identity: Identity, seq: int, digest: bytes
     return Checkpoint(seq, digest, at_ns, signature)
 
 
-def check_chain(record: Record, checkpoint: Checkpoint | None, *, start: int = 1) -> ChainCheck:
+def as_found(entry: Entry) -> bytes:
+    """The digest of an entry exactly as stored, every column (its stored hash and link too):
+    what an acceptance signs, so that an accepted entry changed in any way is damaged again."""
+    return hashlib.sha256(
+        pack([entry.seq, entry.at_ns, entry.kind, entry.peer, entry.body, entry.prev, entry.hash])
+    ).digest()
+
+
+def entries_as_found(record: Record, seqs: Iterable[int]) -> dict[int, bytes]:
+    """``as_found`` of each entry in ``seqs`` that the record holds; a number past its head (a cut
+    tail) or otherwise missing (entry 0, the checkpoint) is left out: there is nothing to accept."""
+    found: dict[int, bytes] = {}
+    for seq in sorted(set(seqs)):
+        if seq < 1:
+            continue
+        entry = next(iter(record.entries(seq)), None)
+        if entry is not None and entry.seq == seq:
+            found[seq] = as_found(entry)
+    return found
+
+
+def _acceptance_bytes(seqs: list[int], digests: list[bytes], damage: str, reason: str, by: str) -> bytes:
+    return pack([seqs, digests, damage, reason, by])
+
+
+def acceptance(identity: Identity, found: dict[int, bytes], damage: str, reason: str, by: str) -> dict[str, Any]:
+    """The body of an ``accept-damage`` operator action, signed with the terminal's identity key."""
+    seqs = sorted(found)
+    digests = [found[s] for s in seqs]
+    signature = identity.sign(ACCEPT_CONTEXT, _acceptance_bytes(seqs, digests, damage, reason, by))
+    return {"entries": seqs, "found": digests, "damage": damage, "reason": reason, "by": by, "signature": signature}
+
+
+@dataclass
+class Acceptances:
+    """The acceptances read so far, each checked against the terminal's key as it is read."""
+
+    public_key: bytes
+    accepted: dict[int, set[bytes]] = field(default_factory=dict)  # entry -> its digests as accepted
+
+    def note(self, entry: Entry) -> Damage | None:
+        """Read an ``operator.action``: an acceptance adds what it accepts; a forged one is damage."""
+        try:
+            body = entry.decoded()
+        except HotlineError:
+            return None  # not an acceptance anyone could read; its hash check says if it was altered
+        if body.get("action") != ACCEPT_ACTION:
+            return None
+        try:
+            seqs, digests = body["entries"], body["found"]
+            damage, reason, by, signature = body["damage"], body["reason"], body["by"], body["signature"]
+            if not (
+                isinstance(seqs, list) and isinstance(digests, list) and len(seqs) == len(digests)
+                and all(isinstance(s, int) for s in seqs) and all(isinstance(d, bytes) for d in digests)
+                and isinstance(signature, bytes)
+            ):  # fmt: skip
+                raise TypeError("entries, found or signature malformed")
+            verify(self.public_key, ACCEPT_CONTEXT, _acceptance_bytes(seqs, digests, damage, reason, by), signature)
+        except (KeyError, TypeError, HotlineError):
+            return Damage(entry.seq, entry.kind, "accepts damage but was not signed by this terminal: the "
+                                                 "acceptance was forged or altered")  # fmt: skip
+        for seq, digest in zip(seqs, digests, strict=True):
+            self.accepted.setdefault(seq, set()).add(digest)
+        return None
+
+    def honours(self, entry: Entry) -> bool:
+        """Damage at ``entry`` was accepted, and the entry is still exactly as it was then."""
+        digests = self.accepted.get(entry.seq)
+        return digests is not None and as_found(entry) in digests
+
+
+def check_chain(record: Record, checkpoint: Checkpoint | None, public_key: bytes, *, start: int = 1) -> ChainCheck:
     """Check the hash chain from entry ``start`` (1, or the checkpoint's entry) to the head.
 
-    Damage that a supervisor accepted in the entries read is left out of ``damage``.
+    Damage that this terminal's signed acceptance covers, at an entry still as it was accepted,
+    is left out of ``damage``; an acceptance not signed by it is damage.
     """
     if checkpoint is not None and start > checkpoint.seq:
         raise ValueError("a check starts at or before the checkpoint's entry")
     found: list[Damage] = []
-    accepted_seqs: set[int] = set()
+    damaged: dict[int, Entry] = {}  # the entries with damage, as read: an acceptance is checked against them
+    acceptances = Acceptances(public_key)
     prev: bytes | None = GENESIS_HASH if start == 1 else None  # unknown before a later start
     expected = start
     head_seq, head_hash, read = start - 1, GENESIS_HASH, 0
     checkpoint_seen = False
+
+    def damage(entry: Entry, text: str) -> None:
+        found.append(Damage(entry.seq, entry.kind, text))
+        damaged[entry.seq] = entry
+
     for entry in record.entries(start):
         read += 1
         if entry.seq != expected:
             missing = f"entry {expected}" if entry.seq == expected + 1 else f"entries {expected}..{entry.seq - 1}"
-            found.append(Damage(entry.seq, entry.kind, f"{missing} before it is missing (deleted)"))
+            damage(entry, f"{missing} before it is missing (deleted)")
         elif prev is not None and entry.prev != prev:
-            found.append(Damage(entry.seq, entry.kind, "does not link to the entry before it (moved or replaced)"))
+            damage(entry, "does not link to the entry before it (moved or replaced)")
         intact = entry_hash(entry.prev, entry.seq, entry.at_ns, entry.kind, entry.peer, entry.body) == entry.hash
         if not intact:
-            found.append(Damage(entry.seq, entry.kind, "its hash does not match its contents: it was altered"))
+            damage(entry, "its hash does not match its contents: it was altered")
         if checkpoint is not None and entry.seq == checkpoint.seq:
             checkpoint_seen = True
             if entry.hash != checkpoint.hash:
-                found.append(Damage(entry.seq, entry.kind, "differs from the entry this terminal verified and "
-                                                           "signed: the record up to it was rewritten"))  # fmt: skip
-        if entry.kind == "operator.action" and intact:  # an acceptance counts only if it is itself intact
-            accepted_seqs.update(_accepted_in(entry))
+                damage(entry, "differs from the entry this terminal verified and signed: the record up to it "
+                              "was rewritten")  # fmt: skip
+        if entry.kind == "operator.action":
+            forged = acceptances.note(entry)
+            if forged is not None:
+                damage(entry, forged.text)
         prev, expected = entry.hash, entry.seq + 1
         head_seq, head_hash = entry.seq, entry.hash
-    if checkpoint is not None and not checkpoint_seen:
+    if read == 0 and start > 1:
+        # Nothing from ``start`` on: the head is further back (a cut tail); name where it really is.
+        last = record.last()
+        head_seq, head_hash = (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
+    if checkpoint is not None and not checkpoint_seen and head_seq < checkpoint.seq:
         gone = (
             f"entry {checkpoint.seq}" if head_seq + 1 == checkpoint.seq else f"entries {head_seq + 1}..{checkpoint.seq}"
         )
         found.append(Damage(head_seq + 1, "", f"the journal ends at entry {head_seq}, but this terminal verified it "
                                               f"up to entry {checkpoint.seq}: {gone} were cut off"))  # fmt: skip
-    damage = tuple(d for d in found if d.seq not in accepted_seqs)
-    accepted_found = tuple(sorted({d.seq for d in found if d.seq in accepted_seqs}))
-    return ChainCheck(head_seq, head_hash, read, damage, accepted_found)
+    # (A checkpoint's entry deleted with entries after it still there is the gap found above.)
+    honoured = {seq for seq, entry in damaged.items() if acceptances.honours(entry)}
+    return ChainCheck(
+        head_seq, head_hash, read,
+        tuple(d for d in found if d.seq not in honoured),
+        tuple(sorted({d.seq for d in found if d.seq in honoured})),
+    )  # fmt: skip
 
 
-def _accepted_in(entry: Entry) -> list[int]:
-    """The damaged entries an ``accept-damage`` operator action names; nothing for any other entry."""
-    try:
-        body = entry.decoded()
-    except HotlineError:
-        return []
-    if body.get("action") != ACCEPT_ACTION:
-        return []
-    seqs = body.get("entries")
-    return [s for s in seqs if isinstance(s, int)] if isinstance(seqs, list) else []
-
-
-def accepted_damage(record: Record) -> set[int]:
-    """Every damaged entry a supervisor has accepted, from the whole journal (intact acceptances only)."""
-    return {
-        seq
+def accepted_damage(record: Record, public_key: bytes) -> tuple[set[int], list[Damage]]:
+    """From the whole journal: the entries whose damage this terminal's signed acceptance covers
+    and which are still as accepted, and the acceptances not signed by it (damage themselves)."""
+    acceptances = Acceptances(public_key)
+    forged = [
+        d
         for entry in record.entries()
-        if entry.kind == "operator.action"
-        and entry_hash(entry.prev, entry.seq, entry.at_ns, entry.kind, entry.peer, entry.body) == entry.hash
-        for seq in _accepted_in(entry)
-    }
+        if entry.kind == "operator.action" and (d := acceptances.note(entry)) is not None
+    ]
+    honoured = set()
+    for seq in acceptances.accepted:
+        entry = next(iter(record.entries(seq)), None) if seq >= 1 else None
+        if entry is not None and entry.seq == seq and acceptances.honours(entry):
+            honoured.add(seq)
+    return honoured, forged
 
 
-def check_at_start(record: Record, public_key: bytes, entry_count: int) -> ChainCheck:
+def check_at_start(
+    record: Record, public_key: bytes, entry_count: int, whole_chain_upto: int = WHOLE_CHAIN_AT_START
+) -> ChainCheck:
     """The check a terminal runs before it appends anything.
 
     A checkpoint that is there but not signed by this terminal is damage in itself (entry 0):
@@ -237,9 +329,9 @@ def check_at_start(record: Record, public_key: bytes, entry_count: int) -> Chain
         checkpoint = read_checkpoint(record, public_key)
     except SignatureError as e:
         bad = Damage(0, "checkpoint", f"the journal's checkpoint was not signed by this terminal ({e})")
-        result = check_chain(record, None)
+        result = check_chain(record, None, public_key)
         return ChainCheck(result.head_seq, result.head_hash, result.read, (bad, *result.damage), result.accepted)
     # A check from the checkpoint needs no acceptance from before it: a supervisor's acceptance is
     # always followed by a new checkpoint, after it.
-    start = 1 if checkpoint is None or entry_count <= WHOLE_CHAIN_AT_START else checkpoint.seq
-    return check_chain(record, checkpoint, start=start)
+    start = 1 if checkpoint is None or entry_count <= whole_chain_upto else checkpoint.seq
+    return check_chain(record, checkpoint, public_key, start=start)

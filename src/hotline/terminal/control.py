@@ -84,7 +84,7 @@ async def _accept_damage(terminal: TerminalPort, args: dict[str, Any]) -> Any:
     reason, by = args.get("reason"), args.get("by", "supervisor")
     if not isinstance(reason, str) or not reason.strip() or not isinstance(by, str):
         raise ControlError("accept-damage needs 'reason' (text, not empty) and optionally 'by' (text)")
-    return terminal.accept_damage(reason.strip()[:1000], by[:200])
+    return await terminal.accept_damage(reason.strip()[:1000], by[:200])
 
 
 async def _desk(terminal: TerminalPort, args: dict[str, Any]) -> Any:

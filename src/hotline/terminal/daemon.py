@@ -100,7 +100,9 @@ class Terminal:
             request_flush=self.request_flush,
             forms=load_forms(home, config),  # a broken form type in the home folder stops the start, named
         )
-        self.watch = JournalWatch(self.journal, identity, self.engine, config.journal_check_s, self.clock.wall_ns)
+        self.watch = JournalWatch(
+            self.journal, identity, self.engine, config.journal_check_s, self.clock.wall_ns, config.journal_whole_chain
+        )
         self._dialing: set[tuple[str, str]] = set()
         self._next_dial: dict[tuple[str, str], float] = {}
         self._backoff: dict[tuple[str, str], float] = {}
@@ -314,8 +316,8 @@ class Terminal:
     def status(self) -> dict[str, Any]:
         return {**self.engine.status(), "journal": self.watch.status()}
 
-    def accept_damage(self, reason: str, by: str) -> dict[str, Any]:
-        return self.watch.accept(reason, by)
+    async def accept_damage(self, reason: str, by: str) -> dict[str, Any]:
+        return await self.watch.accept(reason, by)
 
     def alarms(self) -> list[dict[str, Any]]:
         return self.engine.alarms()

@@ -72,7 +72,7 @@ class TerminalPort(Protocol):
         """The paired peers a message may go to, sorted."""
         ...
 
-    def accept_damage(self, reason: str, by: str) -> dict[str, Any]:
+    async def accept_damage(self, reason: str, by: str) -> dict[str, Any]:
         """A supervisor accepts the damage the journal check found: journaled, and appending resumes."""
         ...
 

@@ -280,6 +280,12 @@ class Journal:
     def entry_count(self) -> int:
         return int(self.execute("SELECT count(*) FROM entries").fetchone()[0])
 
+    def last(self) -> Entry | None:
+        row = self.execute(
+            "SELECT seq, at_ns, kind, peer, body, prev, hash FROM entries ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else Entry(*row)
+
     # -- small key/value metadata -----------------------------------------------------------
 
     def get_meta(self, key: str) -> bytes | None:
