@@ -12,12 +12,24 @@ or, for one message, that a person read or acknowledged it. One delivery
 receipt covers a whole range with one signature, because Ed25519 verification
 is the per-message ceiling.
 
-Wire form of both: ``pack({"b": body_bytes, "s": signature})`` where
-``body_bytes`` is itself a canonical msgpack map.
+Wire form of a receipt: ``pack({"b": body_bytes, "s": signature})`` where
+``body_bytes`` is itself a canonical msgpack map. An envelope of version 1 has the
+same form (one signature each). Version 2 (issue 11) signs a *batch*: the
+envelopes sealed in one flush are the leaves of a Merkle tree (RFC 9162 hashing,
+``merkle``), one signature covers its root (the *seal*), and each envelope
+carries the seal, its position and its inclusion path::
+
+    pack({"b": body, "seal": seal_body, "s": seal_signature, "i": index, "p": [sibling hashes]})
+
+so every envelope still proves itself alone — in the journal, in an export — while
+the receiver verifies one signature per batch (``SealCache``) and checks each
+envelope's leaf against the signed root before anything is decrypted. One message
+alone is a batch of one. Version 1 envelopes (journals written before) still open.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,12 +43,16 @@ from hotline.core.model import (
     ReceiptKind,
 )
 from hotline.core.wire import pack, unpack
+from hotline.crypto import merkle
 from hotline.crypto.identity import Identity, verify
 from hotline.crypto.ratchet import Header, Ratchet
 
 ENVELOPE_CONTEXT = b"hotline-envelope-v1\x00"
+BATCH_CONTEXT = b"hotline-batch-seal-v1\x00"
 RECEIPT_CONTEXT = b"hotline-receipt-v1\x00"
-ENVELOPE_VERSION = 1
+ENVELOPE_VERSION = 1  # receipts, and envelopes signed one by one (journals written before batches)
+BATCH_VERSION = 2
+SEAL_CACHE = 64  # verified seals remembered per peer: a batch is at most a flush, and they come in order
 MAX_ENVELOPE_BYTES = MAX_MESSAGE_BYTES + 64 * 1024
 MAX_RECEIPT_BYTES = 4096
 
@@ -132,31 +148,109 @@ def decode_content(data: bytes, sender: str, recipient: str) -> MessageContent:
         raise RemoteProtocolError(f"invalid message content from {sender!r}: {e}") from None
 
 
-def seal(identity: Identity, ratchet: Ratchet, content: MessageContent, seq: int) -> bytes:
-    """Encrypt and sign one message. Advances ``ratchet``: journal its new state with the result."""
+def encrypt_body(ratchet: Ratchet, content: MessageContent, seq: int) -> bytes:
+    """Encrypt one message into an envelope body, to be sealed with its batch (``seal_batch``).
+    Advances ``ratchet``: journal its new state with the sealed result."""
     ad = _associated_data(content.sender, content.recipient, seq)
     header, ciphertext = ratchet.encrypt(encode_content(content), ad)
-    body = pack(
-        {
-            "v": ENVELOPE_VERSION,
-            "from": content.sender,
-            "to": content.recipient,
-            "seq": seq,
-            "h": header.to_bytes(),
-            "c": ciphertext,
-        }
-    )
-    return pack({"b": body, "s": identity.sign(ENVELOPE_CONTEXT, body)})
+    return pack({"v": BATCH_VERSION, "from": content.sender, "to": content.recipient, "seq": seq,
+                 "h": header.to_bytes(), "c": ciphertext})  # fmt: skip
 
 
-def open_envelope(data: bytes, sender_key: bytes) -> Envelope:
-    """Verify an envelope's signature, then parse it. Nothing is decrypted here."""
-    body_bytes, sig = _split_signed(data, MAX_ENVELOPE_BYTES, "envelope")
-    verify(sender_key, ENVELOPE_CONTEXT, body_bytes, sig)
+def seal_batch(identity: Identity, sender: str, recipient: str, bodies: list[bytes]) -> list[bytes]:
+    """Sign a batch of envelope bodies once: the wire envelopes, each with the seal and its path."""
+    if not 1 <= len(bodies) <= merkle.MAX_LEAVES:
+        raise ValueError(f"a batch holds 1 to {merkle.MAX_LEAVES} envelopes")
+    root, paths = merkle.paths([merkle.leaf_hash(b) for b in bodies])
+    seal_body = pack({"v": BATCH_VERSION, "from": sender, "to": recipient, "n": len(bodies), "root": root})
+    signature = identity.sign(BATCH_CONTEXT, seal_body)
+    return [pack({"b": body, "seal": seal_body, "s": signature, "i": i, "p": path})
+            for i, (body, path) in enumerate(zip(bodies, paths, strict=True))]  # fmt: skip
+
+
+def seal(identity: Identity, ratchet: Ratchet, content: MessageContent, seq: int) -> bytes:
+    """Encrypt and sign one message: a batch of one. Advances ``ratchet``."""
+    return seal_batch(identity, content.sender, content.recipient, [encrypt_body(ratchet, content, seq)])[0]
+
+
+class SealCache:
+    """The seals of one peer's recent batches: verified once, and remembered when one of their
+    envelopes did not match (the rest of that batch is refused with it)."""
+
+    def __init__(self, size: int = SEAL_CACHE) -> None:
+        self._size = size
+        self._seen: dict[bytes, bool] = {}  # seal digest -> good (insertion order: oldest first)
+
+    def get(self, digest: bytes) -> bool | None:
+        return self._seen.get(digest)
+
+    def put(self, digest: bytes, good: bool) -> None:
+        self._seen[digest] = good
+        while len(self._seen) > self._size:
+            del self._seen[next(iter(self._seen))]
+
+
+def _open_sealed(outer: dict[str, Any], sender_key: bytes, seals: SealCache | None) -> tuple[bytes, Any, Any]:
+    """A version-2 envelope: the seal's signature (once per batch), then this envelope's place in it.
+    Returns the body bytes, now proven to be what the sender signed, and who the seal names."""
+    body, seal_body, sig, index, path = outer["b"], outer["seal"], outer["s"], outer["i"], outer["p"]
+    if not (
+        isinstance(body, bytes)
+        and isinstance(seal_body, bytes)
+        and isinstance(sig, bytes)
+        and len(sig) == 64
+        and isinstance(index, int)
+        and not isinstance(index, bool)
+        and isinstance(path, list)
+        and len(path) <= merkle.MAX_PATH
+        and all(isinstance(h, bytes) and len(h) == 32 for h in path)
+    ):
+        raise RemoteProtocolError("sealed envelope is malformed")  # fmt: skip
+    seal = unpack(seal_body, max_bytes=1024)
+    if not isinstance(seal, dict) or set(seal) != {"v", "from", "to", "n", "root"} or seal["v"] != BATCH_VERSION:
+        raise RemoteProtocolError("batch seal is not a version-2 seal")
+    size, root = seal["n"], seal["root"]
+    if not isinstance(size, int) or isinstance(size, bool) or not isinstance(root, bytes) or len(root) != 32:
+        raise RemoteProtocolError("batch seal has a malformed size or root")
+    digest = hashlib.sha256(seal_body + sig).digest()
+    known = None if seals is None else seals.get(digest)
+    if known is False:
+        raise RemoteProtocolError("envelope of a batch already refused (another of its envelopes was altered)")
+    if known is None:
+        try:
+            verify(sender_key, BATCH_CONTEXT, seal_body, sig)
+        except SignatureError:
+            raise SignatureError("batch seal signature does not verify against the paired key") from None
+    if merkle.root_from_path(merkle.leaf_hash(body), index, size, path) != root:
+        if seals is not None:
+            seals.put(digest, False)
+        raise RemoteProtocolError(
+            f"envelope {index} of a batch of {size} is not what its seal signs (altered in transit or by the "
+            "sender): the batch is refused from here on"
+        )
+    if seals is not None and known is None:
+        seals.put(digest, True)
+    return body, seal["from"], seal["to"]
+
+
+def open_envelope(data: bytes, sender_key: bytes, seals: SealCache | None = None) -> Envelope:
+    """Verify an envelope (its own signature, or its batch's seal and its place in the batch), then
+    parse it. Nothing is decrypted here. ``seals`` remembers verified batches of this sender."""
+    outer = unpack(data, max_bytes=MAX_ENVELOPE_BYTES)
+    sealed_by: tuple[Any, Any] | None = None
+    if isinstance(outer, dict) and set(outer) == {"b", "seal", "s", "i", "p"}:
+        body_bytes, seal_from, seal_to = _open_sealed(outer, sender_key, seals)
+        version, sealed_by = BATCH_VERSION, (seal_from, seal_to)
+    else:
+        body_bytes, sig = _split_signed(data, MAX_ENVELOPE_BYTES, "envelope")
+        verify(sender_key, ENVELOPE_CONTEXT, body_bytes, sig)
+        version = ENVELOPE_VERSION
     body = unpack(body_bytes, max_bytes=MAX_ENVELOPE_BYTES)
     if not isinstance(body, dict):
         raise RemoteProtocolError("envelope body is not a map")
-    if body.get("v") != ENVELOPE_VERSION:
+    if sealed_by is not None and sealed_by != (body.get("from"), body.get("to")):
+        raise RemoteProtocolError("batch seal and envelope name different senders or recipients")
+    if body.get("v") != version:
         raise RemoteProtocolError(f"unknown envelope version {body.get('v')!r}")
     try:
         header = Header.from_bytes(_field(body, "h", bytes, "envelope"))

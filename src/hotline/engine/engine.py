@@ -235,7 +235,7 @@ class Engine(LinkHandling, DeskHandling):
             if peer.inbound.should_request_resume():
                 link.conn.send_resume(peer.committed_in_upto if not peer.pending_in else peer.inbound.upto)
             return
-        sealed = env.open_envelope(data, peer.identity_key)  # signature first (DESIGN)
+        sealed = env.open_envelope(data, peer.identity_key, peer.seals)  # signature first (DESIGN)
         if sealed.sender != peer.name or sealed.recipient != self.name or sealed.seq != seq:
             raise RemoteProtocolError(
                 f"envelope {seq} is addressed {sealed.sender}->{sealed.recipient} seq {sealed.seq}; "
@@ -497,21 +497,28 @@ class Engine(LinkHandling, DeskHandling):
         return None
 
     def _seal(self, peer: PeerState, now_ns: int) -> None:
+        """Seal what the window allows as one batch: encrypt each message in queue order, then sign
+        the batch once (a Merkle root over the envelopes, ``envelope.seal_batch``), then journal each
+        envelope with its proof. One message alone is a batch of one."""
         budget = min(peer.outbound.room(), SEAL_BATCH)
-        while budget > 0:
+        batch: list[tuple[str, int, bytes]] = []
+        while len(batch) < budget:
             message_id = peer.queue.pop()
             if message_id is None:
-                return
+                break
             content = self._contents.get(message_id) or self.store.load_content(message_id, self.name)
             self._announce_busy(_size(content))  # one held back by a full window is sealed only now
-            seq = peer.outbound.next_seq
-            sealed = env.seal(self.identity, peer.ratchet, content, seq)
-            peer.ratchet_dirty = True
+            seq = peer.outbound.next_seq + len(batch)
+            batch.append((message_id, seq, env.encrypt_body(peer.ratchet, content, seq)))
+        if not batch:
+            return
+        peer.ratchet_dirty = True
+        sealed_batch = env.seal_batch(self.identity, self.name, peer.name, [body for _, _, body in batch])
+        for (message_id, seq, _), sealed in zip(batch, sealed_batch, strict=True):
             peer.out_stream_hash = next_stream_hash(peer.out_stream_hash, sealed)
             self.store.record_sealed(message_id, peer.name, seq, sealed, peer.out_stream_hash, now_ns)
             peer.outbound.sealed(seq, sealed)
             peer.stream_hashes[seq] = peer.out_stream_hash
-            budget -= 1
 
     # -- time -------------------------------------------------------------------------------
 

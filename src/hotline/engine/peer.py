@@ -13,6 +13,7 @@ from hotline.core.errors import JournalError
 from hotline.core.model import MessageContent
 from hotline.core.paths import PathSelector
 from hotline.core.protocol import Connection
+from hotline.crypto import envelope as env
 from hotline.crypto.identity import ContactCard
 from hotline.crypto.ratchet import Ratchet
 
@@ -94,3 +95,4 @@ class PeerState:
     last_error: str | None = None
     doubt: str = ""  # the peer says its journal failed its check: how ("" while it does not)
     link_since_ns: int | None = None
+    seals: env.SealCache = field(default_factory=env.SealCache)  # the peer's batches verified lately
