@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hotline.core.errors import RemoteProtocolError, SignatureError
 from hotline.core.model import MessageContent, Precedence
 from hotline.crypto import envelope as env
+from hotline.crypto import identity as identity_module
 from hotline.crypto import merkle
 from hotline.crypto.identity import Identity
 from hotline.crypto.ratchet import Ratchet
@@ -72,9 +73,14 @@ def test_a_batch_is_verified_once_and_each_envelope_against_its_root(
 ) -> None:
     washington, _ = keys
     batch = _batch(washington, 20)
-    calls = []
-    real = env.verify
-    monkeypatch.setattr(env, "verify", lambda *a: calls.append(1) or real(*a))
+    calls: list[bytes] = []
+    real = identity_module.verify
+
+    def counting(key: bytes, context: bytes, data: bytes, signature: bytes) -> None:
+        calls.append(context)
+        real(key, context, data, signature)
+
+    monkeypatch.setattr(env, "verify", counting)
     seals = env.SealCache()
     opened = [env.open_envelope(e, washington.public_key, seals) for e in batch]
     assert [o.seq for o in opened] == list(range(1, 21))
