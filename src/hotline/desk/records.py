@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotline.core.errors import CryptoError, DeskError, RemoteProtocolError
+from hotline.core.errors import CryptoError, DeliveryError, DeskError, RemoteProtocolError
 from hotline.core.model import Precedence, validate_lang, validate_name, validate_text
 from hotline.core.wire import pack, unpack
 from hotline.crypto.identity import Identity, verify
@@ -330,7 +330,9 @@ def _parse(body_bytes: bytes, signed: bytes) -> DeskRecord:
         if rtype.starts_thread and body["thread"] != body["id"]:
             raise DeskError("a proposal must be its own thread")
         checked = check_fields(rtype, fields)
-    except (ValueError, KeyError, DeskError) as e:
+    # validate_name and validate_text (core.model) raise DeliveryError: a bad name or text from the
+    # peer is its protocol error too, never an exception that escapes the engine's handler.
+    except (ValueError, KeyError, DeskError, DeliveryError) as e:
         raise RemoteProtocolError(f"malformed desk record: {e}") from None
     return DeskRecord(body["id"], rtype, body["thread"], body["author"], body["peer"], lamport, at_ns, checked,
                       signed)  # fmt: skip

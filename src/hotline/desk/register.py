@@ -309,6 +309,17 @@ class Register:
             return f"desk record {record.id} refers to {record.thread}, which this terminal does not hold"
         if record.type.starts_thread and record.thread in self._threads:
             return f"desk record {record.id} starts a thread that already exists"
+        # Both checks below hold for every record this side's own make_record builds; a peer's
+        # that fails one would break the fold for everyone: a record ordered before its thread's
+        # proposal makes the thread neither a call nor a commitment (the first record names the
+        # kind), and a recurrence dateutil cannot read makes every listing of calls raise.
+        if not record.type.starts_thread and record.lamport <= self.first(record.thread).lamport:
+            return f"desk record {record.id} is ordered before the proposal of {record.thread} (Lamport number)"
+        if record.type is RecordType.CALL_PROPOSE:
+            try:
+                _parse_rrule(record.fields["every"], record.fields["at"])
+            except DeskError as e:
+                return f"desk record {record.id}: {e}"
         return ""
 
     def next_lamport(self, thread: str) -> int:
