@@ -29,7 +29,7 @@ from hotline.core.errors import ConfigError, ControlError
 from hotline.core.times import format_duration, parse_duration, parse_time, rfc3339
 from hotline.desk.acts import make_record
 from hotline.desk.records import decode_record
-from hotline.desk.register import Register, call_view, commitment_view
+from hotline.desk.register import Register, call_view, commitment_view, with_times
 from hotline.engine.desking import file_record
 from hotline.home.forms import load_forms
 from hotline.terminal.control import ControlClient
@@ -126,17 +126,6 @@ def cmd_call(args: argparse.Namespace) -> int:
 
 def _when(ns: int) -> str:
     return rfc3339(ns) if ns else "-"
-
-
-def with_times(view: dict[str, Any]) -> dict[str, Any]:
-    """A view with an RFC 3339 text beside every *_ns time (0 = none: null)."""
-    out: dict[str, Any] = {}
-    for key, raw in view.items():
-        value = [with_times(v) if isinstance(v, dict) else v for v in raw] if isinstance(raw, list) else raw
-        out[key] = value
-        if key.endswith("_ns") and isinstance(value, int):
-            out[key[:-3]] = rfc3339(value) if value else None
-    return out
 
 
 def cmd_calls(args: argparse.Namespace) -> int:

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from hotline.cli.common import Add, home_option, now_ns, open_home, out_json
-from hotline.cli.desk import do_act, load_register, with_times
+from hotline.cli.desk import do_act, load_register
 from hotline.core.errors import ConfigError, DeskError
 from hotline.core.times import parse_time, rfc3339
 from hotline.desk.notices import notice_view, refusals_sent, tallies
 from hotline.desk.records import RecordType
+from hotline.desk.register import with_times
 from hotline.home.forms import load_forms
 
 NOTIFY_EPILOG = """\

@@ -58,6 +58,32 @@ _DEFAULTS: dict[RecordType, dict[str, Any]] = {
 }  # fmt: skip
 
 
+def _act_fields(act: dict[str, Any]) -> tuple[str, RecordType, dict[str, Any]]:
+    """The act's name, record type and fields with defaults filled in (not yet checked)."""
+    name = act.get("act")
+    if not isinstance(name, str) or name not in ACTS:
+        raise DeskError(f"unknown desk act {name!r}; one of {', '.join(ACTS)}")
+    rtype = ACTS[name][0]
+    fields = {k: v for k, v in act.items() if k not in ("act", "to", "id", "ui_lang")}
+    if "disclosure" in fields and isinstance(fields["disclosure"], str):
+        fields["disclosure"] = Disclosure.parse(fields["disclosure"]).value
+    if "precedence" in fields and isinstance(fields["precedence"], str):
+        fields["precedence"] = Precedence.parse(fields["precedence"]).label
+    return name, rtype, {**_DEFAULTS.get(rtype, {}), **fields}
+
+
+def check_act(act: dict[str, Any]) -> None:
+    """Refuse (``DeskError``) an act that is malformed in itself — an unknown act, a missing,
+    unknown or ill-typed field — whatever the register holds. The HTTP API tells this caller's
+    mistake (400) from an act the state of the call or commitment refuses (409)."""
+    _name, rtype, fields = _act_fields(act)
+    if rtype is RecordType.COMMITMENT_AGREE:
+        fields["text_hash"] = bytes(32)  # filled in from the proposal by ``make_record``
+    if rtype is RecordType.NOTIFICATION:
+        fields["form_hash"] = bytes(32)  # filled in from the form type by ``make_record``
+    check_fields(rtype, fields)
+
+
 def make_record(
     register: Register,
     identity: Identity,
@@ -70,16 +96,8 @@ def make_record(
 ) -> DeskRecord:
     """Build, check and sign the record for ``act``; ``DeskError`` says why it is refused (a form's
     failing fields named in ``lang``)."""
-    name = act.get("act")
-    if not isinstance(name, str) or name not in ACTS:
-        raise DeskError(f"unknown desk act {name!r}; one of {', '.join(ACTS)}")
-    rtype, names_thread = ACTS[name]
-    fields = {k: v for k, v in act.items() if k not in ("act", "to", "id", "ui_lang")}
-    if "disclosure" in fields and isinstance(fields["disclosure"], str):
-        fields["disclosure"] = Disclosure.parse(fields["disclosure"]).value
-    if "precedence" in fields and isinstance(fields["precedence"], str):
-        fields["precedence"] = Precedence.parse(fields["precedence"]).label
-    fields = {**_DEFAULTS.get(rtype, {}), **fields}
+    name, rtype, fields = _act_fields(act)
+    names_thread = ACTS[name][1]
     record_id = uuid7(now_ns // 1_000_000, randbytes(10))
     if names_thread:
         given = act.get("id")

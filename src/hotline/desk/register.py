@@ -40,6 +40,7 @@ from typing import Any
 from dateutil.rrule import rrulestr
 
 from hotline.core.errors import DeskError
+from hotline.core.times import rfc3339
 from hotline.desk.notices import Notice, apply_notice, fold_notice
 from hotline.desk.records import CommitmentStatus, DeskRecord, RecordType
 
@@ -483,3 +484,20 @@ def step_view(step: Step) -> dict[str, Any]:
     detail = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in r.fields.items() if k not in ("text", "agenda")}
     return {"id": r.id, "type": r.type.value, "author": r.author, "at_ns": r.at_ns, "lamport": r.lamport,
             "void": step.void, "fields": detail}  # fmt: skip
+
+
+def with_times(view: dict[str, Any]) -> dict[str, Any]:
+    """A view with an RFC 3339 text beside every *_ns time (0 = none: null), as the CLI's --json
+    and the HTTP API show them."""
+    out: dict[str, Any] = {}
+    for key, raw in view.items():
+        if isinstance(raw, list):
+            value: Any = [with_times(v) if isinstance(v, dict) else v for v in raw]
+        elif isinstance(raw, dict):
+            value = with_times(raw)
+        else:
+            value = raw
+        out[key] = value
+        if key.endswith("_ns") and isinstance(value, int) and not isinstance(value, bool):
+            out[key[:-3]] = rfc3339(value) if value else None
+    return out

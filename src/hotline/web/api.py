@@ -30,6 +30,7 @@ from hotline.crypto.identity import ContactCard, fingerprint
 from hotline.engine.pairing import peer_listing
 from hotline.storage import audit
 from hotline.storage.backend import open_storage
+from hotline.web import desk
 from hotline.web.actions import MESSAGE_FIELDS, acknowledge, message_view, send_message, status_view, verify_journal
 from hotline.web.auth import SESSION_COOKIE, authenticate, end_session, set_session_cookie, start_session
 from hotline.web.context import context
@@ -359,8 +360,9 @@ ENDPOINTS = [
     Endpoint("POST", "/api/tokens", "Create an API token (the secret is shown once)", Permission.ADMINISTER,
              post_token, "{role, label}"),
     Endpoint("DELETE", "/api/tokens/{id}", "Revoke an API token", Permission.ADMINISTER, delete_token),
-    Endpoint("GET", "/api/events", "Server-sent events: received, delivered, acknowledged, alarm, status",
+    Endpoint("GET", "/api/events", "Server-sent events: received, delivered, acknowledged, alarm, desk, status",
              Permission.READ, events),
+    *(Endpoint(*row) for row in desk.endpoints()),
 ]  # fmt: skip
 
 
@@ -379,6 +381,11 @@ def openapi_schema() -> dict[str, Any]:
                 "421": {"description": "the Host header is not a loopback name (the console listens on loopback)"},
             },
         }
+        if e.path.startswith(("/api/calls", "/api/commitments")):
+            operation["responses"]["404"] = {"description": "no call or commitment with that id"}
+            if e.method == "POST":
+                operation["responses"]["409"] = {"description": "the desk refuses the act in the call's or "
+                                                  "commitment's present state, with its reason"}  # fmt: skip
         if e.body:
             operation["responses"]["413"] = {"description": "the body is larger than this endpoint takes"}
             operation["responses"]["415"] = {"description": "the body is not application/json"}

@@ -48,6 +48,14 @@ WORDS = [
     N_("flash"), N_("immediate"), N_("priority"), N_("routine"),
     N_("queued"), N_("sent"), N_("delivered"), N_("received"), N_("created"), N_("read"), N_("acknowledged"),
     N_("operator"), N_("supervisor"), N_("auditor"),
+    # the desk: calls, commitments, disclosure levels
+    N_("proposed"), N_("unanswered"), N_("countered"), N_("accepted"), N_("live"), N_("ended"), N_("declined"),
+    N_("withdrawn"), N_("agreed"), N_("overdue"), N_("fulfilled"), N_("lapsed"),
+    N_("public"), N_("confidential"), N_("secret"),
+    N_("meeting"), N_("summit"), N_("exchange"), N_("moratorium"), N_("other"),
+    N_("call.propose"), N_("call.accept"), N_("call.decline"), N_("call.counter"), N_("call.withdraw"),
+    N_("call.start"), N_("call.end"), N_("call.note"), N_("readout"), N_("commitment.propose"),
+    N_("commitment.agree"), N_("commitment.decline"), N_("commitment.status"), N_("commitment.round"),
 ]  # fmt: skip
 
 

@@ -108,7 +108,20 @@ function setLive(state) {
   if (banner) banner.hidden = state !== "reconnecting";
 }
 
+// Answer-by deadlines count down (an element with data-deadline, in ms since 1970).
+function countdowns() {
+  for (const el of document.querySelectorAll("[data-deadline]")) {
+    const left = Math.round((Number(el.dataset.deadline) - Date.now()) / 1000);
+    if (left <= 0) { el.textContent = el.dataset.passed || "0:00"; el.classList.add("passed"); continue; }
+    const h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
+    el.textContent = (h ? h + ":" + String(m).padStart(2, "0") : String(m)) + ":" + String(s).padStart(2, "0");
+    el.classList.toggle("soon", left < 300);
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  countdowns();
+  setInterval(countdowns, 1000);
   for (const kind of ["pointerdown", "keydown"]) {
     document.addEventListener(kind, () => { unlockAudio().then(showSoundNote, showSoundNote); }, { capture: true });
   }
@@ -118,7 +131,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const flash = document.getElementById("flash");
   if (flash) refresh(flash);
   const events = new EventSource("/api/events");
-  const names = ["received", "accepted", "delivered", "read", "read-here", "acknowledged", "acknowledged-here", "alarm", "status"];
+  const names = ["received", "accepted", "delivered", "read", "read-here", "acknowledged", "acknowledged-here", "alarm", "desk", "status"];
   for (const name of names) {
     events.addEventListener(name, () => schedule(name));
   }
