@@ -15,7 +15,7 @@ import os
 import sys
 
 from hotline import __version__
-from hotline.cli import access, demo, desk, journal, messages, notify, peers, run, setup, status
+from hotline.cli import access, demo, desk, journal, messages, notify, peers, record, run, setup, status
 from hotline.cli.common import HOME_HELP, Command, home_option, json_option
 from hotline.core.errors import HotlineError
 
@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.register(add)  # alarms, status
     desk.register(add)  # call, calls, readout, commitment, commitments
     notify.register(add)  # notify, notifications, notification
+    record.register(add)  # record report
     access.register(add)  # user, token
     journal.register(add)  # journal verify, journal export
     demo.register(add)  # demo
