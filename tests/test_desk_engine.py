@@ -203,3 +203,17 @@ def test_acts_are_refused_with_a_reason_and_nothing_journaled(world: World) -> N
             act(a, request)
     assert a.journal.entry_count() == before
     assert acts.ACTS  # the table the refusals name
+
+
+def test_a_recurrence_finer_than_daily_is_refused_so_listing_the_next_time_stays_quick(world: World) -> None:
+    for freq in ("SECONDLY", "MINUTELY", "HOURLY"):
+        with pytest.raises(DeskError, match="at most daily"):
+            act(world.a, {"act": "call.propose", "to": "moscow", "subject": "x", "every": f"FREQ={freq}",
+                          "at": 10**18})  # fmt: skip
+    record = act(world.a, {"act": "call.propose", "to": "moscow", "subject": "weekly", "every": "FREQ=WEEKLY",
+                           "at": 10**18})  # fmt: skip
+    assert world.a.engine is not None
+    now = world.a.clock.wall_ns()
+    following = world.a.engine.desk.call(record.id).next_occurrence_ns(now)
+    week = 7 * 86400 * 10**9
+    assert now < following <= now + week and (following - 10**18) % week == 0  # weekly from the first time

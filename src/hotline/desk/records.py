@@ -308,7 +308,7 @@ def sign_record(identity: Identity, record: DeskRecord) -> DeskRecord:
 
 def _parse(body_bytes: bytes, signed: bytes) -> DeskRecord:
     body = unpack(body_bytes, max_bytes=MAX_RECORD_BYTES)
-    if not isinstance(body, dict) or body.get("v") != DESK_VERSION:
+    if not isinstance(body, dict) or type(body.get("v")) is not int or body["v"] != DESK_VERSION:
         raise RemoteProtocolError("desk record is not a version-1 map")
     if set(body) != {"v", "id", "type", "thread", "author", "peer", "lamport", "at", "f"}:
         raise RemoteProtocolError(f"desk record has fields {sorted(body)}")

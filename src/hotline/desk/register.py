@@ -33,6 +33,7 @@ the exact text it was offered)::
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,6 +143,11 @@ def _parse_rrule(every: str, at_ns: int) -> None:
         return
     if not at_ns:
         raise DeskError("a recurring call (--every) needs its first time (--at)")
+    freq = re.search(r"FREQ=([A-Z]+)", every.upper())
+    if freq is not None and freq.group(1) in ("SECONDLY", "MINUTELY", "HOURLY"):
+        # Finding the next time counts occurrences from the first: one a second since 1970 would hang
+        # every listing, and no call between capitals recurs more often than daily.
+        raise DeskError(f"a call recurs at most daily, not {freq.group(1)}")
     try:
         rrulestr(every, dtstart=dt.datetime.fromtimestamp(at_ns // 1_000_000_000, tz=dt.UTC))
     except (ValueError, TypeError) as e:
