@@ -184,6 +184,7 @@ class Journal:
         except sqlite3.Error as e:
             raise JournalError(f"cannot open journal {path}: {e}") from None
         self._in_tx = False
+        self._head: tuple[int, bytes] | None = None  # (seq, hash) of the last entry, within a transaction
 
     def _missing_columns(self) -> list[tuple[str, str, str]]:
         """The entries of ``_ADDED_COLUMNS`` this journal's tables lack."""
@@ -224,13 +225,16 @@ class Journal:
         except sqlite3.Error as e:
             raise JournalError(f"cannot start a journal transaction on {self.path}: {e}") from None
         self._in_tx = True
+        self._head = None  # read afresh inside this transaction: another process may have appended
         try:
             yield
         except BaseException:
             self._in_tx = False
+            self._head = None
             self._db.execute("ROLLBACK")
             raise
         self._in_tx = False
+        self._head = None
         try:
             self._db.execute("COMMIT")
         except sqlite3.Error as e:
@@ -259,15 +263,20 @@ class Journal:
     def append(self, kind: str, body: dict[str, Any], at_ns: int, peer: str = "") -> int:
         """Append one entry to the chain; return its sequence number."""
         self._require_tx()
-        row = self.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS_HASH)
+        if self._head is None:
+            # BEGIN IMMEDIATE holds the write lock until the commit, so the head read once per
+            # transaction stays the head: later appends in it follow on without asking again.
+            row = self.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+            self._head = (int(row[0]), bytes(row[1])) if row else (0, GENESIS_HASH)
+        seq, prev = self._head[0] + 1, self._head[1]
         data = pack(body)
         digest = entry_hash(prev, seq, at_ns, kind, peer, data)
         self.execute(
             "INSERT INTO entries(seq, at_ns, kind, peer, body, prev, hash) VALUES (?,?,?,?,?,?,?)",
             (seq, at_ns, kind, peer, data, prev, digest),
         )
-        return int(seq)
+        self._head = (seq, digest)
+        return seq
 
     def entries(self, start: int = 1) -> Iterator[Entry]:
         cur = self.execute(
