@@ -390,8 +390,9 @@ class Engine(LinkHandling, DeskHandling):
             self._acks_in.clear()
             for peer in self.peers.values():
                 if peer.pending_in:
-                    for seq, data, stream_hash, content in peer.pending_in:
-                        self.store.record_received(content, seq, data, stream_hash, now_ns)
+                    final = len(peer.pending_in) - 1
+                    for n, (seq, data, stream_hash, content) in enumerate(peer.pending_in):
+                        self.store.record_received(content, seq, data, stream_hash, now_ns, last=n == final)
                         self._contents.pop(content.id, None)
                         if content.kind is MessageKind.RECORD:
                             desk_in = self._write_desk_in(content, now_ns)
@@ -514,9 +515,11 @@ class Engine(LinkHandling, DeskHandling):
             return
         peer.ratchet_dirty = True
         sealed_batch = env.seal_batch(self.identity, self.name, peer.name, [body for _, _, body in batch])
-        for (message_id, seq, _), sealed in zip(batch, sealed_batch, strict=True):
+        final = len(batch) - 1
+        for n, ((message_id, seq, _), sealed) in enumerate(zip(batch, sealed_batch, strict=True)):
             peer.out_stream_hash = next_stream_hash(peer.out_stream_hash, sealed)
-            self.store.record_sealed(message_id, peer.name, seq, sealed, peer.out_stream_hash, now_ns)
+            self.store.record_sealed(message_id, peer.name, seq, sealed, peer.out_stream_hash, now_ns,
+                                     last=n == final)  # fmt: skip
             peer.outbound.sealed(seq, sealed)
             peer.stream_hashes[seq] = peer.out_stream_hash
 

@@ -134,9 +134,12 @@ class MessageStore(Protocol):
         ...
 
     def record_sealed(
-        self, message_id: str, peer: str, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int
-    ) -> None:
-        """The message was sealed as ``seq`` of the stream (``message.sealed``, state sent)."""
+        self, message_id: str, peer: str, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int,
+        *, last: bool = True,
+    ) -> None:  # fmt: skip
+        """The message was sealed as ``seq`` of the stream (``message.sealed``, state sent). A batch
+        passes ``last=False`` for all but its last envelope, in one transaction: the stream's cursor
+        then moves once, to where the last one leaves it."""
         ...
 
     def unacked(self, peer: str) -> dict[int, bytes]:
@@ -153,9 +156,11 @@ class MessageStore(Protocol):
     # -- incoming
 
     def record_received(
-        self, content: MessageContent, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int
-    ) -> None:
-        """A message from the peer, journaled (``message.received``); the inbound cursor moves on."""
+        self, content: MessageContent, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int,
+        *, last: bool = True,
+    ) -> None:  # fmt: skip
+        """A message from the peer, journaled (``message.received``); the inbound cursor moves on
+        (once per batch: ``last=False`` for all but the last of several in one transaction)."""
         ...
 
     def record_receipt_sent(self, peer: str, receipt: bytes, upto: int, at_ns: int) -> None: ...

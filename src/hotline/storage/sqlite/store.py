@@ -190,8 +190,9 @@ class Store:
         )  # fmt: skip
 
     def record_sealed(
-        self, message_id: str, peer: str, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int
-    ) -> None:
+        self, message_id: str, peer: str, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int,
+        *, last: bool = True,
+    ) -> None:  # fmt: skip
         self.journal.append(
             "message.sealed",
             {"id": message_id, "seq": seq, "envelope": envelope, "sh": stream_hash},
@@ -203,10 +204,11 @@ class Store:
             "WHERE id = ? AND state = 'queued'",
             (seq, envelope, stream_hash, at_ns, message_id),
         )
-        self.journal.execute(
-            "UPDATE cursors SET out_next_seq = ?, out_stream_hash = ? WHERE peer = ?",
-            (seq + 1, stream_hash, peer),
-        )
+        if last:  # the cursor moves once per batch: the batch's last envelope says where it stands
+            self.journal.execute(
+                "UPDATE cursors SET out_next_seq = ?, out_stream_hash = ? WHERE peer = ?",
+                (seq + 1, stream_hash, peer),
+            )
 
     def unacked(self, peer: str) -> dict[int, bytes]:
         rows = self.journal.execute(
@@ -249,6 +251,8 @@ class Store:
         return ids
 
     def _insert_attachments(self, content: MessageContent) -> None:
+        if not content.attachments:
+            return
         self.journal.executemany(
             "INSERT INTO attachments(message_id, idx, name, sha256, data) VALUES (?,?,?,?,?)",
             [
@@ -260,8 +264,9 @@ class Store:
     # -- incoming messages ------------------------------------------------------------------
 
     def record_received(
-        self, content: MessageContent, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int
-    ) -> None:
+        self, content: MessageContent, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int,
+        *, last: bool = True,
+    ) -> None:  # fmt: skip
         fields = content_fields(content)
         fields.update({"seq": seq, "envelope": envelope, "sh": stream_hash})
         entry = self.journal.append("message.received", fields, at_ns, peer=content.sender)
@@ -273,10 +278,11 @@ class Store:
              content.created_at_ns, at_ns, envelope, stream_hash, entry, content.kind.value, content.classification),
         )  # fmt: skip
         self._insert_attachments(content)
-        self.journal.execute(
-            "UPDATE cursors SET in_upto = ?, in_stream_hash = ?, last_contact_ns = ? WHERE peer = ?",
-            (seq, stream_hash, at_ns, content.sender),
-        )
+        if last:
+            self.journal.execute(
+                "UPDATE cursors SET in_upto = ?, in_stream_hash = ?, last_contact_ns = ? WHERE peer = ?",
+                (seq, stream_hash, at_ns, content.sender),
+            )
 
     def record_receipt_sent(self, peer: str, receipt: bytes, upto: int, at_ns: int) -> None:
         self.journal.append(
