@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import signal
 import socket
@@ -101,6 +102,10 @@ def two_terminals(
         for name, home in pair.homes.items():
             flags = listen(name) if listen else ["--listen", f"127.0.0.1:{free_port()}"]
             hotline(home, "init", "--name", name, "--no-passphrase", *flags)
+            window = os.environ.get("HOTLINE_BENCH_WINDOW")  # try another in-flight window
+            if window:
+                config = home / "config.toml"
+                config.write_text(re.sub(r"(?m)^window = \d+$", f"window = {int(window)}", config.read_text()))
             (root / f"{name}.card").write_text(hotline(home, "card"))
         hotline(pair.washington, "pair", str(root / "moscow.card"))
         hotline(pair.moscow, "pair", str(root / "washington.card"))

@@ -17,6 +17,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections import deque
 
 from _common import loopback_round_trip_ms, two_terminals
 from hotline.terminal.control import ControlClient
@@ -34,10 +35,13 @@ def main() -> int:
     times: list[float] = []
     with two_terminals("flash") as pair, ControlClient(pair.washington, timeout=120) as client:
         for n in range(args.rounds):
-            routine = [client.submit("send", to="moscow", id=str(uuid.uuid4()), body=f"routine {n}.{i}")
-                       for i in range(args.queued)]  # fmt: skip
-            for req in routine:  # all journaled (queued), none waited for
-                client.result(req)
+            outstanding: deque[int] = deque()
+            for i in range(args.queued):  # each journaled (queued); none waited for until delivered
+                if len(outstanding) >= 500:  # the control socket's buffers are not endless
+                    client.result(outstanding.popleft())
+                outstanding.append(client.submit("send", to="moscow", id=str(uuid.uuid4()), body=f"routine {n}.{i}"))
+            while outstanding:
+                client.result(outstanding.popleft())
             start = time.perf_counter()
             client.request("send", to="moscow", precedence="flash", body=f"flash {n}", wait="delivered")
             times.append((time.perf_counter() - start) * 1000)
