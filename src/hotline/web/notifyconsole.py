@@ -190,12 +190,15 @@ def form_data(fields: list[dict[str, Any]], form: FormData) -> tuple[dict[str, A
 
 def errors_by_field(fields: list[dict[str, Any]], errors: list[FieldError]) -> tuple[dict[str, list[str]], list[str]]:
     """Each error beside the field it concerns (a place's lat, lon or area, a list's item: the field
-    itself); those that name no field, for the top of the form."""
+    itself; a group of fields left out whole: its first field); those that name no field, for the top
+    of the form."""
     paths = sorted((f["path"] for f in fields), key=len, reverse=True)
     beside: dict[str, list[str]] = {}
     rest: list[str] = []
     for e in errors:
         owner = next((p for p in paths if e.path == p or e.path.startswith(p + ".")), None)
+        if owner is None and e.path:
+            owner = next((f["path"] for f in fields if f["path"].startswith(e.path + ".")), None)
         if owner is None:
             rest.append(e.text)
         else:
