@@ -18,6 +18,7 @@ from hotline.crypto.identity import Identity
 from hotline.desk.acts import make_record
 from hotline.desk.register import Register
 from hotline.desk.report import Audience, Format, Period, render
+from hotline.home.forms import load_forms
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -231,6 +232,62 @@ def test_an_empty_period_still_has_its_three_charts_and_says_so(desk: Desk) -> N
     assert "Period: 2024-01-01 to 2024-01-31." in page
 
 
+def with_notices() -> tuple[Desk, list[str]]:
+    """The season, and four notifications in it: an incident acknowledged, a launch notified late, a
+    violation report from moscow and washington's response disputing it."""
+    d = season()
+    forms = load_forms(None)
+
+    def act(who: str, when: str, act: dict[str, Any]) -> str:
+        other = "moscow" if who == "washington" else "washington"
+        record = make_record(d.register, d.sides[who], {"to": other, **act}, parse_time(when), d.rand, [other], forms)
+        d.register.add(record)
+        return record.id
+
+    incident = act("washington", "2025-09-05T10:00:00Z", {"act": "notify", "form": "incident", "data": {
+        "incident": "UNEXPLAINED", "occurred_at": "2025-09-05T09:50:00Z", "location": {"lat": 55.75, "lon": 37.61},
+        "risk": "NO_DETONATION_RISK"}})  # fmt: skip
+    act("moscow", "2025-09-05T10:04:00Z", {"act": "notification.ack", "id": incident, "by": "boris"})
+    launch = act("moscow", "2025-10-01T12:00:00Z", {"act": "notify", "form": "missile-launch", "data": {
+        "missile": "ICBM", "count": 1, "window_opens": "2025-10-02T06:00:00Z", "window_closes": "2025-10-02T10:00:00Z",
+        "launch_area": {"lat": 62.93, "lon": 40.57}, "impact_area": {"lat": 62.0, "lon": 165.0}}})  # fmt: skip
+    report = act("moscow", "2025-10-20T08:00:00Z", {"act": "notify", "form": "violation-report", "data": {
+        "arrangement": "ENERGY_SITE_MORATORIUM", "alleged_at": "2025-10-19T03:10:00Z",
+        "location": {"lat": 47.51, "lon": 34.62}, "target": "SUBSTATION", "means": "DRONE"}})  # fmt: skip
+    response = {"act": "notify", "form": "violation-response", "answers": report, "data": {"status": "DISPUTED"}}
+    answer = act("washington", "2025-10-20T12:00:00Z", response)
+    return d, [incident, launch, report, answer]
+
+
+@pytest.mark.parametrize("fmt", ["md", "html"])
+def test_notifications_are_in_the_internal_edition_only(desk: Desk, fmt: str) -> None:
+    d, ids = with_notices()
+    forms = load_forms(None)
+    public = render(d.register, PERIOD, Audience.PUBLIC, Format(fmt), NOW, forms)
+    # The public edition says nothing of them: it is the same document as without them, to the byte.
+    assert public == report(desk, "public", fmt)
+    assert not re.search("notif|incident|launch|violation", public, re.IGNORECASE)
+    assert not any(i in public for i in ids)
+    internal = render(d.register, PERIOD, Audience.INTERNAL, Format(fmt), NOW, forms)
+    assert all(i in internal for i in ids)
+    assert ("Notifications in the period: 4 (1 acknowledged, 3 open, 0 refused; 1 late, 3 not acknowledged within "
+            "their handling time). Violation reports: 0 answered, 1 disputed, 0 open.") in internal  # fmt: skip
+    assert "they appear in this internal edition only" in internal
+    assert "Incident notification (1971 Agreement)" in internal
+    if fmt == "md":
+        assert "| Incident notification (1971 Agreement) | 2025-09 | 1 |" in internal
+        assert "| 0 | 1 | 0 |" in internal  # violation reports: answered, disputed, open
+        late = internal.split("### Sent late")[1].split("###")[0]
+        assert ids[1] in late and ids[0] not in late and "open, late, overdue" in late
+        assert "| notifications | 0 | 0 | 0 | 0 |" not in internal
+        assert "| incident | 0 | 1 | 0 | 0 |" in internal  # the chart's numbers: August to November
+    else:
+        assert internal.count('<svg id="chart-notifications"') == 1
+        assert '<section id="notifications">' in internal
+    # Without the form types (as before), the internal edition is as it was.
+    assert render(d.register, PERIOD, Audience.INTERNAL, Format(fmt), NOW) == report(desk, "internal", fmt)
+
+
 @pytest.fixture(scope="module")
 def chromium_page() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
@@ -264,6 +321,9 @@ def test_record_report_on_a_real_terminal_in_md_html_and_pdf(paired: tuple[Termi
                  "secret").stdout.strip()  # fmt: skip
     a.cli("readout", "add", shown, "--lang", "en", "--disclosure", "public", "--text", "We asked for a call.")
     a.cli("commitment", "add", "--to", "moscow", "--title", "Advisers meet", "--disclosure", "public")
+    notice = a.cli("notify", "incident", "--to", "moscow", "--field", "incident=UNEXPLAINED", "--field",
+                   "occurred_at=2025-03-20T03:10:00Z", "--field", "location.lat=55.75", "--field", "location.lon=37.61",
+                   "--field", "risk=NO_DETONATION_RISK").stdout.strip()  # fmt: skip
     out = {f: tmp_path / f"report.{f}" for f in ("md", "html", "pdf")}
     for fmt, path in out.items():
         done = a.cli("record", "report", "--from", "2020-01-01", "--to", "2099-12-31", "--format", fmt, "-o",
@@ -273,10 +333,12 @@ def test_record_report_on_a_real_terminal_in_md_html_and_pdf(paired: tuple[Termi
     for text in (md, page):
         assert "Announced energy call" in text and "We asked for a call." in text and "Advisers meet" in text
         assert "Quiet back channel" not in text and held not in text and "held" not in text
+        assert notice not in text and "otification" not in text and "Incident" not in text
     assert all(f'<svg id="{c}"' in page for c in CHART_IDS)
     assert out["pdf"].read_bytes().startswith(b"%PDF")
     internal = a.cli("record", "report", "--audience", "internal", "--format", "md", "-o", "-").stdout
     assert "Quiet back channel" in internal and held in internal and "1 announced, 1 held" in internal
+    assert notice in internal and "Notifications in the period: 1 (0 acknowledged, 1 open" in internal
     # Clear refusals: a period the wrong way round, and a PDF with no Chromium to print it.
     wrong = a.cli("record", "report", "--from", "2025-02-01", "--to", "2025-01-01", "-o", "x.md", check=False)
     assert wrong.returncode == 1 and "must come after --from" in wrong.stderr

@@ -20,6 +20,7 @@ from hotline.cli.common import Add, home_option, now_ns, open_home
 from hotline.cli.desk import load_register
 from hotline.core.errors import ConfigError
 from hotline.core.times import parse_time
+from hotline.home.forms import load_forms
 
 FORMATS = ("html", "pdf", "md")
 CHROMIUM_TIMEOUT_S = 120
@@ -61,7 +62,11 @@ def cmd_record(args: argparse.Namespace) -> int:
         raise ConfigError("a PDF needs a file to go to (-o FILE), not stdout")
     register = load_register(home, config.name)
     period = Period(start, end)
-    text = render(register, period, Audience(args.audience), Format.MD if fmt == "md" else Format.HTML, now_ns())
+    audience = Audience(args.audience)
+    forms = (
+        load_forms(home, config) if audience is Audience.INTERNAL else None
+    )  # the public edition has no word of them
+    text = render(register, period, audience, Format.MD if fmt == "md" else Format.HTML, now_ns(), forms)
     if args.output == "-":
         sys.stdout.write(text)
         return 0

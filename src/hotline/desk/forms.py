@@ -330,7 +330,11 @@ def _walk(form: FormType, schema: dict[str, Any], path: str, lang: str, out: lis
         entry["kind"] = "date-time"
     elif kind == "array":
         entry["kind"] = "list"
-    for cap in ("minimum", "maximum", "maxLength"):
+        items = schema.get("items", {})
+        entry["item_kind"] = "enum" if "enum" in items else str(items.get("type", "string"))
+        if "enum" in items:  # a list of codes: chosen from their names, like an enumeration
+            entry["choices"] = [(code, form.code(code, lang)) for code in items["enum"]]
+    for cap in ("minimum", "maximum", "maxLength", "maxItems"):
         if cap in schema:
             entry[cap] = schema[cap]
     out.append(entry)

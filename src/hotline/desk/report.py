@@ -10,7 +10,9 @@ editions:
   *before* anything is counted or drawn, so nothing of it — no count, no id, no
   bar in a chart — can reach the document.
 - **internal**: everything, each item marked with its disclosure, and how many
-  contacts were kept off the public record ("6 announced, 11 held").
+  contacts were kept off the public record ("6 announced, 11 held"); and the
+  formatted notifications of the period, which carry no disclosure mark and so
+  appear here only (``desk.report_notices``).
 
 A contact belongs to the period by the time it took place, or, if it never did,
 by the time it was requested. A readout belongs by the time it was written; a
@@ -31,8 +33,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from hotline.core.times import format_duration
+from hotline.desk.forms import FormRegistry
 from hotline.desk.records import DeskRecord, Disclosure, RecordType
 from hotline.desk.register import Call, Commitment, Register
+from hotline.desk.report_notices import NOTICE_COLUMNS, REPORT_STATUSES, NoticeSection, select_notices
 
 NS = 1_000_000_000
 MAX_MONTH_BINS = 36  # beyond three years the charts count by year
@@ -87,6 +91,7 @@ class Selection:
     call_subjects: dict[str, str]  # call id -> subject, for the calls this edition may name
     held: Counter[str] = field(default_factory=Counter)  # internal only: contacts by disclosure
     unreleased_readouts: set[str] = field(default_factory=set)  # internal: public readouts of non-public calls
+    notices: NoticeSection = field(default_factory=NoticeSection)  # internal only: they have no disclosure mark
 
 
 def contact_time(call: Call) -> int:
@@ -125,7 +130,9 @@ def _open_during(item: Commitment, period: Period) -> bool:
     return not (item.closed_at_ns and item.closed_at_ns < period.start_ns)
 
 
-def select(register: Register, period: Period, audience: Audience, now_ns: int) -> Selection:
+def select(
+    register: Register, period: Period, audience: Audience, now_ns: int, forms: FormRegistry | None = None
+) -> Selection:
     """The items of a period this edition may show (the public edition drops the rest first)."""
     public = Disclosure.PUBLIC.value
     internal = audience is Audience.INTERNAL
@@ -149,6 +156,8 @@ def select(register: Register, period: Period, audience: Audience, now_ns: int) 
         selection.unreleased_readouts = {
             r.id for r, c in readouts if r.fields["disclosure"] == public and c.disclosure != public
         }
+        if forms is not None:
+            selection.notices = select_notices(register, forms, period.start_ns, period.end_ns, now_ns)
     return selection
 
 
@@ -222,12 +231,15 @@ COLOURS = {
     "withdrawn unanswered": "#8d6e63",
     "proposed": "#bdbdbd", "agreed": "#1f5f8b", "overdue": "#c62828", "fulfilled": "#2e7d32", "lapsed": "#ef6c00",
     "withdrawn": "#8d6e63", "declined": "#6a1b9a",
+    "missile-launch": "#c62828", "incident": "#ef6c00", "exercise": "#1f5f8b", "violation-report": "#6a1b9a",
+    "violation-response": "#ab47bc", "prisoner-exchange": "#2e7d32",
 }  # fmt: skip
 
 
 def charts(s: Selection) -> list[Chart]:
     """Calls per month, answered and unanswered requests by who asked, commitments by state over time."""
     dates = [contact_time(c) for c in s.calls] + [c.proposed_at_ns for c in s.commitments]
+    dates += [v["sent_at_ns"] for v in s.notices.views]
     first = s.period.start_ns or min(dates, default=s.now_ns)
     last = s.period.end_ns - 1 if s.period.end_ns else max([s.now_ns, *dates])
     bins = _bins(first, last)
@@ -251,7 +263,15 @@ def charts(s: Selection) -> list[Chart]:
                        ("month" if len(labels[0]) > 4 else "year"), labels,
                        [(st, [count[st] for count in states]) for st in COMMITMENT_STATES
                         if any(count[st] for count in states)])  # fmt: skip
-    return [per_month, requests, over_time]
+    out = [per_month, requests, over_time]
+    if s.notices:
+        kinds = sorted({v["form"] for v in s.notices.views})
+        counted = Counter((v["form"], label) for v in s.notices.views for label, start, end in bins
+                          if start <= v["sent_at_ns"] < end)  # fmt: skip
+        unit = "month" if len(labels[0]) > 4 else "year"
+        out.append(Chart("notifications", f"Notifications per {unit}, by form", labels,
+                         [(k, [counted[(k, label)] for label in labels]) for k in kinds]))  # fmt: skip
+    return out
 
 
 def chart_svg(fig: Chart) -> str:
@@ -333,6 +353,8 @@ def summary_lines(s: Selection) -> list[str]:
     lines.append(f"Commitments open in the period: {len(s.commitments)}"
                  + (" (now " + ", ".join(f"{states[st]} {st}" for st in COMMITMENT_STATES if states[st]) + ")"
                     if s.commitments else "") + ".")  # fmt: skip
+    if s.notices:
+        lines.append(s.notices.summary())
     return lines
 
 
@@ -352,6 +374,12 @@ def commitment_row(s: Selection, item: Commitment) -> list[str]:
 
 def _internal_columns(s: Selection, columns: Iterable[str]) -> list[str]:
     return [*columns, "disclosure", "id"] if s.audience is Audience.INTERNAL else list(columns)
+
+
+NOTICES_NOTE = (
+    "Notifications carry no disclosure mark, so they appear in this internal edition only; the public "
+    "edition says nothing of them."
+)
 
 
 def _edition(s: Selection) -> str:
@@ -414,6 +442,16 @@ def render_markdown(s: Selection) -> str:
         out += _md_table(_internal_columns(s, COMMITMENT_COLUMNS), rows)
     else:
         out.append("_No commitments open in this period._")
+    if s.notices:
+        n = s.notices
+        out += ["", "## Notifications", "", NOTICES_NOTE, "", "### Per form and month", ""]
+        out += _md_table(["form", "month", "count"], [[f, m, str(c)] for f, m, c in n.per_type_and_month()])
+        out += ["", "### Violation reports", ""]
+        out += _md_table(list(REPORT_STATUSES), [[str(n.reports[st]) for st in REPORT_STATUSES]])
+        out += ["", "### Sent late", ""]
+        out += _md_table(list(NOTICE_COLUMNS), [n.row(v) for v in n.late]) if n.late else ["_None._"]
+        out += ["", "### Every notification", ""]
+        out += _md_table(list(NOTICE_COLUMNS), [n.row(v) for v in n.views])
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -520,11 +558,28 @@ def render_html(s: Selection) -> str:
         parts.append(_html_table(_internal_columns(s, COMMITMENT_COLUMNS), rows))
     else:
         parts.append("<p>No commitments open in this period.</p>")
-    parts.append("</section></body></html>")
+    parts.append("</section>")
+    if s.notices:
+        n = s.notices
+        rows = [[_e(c) for c in n.row(v)[:-1]] + [f'<span class="id">{_e(v["id"])}</span>'] for v in n.views]
+        late = [[_e(c) for c in n.row(v)[:-1]] + [f'<span class="id">{_e(v["id"])}</span>'] for v in n.late]
+        parts += [
+            f'<section id="notifications"><h2>Notifications</h2><p class="note">{_e(NOTICES_NOTE)}</p>',
+            "<h3>Per form and month</h3>",
+            _html_table(["form", "month", "count"], [[_e(f), _e(m), str(c)] for f, m, c in n.per_type_and_month()]),
+            "<h3>Violation reports</h3>",
+            _html_table(list(REPORT_STATUSES), [[str(n.reports[st]) for st in REPORT_STATUSES]]),
+            "<h3>Sent late</h3>", _html_table(list(NOTICE_COLUMNS), late) if late else "<p>None.</p>",
+            "<h3>Every notification</h3>", _html_table(list(NOTICE_COLUMNS), rows), "</section>",
+        ]  # fmt: skip
+    parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
-def render(register: Register, period: Period, audience: Audience, fmt: Format, now_ns: int) -> str:
-    """The report's text: Markdown, or HTML with its charts inline (print it for a PDF)."""
-    selection = select(register, period, audience, now_ns)
+def render(
+    register: Register, period: Period, audience: Audience, fmt: Format, now_ns: int, forms: FormRegistry | None = None
+) -> str:
+    """The report's text: Markdown, or HTML with its charts inline (print it for a PDF). With ``forms``,
+    the internal edition also counts the formatted notifications of the period."""
+    selection = select(register, period, audience, now_ns, forms)
     return render_markdown(selection) if fmt is Format.MD else render_html(selection)

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from hotline.core.errors import ConfigError, DeskError, HotlineError
 from hotline.core.model import Address, MessageContent
 from hotline.crypto.identity import ContactCard, Identity, fingerprint
+from hotline.desk.forms import FormRegistry
 from hotline.desk.records import DeskRecord
 from hotline.desk.register import Register
 from hotline.engine import pairing
@@ -379,6 +380,9 @@ class Terminal:
 
     def register(self) -> Register:
         return self.engine.desk
+
+    def forms(self) -> FormRegistry:
+        return self.engine.forms
 
     async def raise_alarm(self, kind: str, peer: str, subject: str, detail: str) -> None:
         self.engine.raise_alarm(kind, peer, subject, detail)

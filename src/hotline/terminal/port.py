@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from hotline.core.model import MessageContent
 from hotline.crypto.identity import ContactCard
+from hotline.desk.forms import FormRegistry
 from hotline.desk.records import DeskRecord
 from hotline.desk.register import Register
 from hotline.engine.engine import Listener
@@ -118,6 +119,10 @@ class TerminalPort(Protocol):
 
     def register(self) -> Register:
         """The desk's calls and commitments as this terminal holds them now (for reading)."""
+        ...
+
+    def forms(self) -> FormRegistry:
+        """The form types of formatted notifications this terminal holds (the engine's own)."""
         ...
 
     async def raise_alarm(self, kind: str, peer: str, subject: str, detail: str) -> None:

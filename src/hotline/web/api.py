@@ -30,7 +30,7 @@ from hotline.crypto.identity import ContactCard, fingerprint
 from hotline.engine.pairing import peer_listing
 from hotline.storage import audit
 from hotline.storage.backend import open_storage
-from hotline.web import desk
+from hotline.web import desk, notify
 from hotline.web.actions import MESSAGE_FIELDS, acknowledge, message_view, send_message, status_view, verify_journal
 from hotline.web.auth import SESSION_COOKIE, authenticate, end_session, set_session_cookie, start_session
 from hotline.web.context import context
@@ -363,6 +363,7 @@ ENDPOINTS = [
     Endpoint("GET", "/api/events", "Server-sent events: received, delivered, acknowledged, alarm, desk, status",
              Permission.READ, events),
     *(Endpoint(*row) for row in desk.endpoints()),
+    *(Endpoint(*row) for row in notify.endpoints()),
 ]  # fmt: skip
 
 
@@ -381,11 +382,11 @@ def openapi_schema() -> dict[str, Any]:
                 "421": {"description": "the Host header is not a loopback name (the console listens on loopback)"},
             },
         }
-        if e.path.startswith(("/api/calls", "/api/commitments")):
-            operation["responses"]["404"] = {"description": "no call or commitment with that id"}
+        if e.path.startswith(("/api/calls", "/api/commitments", "/api/notifications")):
+            operation["responses"]["404"] = {"description": "no call, commitment or notification with that id"}
             if e.method == "POST":
-                operation["responses"]["409"] = {"description": "the desk refuses the act in the call's or "
-                                                  "commitment's present state, with its reason"}  # fmt: skip
+                operation["responses"]["409"] = {"description": "the desk refuses the act in the present state of "
+                                                  "the call, commitment or notification, with its reason"}  # fmt: skip
         if e.body:
             operation["responses"]["413"] = {"description": "the body is larger than this endpoint takes"}
             operation["responses"]["415"] = {"description": "the body is not application/json"}

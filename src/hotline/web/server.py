@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hotline.core.access import unknown_user_hash
 from hotline.core.errors import HotlineError, NotFound
 from hotline.terminal.port import TerminalPort
-from hotline.web import api, console, deskconsole
+from hotline.web import api, console, deskconsole, notifyconsole
 from hotline.web.auth import clear_stale_throttles, expire_throttles
 from hotline.web.context import ApiContext
 
@@ -96,6 +96,7 @@ def build_app(ctx: ApiContext, *, loopback: bool = True) -> Starlette:
     routes: list[BaseRoute] = [Route(e.path, e.handler, methods=[e.method]) for e in api.ENDPOINTS]
     routes.append(Route("/openapi.json", api.get_openapi, methods=["GET"]))
     routes += deskconsole.routes()  # before the console's own: its /fragments/{name} would take theirs
+    routes += notifyconsole.routes()
     routes += console.routes()
     app = Starlette(
         routes=routes,
