@@ -94,3 +94,4 @@ class PeerState:
     last_error: str | None = None
     doubt: str = ""  # the peer says its journal failed its check: how ("" while it does not)
     link_since_ns: int | None = None
+    failovers: int = 0  # times traffic moved off a failed path to another, since the terminal started
