@@ -124,11 +124,12 @@ class Terminal:
         card.write_text(other.card())
         return self.cli("pair", str(card)).stdout
 
-    def start(self) -> None:
+    def start(self, *run_args: str) -> None:
+        """`hotline run` with ``run_args`` (e.g. ``--log-format json``), its stderr appended to ``log_path``."""
         assert self.proc is None or self.proc.poll() is not None
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hotline", "--home", str(self.home), "run"],
+            [sys.executable, "-m", "hotline", "--home", str(self.home), "run", *run_args],
             stderr=log,
             env=self.env(),
         )

@@ -424,6 +424,7 @@ def test_bad_input_gets_a_4xx_with_a_reason_never_a_500(ends: tuple[Side, Side])
             ({"name": "bob", "role": "operator", "password": "short"}, "at least"),
             ({"name": "alice", "role": "operator", "password": "a long password"}, "already"),
             ({"name": "bob", "role": "admin", "password": "a long password"}, "unknown role"),
+            ({"name": "bob", "role": "monitor", "password": "a long password"}, "for a program's token"),
             ({"name": "bob", "role": "operator", "password": "a long password", "lang": "de"}, "speaks"),
             ({"name": "../etc", "role": "operator", "password": "a long password"}, "name"),
             ({"name": "bob"}, "password"),
@@ -432,6 +433,7 @@ def test_bad_input_gets_a_4xx_with_a_reason_never_a_500(ends: tuple[Side, Side])
             r = c.post("/api/users", json=body)
             assert r.status_code == 400 and reason in r.json()["error"], (body, r.text)
         assert c.post("/api/tokens", json={"role": "root"}).status_code == 400
+        assert c.post("/api/tokens", json={"role": "monitor", "label": "prometheus"}).json()["role"] == "monitor"
         assert c.delete("/api/users/nobody").status_code == 404
         assert c.delete("/api/tokens/ffffffff").status_code == 404
         assert c.post("/api/peers/nobody/verify", json={"safety_number": "1" * 60}).status_code == 404

@@ -121,6 +121,7 @@ def test_appended_entries_form_a_hash_chain_that_verifies(backend: Backend) -> N
         assert e.hash == entry_hash(e.prev, e.seq, e.at_ns, e.kind, e.peer, e.body)
     assert [e.seq for e in record.entries(2)] == [2, 3]
     assert record.entry_count() == 3
+    assert record.size_bytes() > 0
     assert record.last() == entries[-1]
     assert_verifies(record, signatures=0)
 
@@ -330,6 +331,11 @@ def test_a_message_goes_from_accepted_to_queued_sealed_and_delivered(backend: Ba
     cursors = store.cursors("moscow")
     assert (cursors.out_acked, cursors.last_receipt_in, cursors.last_contact_ns) == (1, receipt, T0 + 5 * SECOND)
     assert store.queue_depth("moscow") == {"queued": 1, "sent": 0, "delivered": 1}
+    counts = {"queued": 0, "sent": 0, "delivered": 0, "received": 0, "acknowledged": 0}
+    assert store.tallies() == [
+        {"peer": "moscow", "direction": "out", "precedence": "routine", **counts, "queued": 1},
+        {"peer": "moscow", "direction": "out", "precedence": "flash", **counts, "delivered": 1},
+    ]
 
     listing = store.messages("out")
     assert [m["id"] for m in listing] == [routine.id, flash.id], "oldest first"
@@ -425,6 +431,11 @@ def test_received_messages_receipts_and_acknowledgements(backend: Backend) -> No
         T0 + 6 * SECOND, T0 + 7 * SECOND, "duty officer",
     )  # fmt: skip
     assert store.unacknowledged() == []
+    counts = {"peer": "moscow", "precedence": "flash", "queued": 0, "sent": 0, "delivered": 0, "received": 0}
+    assert store.tallies() == [
+        {**counts, "direction": "in", "received": 1, "acknowledged": 1},
+        {**counts, "direction": "out", "sent": 1, "acknowledged": 1},
+    ], "acknowledged by a person at either end"
     assert [e.decoded()["kind"] for e in backend.record.entries() if e.kind == "receipt.received"] == [
         "read", "acknowledged", "read",
     ]  # fmt: skip
@@ -446,6 +457,7 @@ def test_a_receipt_carrier_goes_out_like_a_message_but_is_not_listed(backend: Ba
     assert backend.store.has_message(carrier.id)
     assert backend.store.messages("out") == [] and backend.store.message(carrier.id) is None
     assert backend.store.unacknowledged() == [], "nobody acknowledges a receipt"
+    assert backend.store.tallies() == [], "nor counts one as a message"
 
 
 # -- alarms and events ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from hotline.cli.common import Add, home_option, json_option, now_ns, open_home, open_journal, out_json
-from hotline.core.access import LANGUAGES, MIN_PASSWORD, Role, new_password_hash
+from hotline.core.access import LANGUAGES, MIN_PASSWORD, USER_ROLES, Role, new_password_hash
 from hotline.core.errors import AccessError
 from hotline.core.times import rfc3339
 from hotline.storage.base import AccessStore
@@ -60,7 +60,7 @@ def cmd_user(args: argparse.Namespace) -> int:
     with _access(args) as access:
         if args.user_cmd == "add":
             password, generated = _password(args.generate_password)
-            role, password_hash = Role.parse(args.role), new_password_hash(password)
+            role, password_hash = Role.parse_user(args.role), new_password_hash(password)
             access.add_user(args.name, role, password_hash, args.lang, by=_local_actor(), at_ns=now_ns())
             print(f"added {args.role} {args.name!r} (console language {args.lang})")
             if generated:
@@ -115,6 +115,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def register(add: Add) -> None:
     roles = [r.value for r in Role]
+    user_roles = [r.value for r in USER_ROLES]
     p = add("user", cmd_user, "console users: add, remove, list (operator, supervisor, auditor)")
     usub = p.add_subparsers(dest="user_cmd", required=True, metavar="add|remove|list")
     a = usub.add_parser(
@@ -126,7 +127,7 @@ def register(add: Add) -> None:
         "--generate-password, one is made up and printed once.",
     )
     a.add_argument("name")
-    a.add_argument("--role", required=True, choices=roles)
+    a.add_argument("--role", required=True, choices=user_roles)
     a.add_argument("--lang", default="en", choices=LANGUAGES, help="console language (default en)")
     a.add_argument("--generate-password", action="store_true", help="make up a password and print it once")
     r = usub.add_parser(
@@ -144,7 +145,8 @@ def register(add: Add) -> None:
         "create",
         help="create a bearer token for a role; the secret is printed once",
         description="Create a bearer token for a program (Authorization: Bearer SECRET on /api/...). Only a "
-        "digest is stored: the secret is printed once. The terminal must run with --api for it to be of use.",
+        "digest is stored: the secret is printed once. The terminal must run with --api for it to be of use. "
+        "A monitor token may read /metrics (for Prometheus) and nothing else.",
     )
     c.add_argument("--role", required=True, choices=roles)
     c.add_argument("--label", help="what the token is for, e.g. 'pager bridge'")

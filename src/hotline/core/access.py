@@ -33,13 +33,25 @@ class Role(enum.StrEnum):
     OPERATOR = "operator"  # send, read, acknowledge
     SUPERVISOR = "supervisor"  # also users, tokens and pairing
     AUDITOR = "auditor"  # read and verify the record; never send
+    MONITOR = "monitor"  # a metrics scraper (a token, never a person): reads /metrics and nothing else
 
     @classmethod
     def parse(cls, text: str) -> Role:
         try:
             return cls(text.lower())
         except ValueError:
-            raise AccessError(f"unknown role {text!r}; choose operator, supervisor or auditor") from None
+            raise AccessError(f"unknown role {text!r}; choose {', '.join(r.value for r in cls)}") from None
+
+    @classmethod
+    def parse_user(cls, text: str) -> Role:
+        """A role for a person (a console user): any but ``monitor``, which is for programs' tokens."""
+        role = cls.parse(text)
+        if role not in USER_ROLES:
+            raise AccessError(
+                f"the {role} role is for a program's token (`hotline token create --role {role}`), not a person; "
+                f"choose {', '.join(r.value for r in USER_ROLES)}"
+            )
+        return role
 
 
 class Permission(enum.StrEnum):
@@ -47,12 +59,16 @@ class Permission(enum.StrEnum):
     SEND = "send"  # send and acknowledge
     AUDIT = "audit"  # journal verify and export
     ADMINISTER = "administer"  # users, tokens
+    METRICS = "metrics"  # /metrics: the line's health and counts, no message content
 
+
+USER_ROLES = (Role.OPERATOR, Role.SUPERVISOR, Role.AUDITOR)
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.OPERATOR: frozenset({Permission.READ, Permission.SEND}),
     Role.SUPERVISOR: frozenset(Permission),
     Role.AUDITOR: frozenset({Permission.READ, Permission.AUDIT}),
+    Role.MONITOR: frozenset({Permission.METRICS}),
 }
 
 

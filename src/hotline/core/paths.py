@@ -36,6 +36,10 @@ class PathHealth:
     last_heartbeat: float | None = None  # monotonic time anything last arrived on it
     rtts: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=MAX_RTT_SAMPLES))
     last_test: dict[str, object] | None = None
+    # Counted since the terminal started (for metrics): how often the path went down, and how
+    # often of those because its heartbeats stopped arriving.
+    downs: int = 0
+    heartbeat_misses: int = 0
 
     def add_rtt(self, now: float, rtt: float) -> None:
         self.rtts.append((now, rtt))

@@ -137,6 +137,7 @@ class ConnectionClosed:
     reason: str
     by_peer: bool  # True: the peer said bye or misbehaved; False: we closed or it went silent
     handover: bool = False  # the peer closed it because a newer connection replaces it
+    silent: bool = False  # we closed it: nothing arrived for ``missed_limit`` heartbeat intervals
 
 
 Event = (
@@ -317,10 +318,10 @@ class Connection:
         self._out += encode_frame({"t": "bye", "reason": f"protocol error: {reason}"[:MAX_REASON_CHARS]})
         self._closed(f"protocol error from {self.peer_name}: {reason}", by_peer=True)
 
-    def _closed(self, reason: str, *, by_peer: bool, handover: bool = False) -> None:
+    def _closed(self, reason: str, *, by_peer: bool, handover: bool = False, silent: bool = False) -> None:
         self.state = State.CLOSED
         self.close_reason = reason
-        self._events.append(ConnectionClosed(reason=reason, by_peer=by_peer, handover=handover))
+        self._events.append(ConnectionClosed(reason=reason, by_peer=by_peer, handover=handover, silent=silent))
 
     def _handle_frame(self, frame: dict[str, Any], now: float) -> None:
         kind = frame["t"]
@@ -403,6 +404,7 @@ class Connection:
                 f"no heartbeat from {self.peer_name} for {silent_for * 1000:.0f} ms "
                 f"({self._missed_limit} intervals of {self._interval * 1000:.0f} ms)",
                 by_peer=False,
+                silent=True,
             )
             return
         if now >= self._next_ping:

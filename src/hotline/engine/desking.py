@@ -35,6 +35,7 @@ from hotline.desk.forms import FormRegistry
 from hotline.desk.notices import notice_alarms
 from hotline.desk.records import DeskRecord, RecordType, decode_record, open_record, sign_record
 from hotline.desk.register import Register
+from hotline.engine.links import about
 from hotline.engine.peer import Clock, PeerState
 from hotline.storage.base import TerminalStore
 
@@ -160,13 +161,14 @@ class DeskHandling:
             if why:
                 raise RemoteProtocolError(why)
         except RemoteProtocolError as e:
-            log.error("desk record in message %s from %s refused: %s", content.id, peer.name, e)
+            log.error("desk record in message %s from %s refused: %s", content.id, peer.name, e,
+                      extra=about(peer.name, message_id=content.id))  # fmt: skip
             return
         if record.type is RecordType.NOTIFICATION:
             problem = self._notification_problem(record)
             if problem:
                 log.error("%s notification %s from %s refused: %s", record.fields["form"], record.id, peer.name,
-                          problem)  # fmt: skip
+                          problem, extra=about(peer.name, message_id=content.id))  # fmt: skip
                 self._refuse_notification(record, problem)
                 return
         self._desk_in[content.id] = record

@@ -62,7 +62,7 @@ from hotline.crypto.identity import ContactCard, Identity
 from hotline.crypto.ratchet import Ratchet
 from hotline.desk.forms import FormRegistry
 from hotline.engine.desking import DeskHandling, desk_event
-from hotline.engine.links import LinkHandling
+from hotline.engine.links import LinkHandling, about
 from hotline.engine.peer import Clock, Link, PeerState, open_state, seal_state
 from hotline.engine.status import terminal_status
 from hotline.home.config import Config
@@ -220,18 +220,20 @@ class Engine(LinkHandling, DeskHandling):
 
     def _on_envelope(self, peer: PeerState, link: Link, seq: int, data: bytes) -> None:
         if self.damage:
-            log.debug("envelope %d from %s left unopened: the journal is in doubt", seq, peer.name)
+            log.debug("envelope %d from %s left unopened: the journal is in doubt", seq, peer.name,
+                      extra=about(peer.name, link.path))  # fmt: skip
             return  # not opened, not acknowledged: the peer keeps it and sends it again later
         verdict = peer.inbound.classify(seq)
         if verdict is Verdict.DUPLICATE:
             # A replay or a resend: dropped before any key is touched; remind the
             # sender where we stand once the journal is caught up.
-            log.debug("dropping duplicate envelope %d from %s", seq, peer.name)
+            log.debug("dropping duplicate envelope %d from %s", seq, peer.name, extra=about(peer.name, link.path))
             peer.resend_receipt_on.add(link)
             self._request_flush()
             return
         if verdict is Verdict.GAP:
-            log.info("gap from %s: got %d, expected %d", peer.name, seq, peer.inbound.upto + 1)
+            log.info("gap from %s: got %d, expected %d", peer.name, seq, peer.inbound.upto + 1,
+                     extra=about(peer.name, link.path))  # fmt: skip
             if peer.inbound.should_request_resume():
                 link.conn.send_resume(peer.committed_in_upto if not peer.pending_in else peer.inbound.upto)
             return
@@ -264,10 +266,12 @@ class Engine(LinkHandling, DeskHandling):
         try:
             receipt = env.open_receipt(content.receipt, peer.identity_key)
         except (ProtocolError, CryptoError) as e:
-            log.error("receipt item %s from %s refused: %s", content.id, peer.name, e)
+            log.error("receipt item %s from %s refused: %s", content.id, peer.name, e,
+                      extra=about(peer.name, message_id=content.id))  # fmt: skip
             return
         if receipt.kind is ReceiptKind.DELIVERED or receipt.sender != peer.name or receipt.recipient != self.name:
-            log.error("receipt item %s from %s is not an acknowledgement addressed to us", content.id, peer.name)
+            log.error("receipt item %s from %s is not an acknowledgement addressed to us", content.id, peer.name,
+                      extra=about(peer.name, message_id=content.id))  # fmt: skip
             return
         self._acks_in.append((peer.name, receipt))
 
@@ -285,6 +289,7 @@ class Engine(LinkHandling, DeskHandling):
                 receipt.kind,
                 receipt.message_id,
                 peer.name,
+                extra=about(peer.name, message_id=receipt.message_id),
             )
             return
         if receipt.upto <= peer.outbound.acked:
@@ -349,7 +354,7 @@ class Engine(LinkHandling, DeskHandling):
         self._announce_busy(sum(_size(a.content) for a in accepts))
         results: list[tuple[_Accept, Exception | None, bool]] = []
         receipts_out: dict[str, bytes] = {}
-        delivered_ids: list[str] = []
+        delivered_ids: list[tuple[str, str]] = []  # (peer, message id)
         received_events: list[tuple[str, dict[str, Any]]] = []
         desk_events: list[dict[str, Any]] = []
         with self.journal.transaction():
@@ -386,7 +391,8 @@ class Engine(LinkHandling, DeskHandling):
                         self.supervisor.acknowledged(ack_in.message_id, peer_name, ack_in.by, now_ns)
                 else:
                     log.error("%s sent a %s receipt for message %s, which we never sent it", peer_name,
-                              ack_in.kind, ack_in.message_id)  # fmt: skip
+                              ack_in.kind, ack_in.message_id,
+                              extra=about(peer_name, message_id=ack_in.message_id))  # fmt: skip
             self._acks_in.clear()
             for peer in self.peers.values():
                 if peer.pending_in:
@@ -413,7 +419,7 @@ class Engine(LinkHandling, DeskHandling):
                     peer.pending_in.clear()
                 if peer.pending_receipt is not None:
                     upto, raw = peer.pending_receipt
-                    delivered_ids += self.store.record_delivered(peer.name, raw, upto, now_ns)
+                    delivered_ids += [(peer.name, m) for m in self.store.record_delivered(peer.name, raw, upto, now_ns)]
                     peer.pending_receipt = None
                     peer.last_contact_ns = now_ns
                 self._seal(peer, now_ns)
@@ -429,6 +435,13 @@ class Engine(LinkHandling, DeskHandling):
         for item, error, created in results:
             item.done(error, created)
             if error is None and created:
+                log.info(
+                    "message %s to %s accepted (%s)",
+                    item.content.id,
+                    item.content.recipient,
+                    item.content.precedence.label,
+                    extra=about(item.content.recipient, message_id=item.content.id),
+                )
                 self.emit({"event": "accepted", "id": item.content.id, "peer": item.content.recipient})
         for desk_act, _ in desk_written:
             desk_act.done(None, desk_act.record)
@@ -436,8 +449,12 @@ class Engine(LinkHandling, DeskHandling):
         for ack, ack_error in ack_results:
             ack.done(ack_error)
             if ack_error is None:
+                log.info("message %s marked %s here by %s", ack.message_id, ack.kind, ack.by,
+                         extra={"message_id": ack.message_id})  # fmt: skip
                 self.emit({"event": f"{ack.kind}-here", "id": ack.message_id, "by": ack.by})
         for peer_name, ack_in in acked_in:
+            log.info("message %s %s at %s by %s", ack_in.message_id, ack_in.kind, peer_name, ack_in.by,
+                     extra=about(peer_name, message_id=ack_in.message_id))  # fmt: skip
             self.emit({"event": str(ack_in.kind), "id": ack_in.message_id, "peer": peer_name, "by": ack_in.by})
         for peer in self.peers.values():
             new_receipt = receipts_out.get(peer.name)
@@ -457,10 +474,13 @@ class Engine(LinkHandling, DeskHandling):
             peer.resend_receipt_on.clear()
             self._transmit(peer)
         for peer_name, received in received_events:
+            log.info("message %s from %s received (%s, seq %d)", received["id"], peer_name, received["precedence"],
+                     received["seq"], extra=about(peer_name, message_id=received["id"]))  # fmt: skip
             self.emit({"event": "received", "peer": peer_name, **received})
         for event in desk_events:
             self.emit(event)
-        for message_id in delivered_ids:
+        for peer_name, message_id in delivered_ids:
+            log.info("message %s delivered to %s", message_id, peer_name, extra=about(peer_name, message_id=message_id))
             self.emit({"event": "delivered", "id": message_id})
             self._contents.pop(message_id, None)
             for callback in self._delivered_waiters.pop(message_id, []):
@@ -628,7 +648,7 @@ class Engine(LinkHandling, DeskHandling):
         self._link_events.append(("link.doubt", peer.name, {"in_doubt": bool(text), "text": text}))
         self._request_flush()
         if text:
-            log.error("%s says its journal failed its check: %s", peer.name, text)
+            log.error("%s says its journal failed its check: %s", peer.name, text, extra=about(peer.name))
             self.supervisor.raise_alarm("peer-record-in-doubt", peer.name, "",
                                         f"{peer.name} says its own journal was altered: {text}", now_ns)  # fmt: skip
         else:

@@ -42,6 +42,17 @@ from hotline.home.config import Config
 log = logging.getLogger("hotline.engine")
 
 
+def about(peer: str, path: object = None, message_id: str | None = None) -> dict[str, str]:
+    """What a log line concerns, for ``extra=``: the JSON log format (``hotline run --log-format json``)
+    gives each as a field of its own (``peer``, ``path``, ``message_id``); the text format ignores them."""
+    found = {"peer": peer}
+    if isinstance(path, str) and path:
+        found["path"] = path
+    if message_id:
+        found["message_id"] = message_id
+    return found
+
+
 class LinkHandling(ABC):
     """Connections and paths; the engine supplies the record-keeping half."""
 
@@ -74,7 +85,7 @@ class LinkHandling(ABC):
         if peer is None:
             return
         if peer.refused != reason:
-            log.error("refused link to %s: %s", peer_name, reason)
+            log.error("refused link to %s: %s", peer_name, reason, extra=about(peer_name, detail.get("path")))
             self._link_events.append(("link.refused", peer_name, {"reason": reason, **detail}))
             self._request_flush()
         peer.refused = reason
@@ -122,7 +133,8 @@ class LinkHandling(ABC):
                 current.conn.close("superseded by a newer connection on the same path", handover=True)
                 current.pump()
             current.io.close()
-            log.info("path %s to %s: a newer connection replaces the current one", path, peer_name)
+            log.info("path %s to %s: a newer connection replaces the current one", path, peer_name,
+                     extra=about(peer_name, path))  # fmt: skip
         peer.refused = None
         self.supervisor.clear_alarm("peer-key-changed", peer_name, "", "the pinned key was presented",
                                     self.clock.wall_ns())  # fmt: skip
@@ -148,7 +160,7 @@ class LinkHandling(ABC):
         link.io.close()
         self._link_gone(link, reason)
 
-    def _link_gone(self, link: Link, reason: str) -> None:
+    def _link_gone(self, link: Link, reason: str, *, silent: bool = False) -> None:
         peer = self.peers.get(link.peer)
         if peer is None or peer.links.get(link.path) is not link:
             return
@@ -160,13 +172,17 @@ class LinkHandling(ABC):
             return  # never came up: nothing to report
         now = self.clock.monotonic()
         peer.last_error = reason
-        log.warning("path %s to %s down: %s", link.path, link.peer, reason)
+        log.warning("path %s to %s down: %s", link.path, link.peer, reason, extra=about(link.peer, link.path))
         self._link_events.append(
             ("link.down", link.peer, {"path": link.path, "address": link.address, "reason": reason})
         )
         self._request_flush()
         if self.stopping:
             return
+        health = peer.selector.ensure(link.path)
+        health.downs += 1
+        if silent:
+            health.heartbeat_misses += 1
         self.supervisor.path_down(peer.name, link.path, reason, self.clock.wall_ns())
         self._apply_switch(peer, peer.selector.mark_down(link.path, now))
         self._supervise()
@@ -180,11 +196,14 @@ class LinkHandling(ABC):
         if switch.new is None:
             peer.active = None
             peer.outbound.link_down()
-            log.error("all paths to %s are down", peer.name)
+            log.error("all paths to %s are down", peer.name, extra=about(peer.name))
             self.supervisor.all_paths(peer.name, up=False, now_ns=self.clock.wall_ns())
         else:
             self._activate(peer, peer.links[switch.new])
-            log.info("traffic to %s now on path %s (%s)", peer.name, switch.new, switch.reason)
+            if switch.reason == "failover":
+                peer.failovers += 1
+            log.info("traffic to %s now on path %s (%s)", peer.name, switch.new, switch.reason,
+                     extra=about(peer.name, switch.new))  # fmt: skip
             self.supervisor.all_paths(peer.name, up=True, now_ns=self.clock.wall_ns())
         self._link_events.append(("link.switch", peer.name, detail))
         self._request_flush()
@@ -206,7 +225,12 @@ class LinkHandling(ABC):
                 # No bye, no error, no hello: nothing else would say why this connection came to
                 # nothing (a peer that refused us after TLS, or died mid-start).
                 log.warning(
-                    "path %s to %s at %s closed before its hello: %s", link.path, link.peer, link.address, reason
+                    "path %s to %s at %s closed before its hello: %s",
+                    link.path,
+                    link.peer,
+                    link.address,
+                    reason,
+                    extra=about(link.peer, link.path),
                 )
         self._link_gone(link, reason)
 
@@ -252,15 +276,16 @@ class LinkHandling(ABC):
                         grace = self.config.heartbeat_ms / 1000 * self.config.missed_heartbeats
                         link.handover_until = self.clock.monotonic() + grace
                         log.info("path %s to %s: the peer moved it to a newer connection; waiting for it",
-                                 link.path, link.peer)  # fmt: skip
+                                 link.path, link.peer, extra=about(link.peer, link.path))  # fmt: skip
                         return
-                    (log.warning if event.by_peer else log.info)("link to %s closed: %s", link.peer, event.reason)
-                    self._link_gone(link, event.reason)
+                    (log.warning if event.by_peer else log.info)("link to %s closed: %s", link.peer, event.reason,
+                                                                 extra=about(link.peer, link.path))  # fmt: skip
+                    self._link_gone(link, event.reason, silent=event.silent)
                     return
             except (ProtocolError, CryptoError) as e:
                 # The peer sent something we refuse: close this connection with the
                 # reason; nothing of it reached the journal.
-                log.error("refusing input from %s: %s", link.peer, e)
+                log.error("refusing input from %s: %s", link.peer, e, extra=about(link.peer, link.path))
                 self._close_link(link, f"refused: {e}")
                 return
         link.pump()
@@ -282,7 +307,8 @@ class LinkHandling(ABC):
         link.hello_cursor = hello.cursor
         peer.last_error = None
         self._peer_doubt(peer, hello.doubt)
-        log.info("path %s to %s up via %s (peer holds ours up to %d)", link.path, peer.name, link.address, hello.cursor)
+        log.info("path %s to %s up via %s (peer holds ours up to %d)", link.path, peer.name, link.address, hello.cursor,
+                 extra=about(peer.name, link.path))  # fmt: skip
         self._link_events.append(
             ("link.up", peer.name, {"path": link.path, "address": link.address, "dialed": link.dialed,
                                     "peer_cursor": hello.cursor})

@@ -96,3 +96,4 @@ class PeerState:
     doubt: str = ""  # the peer says its journal failed its check: how ("" while it does not)
     link_since_ns: int | None = None
     seals: env.SealCache = field(default_factory=env.SealCache)  # the peer's batches verified lately
+    failovers: int = 0  # times traffic moved off a failed path to another, since the terminal started

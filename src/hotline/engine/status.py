@@ -30,6 +30,8 @@ def peer_status(peer: PeerState, now: float) -> dict[str, Any]:
                     round((now - health.last_heartbeat) * 1000) if health.last_heartbeat is not None else None
                 ),
                 "last_test": health.last_test,
+                "downs": health.downs,
+                "heartbeat_misses": health.heartbeat_misses,
             }
         )
     link_state = "up" if active else ("refused" if peer.refused else "down")
@@ -47,6 +49,7 @@ def peer_status(peer: PeerState, now: float) -> dict[str, Any]:
         ),
         "refused": peer.refused,
         "last_error": peer.last_error,
+        "failovers": peer.failovers,
     }  # fmt: skip
 
 

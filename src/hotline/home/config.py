@@ -29,6 +29,7 @@ LOCK_FILE = "terminal.lock"
 MAX_CONFIG_BYTES = 64 * 1024
 
 
+LOG_FORMATS = ("text", "json")  # `hotline run --log-format`, `[log] format`
 DEFAULT_ACK_DEADLINES_S = {"flash": 600.0, "immediate": 1800.0, "priority": 10800.0, "routine": 21600.0}
 
 
@@ -42,6 +43,7 @@ class Config:
     synchronous: str = "FULL"
     window: int = 1024
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one JSON object a line (LOG_FORMATS)
     hold_down_s: float = 5.0
     test_interval_s: float = 3600.0
     test_timeout_s: float = 30.0
@@ -79,7 +81,7 @@ class Config:
                 "check_interval_s": self.journal_check_s,
                 "whole_chain_at_start": self.journal_whole_chain,
             },
-            "log": {"level": self.log_level},
+            "log": {"level": self.log_level, "format": self.log_format},
         }
         doc.update(self.extra)
         header = "# Hotline terminal configuration.\n"
@@ -148,6 +150,7 @@ def load_config(home: Path) -> Config:
             window=_get(link, "window", int, 1024, where),
             synchronous=_get(journal, "synchronous", str, "FULL", where),
             log_level=_get(log, "level", str, "INFO", where),
+            log_format=_get(log, "format", str, "text", where),
             hold_down_s=float(_get(link, "hold_down_s", int | float, 5.0, where)),
             test_interval_s=float(_get(link, "test_interval_s", int | float, 3600.0, where)),
             test_timeout_s=float(_get(link, "test_timeout_s", int | float, 30.0, where)),
@@ -164,6 +167,8 @@ def load_config(home: Path) -> Config:
         raise ConfigError(f"{where}: {e}") from None
     if not config.listen:
         raise ConfigError(f"{where}: no [[listen]] address")
+    if config.log_format not in LOG_FORMATS:
+        raise ConfigError(f"{where}: [log] format must be one of {', '.join(LOG_FORMATS)}, not {config.log_format!r}")
     if not 10 <= config.heartbeat_ms <= 60_000 or not 1 <= config.missed_heartbeats <= 100:
         raise ConfigError(f"{where}: heartbeat_ms must be 10-60000 and missed_heartbeats 1-100")
     if config.hold_down_s < 0 or config.test_interval_s < 1 or not 0 < config.test_timeout_s <= config.test_interval_s:

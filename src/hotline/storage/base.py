@@ -67,6 +67,10 @@ class Record(Protocol):
 
     def entry_count(self) -> int: ...
 
+    def size_bytes(self) -> int:
+        """What the record takes on disk now, in bytes (for metrics); cheap enough to ask often."""
+        ...
+
     def last(self) -> Entry | None:
         """The entry with the highest sequence number (the head), or None if the record is empty."""
         ...
@@ -222,6 +226,13 @@ class MessageStore(Protocol):
         ...
 
     def received_count(self, peer: str) -> int: ...
+
+    def tallies(self) -> list[dict[str, Any]]:
+        """A person's messages (not receipts or desk records) counted per peer, direction ("out" or
+        "in") and precedence (a label), for metrics: one dict per group with those three keys and
+        the counts ``queued``, ``sent``, ``delivered`` and ``received`` (by state) and ``acknowledged``
+        (by a person, at either end). Groups with no message are left out."""
+        ...
 
 
 class AlarmStore(Protocol):

@@ -30,6 +30,7 @@ from hotline.desk.records import DeskRecord
 from hotline.desk.register import Register
 from hotline.engine import pairing
 from hotline.engine.engine import Engine, Listener
+from hotline.engine.links import about
 from hotline.engine.peer import Link
 from hotline.home.config import CONTROL_SOCKET, JOURNAL_FILE, LOCK_FILE, Config
 from hotline.home.forms import load_forms
@@ -421,7 +422,8 @@ class Terminal:
                 proto = connected
                 link = await asyncio.wait_for(connected.established, timeout=HANDSHAKE_TIMEOUT * 2)
             except (OSError, TimeoutError) as e:
-                log.debug("dial %s path %s at %s failed: %s", name, address.path, address, e)
+                log.debug("dial %s path %s at %s failed: %s", name, address.path, address, e,
+                          extra=about(name, address.path))  # fmt: skip
                 if proto is not None:
                     proto.close()
             if link is not None:

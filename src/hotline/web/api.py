@@ -35,6 +35,7 @@ from hotline.web.actions import MESSAGE_FIELDS, acknowledge, message_view, send_
 from hotline.web.auth import SESSION_COOKIE, authenticate, end_session, set_session_cookie, start_session
 from hotline.web.context import context
 from hotline.web.forms import MAX_JSON_SEND_BODY, form_attachments, json_attachments, read_form, read_json
+from hotline.web.metrics import get_metrics
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +256,7 @@ async def post_user(request: Request) -> Response:
     if not (isinstance(name, str) and isinstance(role, str) and isinstance(password, str) and isinstance(lang, str)):
         raise HTTPException(400, 'send {"name", "role", "password"} as text, and optionally "lang"')
     ctx = context(request)
-    parsed_role = Role.parse(role)
+    parsed_role = Role.parse_user(role)
     validate_name(name, "user name")  # refused before, not after, ~0.1 s of hashing
     validate_lang(lang)
     password_hash = await asyncio.to_thread(new_password_hash, password)  # off the event loop
@@ -280,7 +281,7 @@ async def post_token(request: Request) -> Response:
     body = await read_json(request)
     role, label = body.get("role"), body.get("label", "")
     if not isinstance(role, str) or not isinstance(label, str):
-        raise HTTPException(400, 'send {"role": operator|supervisor|auditor, "label": text}')
+        raise HTTPException(400, 'send {"role": operator|supervisor|auditor|monitor, "label": text}')
     ctx = context(request)
     parsed_role = Role.parse(role)
     token_id, secret = ctx.access.create_token(parsed_role, label, by=who.label, at_ns=ctx.now_ns())
@@ -364,6 +365,8 @@ ENDPOINTS = [
              Permission.READ, events),
     *(Endpoint(*row) for row in desk.endpoints()),
     *(Endpoint(*row) for row in notify.endpoints()),
+    Endpoint("GET", "/metrics", "Prometheus metrics: paths, round trips, queues, message counts, alarms, journal",
+             Permission.METRICS, get_metrics),
 ]  # fmt: skip
 
 

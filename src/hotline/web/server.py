@@ -141,6 +141,7 @@ async def serve_api(
     await asyncio.to_thread(unknown_user_hash)  # made once, off the loop, before any login needs it
     config = uvicorn.Config(
         build_app(ctx, loopback=_loopback_name(host.strip("[]"))), log_level="warning", access_log=False,
+        log_config=None,  # uvicorn's lines go through the terminal's own handler (text or JSON)
         lifespan="off", timeout_graceful_shutdown=2, limit_concurrency=200,
         # No proxy stands in front: an X-Forwarded-For header is the caller's word, and trusting it
         # would let any local caller pick the address the login limiter counts and the journal records.

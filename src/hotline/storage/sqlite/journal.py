@@ -289,6 +289,16 @@ class Journal:
     def entry_count(self) -> int:
         return int(self.execute("SELECT count(*) FROM entries").fetchone()[0])
 
+    def size_bytes(self) -> int:
+        """The database file and its write-ahead log (which holds the newest commits until a checkpoint)."""
+        total = 0
+        for file in (self.path, self.path.with_name(self.path.name + "-wal")):
+            try:
+                total += file.stat().st_size
+            except FileNotFoundError:
+                continue
+        return total
+
     def last(self) -> Entry | None:
         row = self.execute(
             "SELECT seq, at_ns, kind, peer, body, prev, hash FROM entries ORDER BY seq DESC LIMIT 1"

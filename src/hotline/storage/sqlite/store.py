@@ -500,6 +500,20 @@ class Store:
         depth.update({r[0]: r[1] for r in rows})
         return depth
 
+    def tallies(self) -> list[dict[str, Any]]:
+        groups: dict[tuple[str, str, int], dict[str, Any]] = {}
+        for peer, direction, precedence, state, count, acknowledged in self.journal.execute(
+            "SELECT peer, direction, precedence, state, count(*), count(acknowledged_at_ns) FROM messages "
+            "WHERE kind = 'message' GROUP BY peer, direction, precedence, state"
+        ):
+            group = groups.setdefault((peer, direction, precedence), {
+                "peer": peer, "direction": direction, "precedence": Precedence(precedence).label,
+                "queued": 0, "sent": 0, "delivered": 0, "received": 0, "acknowledged": 0,
+            })  # fmt: skip
+            group[MessageState(state).value] += count
+            group["acknowledged"] += acknowledged
+        return [groups[k] for k in sorted(groups)]
+
     def received_count(self, peer: str) -> int:
         return int(
             self.journal.execute(
