@@ -44,7 +44,7 @@ from hotline.core.errors import (
     ProtocolError,
     RemoteProtocolError,
 )
-from hotline.core.model import MessageContent, MessageKind, ReceiptKind, next_stream_hash, uuid7
+from hotline.core.model import MessageContent, MessageKind, Precedence, ReceiptKind, next_stream_hash, uuid7
 from hotline.core.paths import PathSelector
 from hotline.core.protocol import (
     State,
@@ -75,6 +75,12 @@ log = logging.getLogger("hotline.engine")
 SEAL_BATCH = 256  # messages sealed per commit at most, so one flush stays short
 SESSION_AD = b"hotline-session-v1\x00"
 HELD_IN_DOUBT = 10_000  # link events and alarm changes kept while in doubt, journaled with the acceptance
+
+
+def _level(precedence: Precedence) -> int:
+    """A line per message is logged at INFO for FLASH and IMMEDIATE traffic, at DEBUG for the rest:
+    a watch officer's log shows the urgent traffic, and routine bulk does not pay a line each."""
+    return logging.INFO if precedence >= Precedence.IMMEDIATE else logging.DEBUG
 
 
 def _size(content: MessageContent) -> int:
@@ -435,7 +441,8 @@ class Engine(LinkHandling, DeskHandling):
         for item, error, created in results:
             item.done(error, created)
             if error is None and created:
-                log.info(
+                log.log(
+                    _level(item.content.precedence),
                     "message %s to %s accepted (%s)",
                     item.content.id,
                     item.content.recipient,
@@ -474,13 +481,16 @@ class Engine(LinkHandling, DeskHandling):
             peer.resend_receipt_on.clear()
             self._transmit(peer)
         for peer_name, received in received_events:
-            log.info("message %s from %s received (%s, seq %d)", received["id"], peer_name, received["precedence"],
-                     received["seq"], extra=about(peer_name, message_id=received["id"]))  # fmt: skip
+            log.log(_level(Precedence.parse(received["precedence"])), "message %s from %s received (%s, seq %d)",
+                    received["id"], peer_name, received["precedence"], received["seq"],
+                    extra=about(peer_name, message_id=received["id"]))  # fmt: skip
             self.emit({"event": "received", "peer": peer_name, **received})
         for event in desk_events:
             self.emit(event)
         for peer_name, message_id in delivered_ids:
-            log.info("message %s delivered to %s", message_id, peer_name, extra=about(peer_name, message_id=message_id))
+            log.debug(
+                "message %s delivered to %s", message_id, peer_name, extra=about(peer_name, message_id=message_id)
+            )
             self.emit({"event": "delivered", "id": message_id})
             self._contents.pop(message_id, None)
             for callback in self._delivered_waiters.pop(message_id, []):
