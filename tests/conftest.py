@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -23,6 +24,18 @@ from hotline.terminal.control import ControlClient
 # machine must not fail a property test for "unreliable timing".
 settings.register_profile("hotline", deadline=None)
 settings.load_profile("hotline")
+
+
+def seeded(seed: bytes) -> Callable[[int], bytes]:
+    """A deterministic stand-in for os.urandom (keys, nonces and ids repeatable in a test)."""
+    counter = 0
+
+    def randbytes(n: int) -> bytes:
+        nonlocal counter
+        counter += 1
+        return hashlib.shake_256(seed + counter.to_bytes(4, "big")).digest(n)
+
+    return randbytes
 
 
 def _listen_ports() -> Iterator[int]:

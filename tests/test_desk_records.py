@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import seeded
 from hotline.core.errors import DeskError, RemoteProtocolError
 from hotline.core.wire import pack, unpack
 from hotline.crypto.identity import Identity
@@ -33,17 +34,6 @@ from hotline.desk.register import Register
 
 NOW = 1_760_623_200_000_000_000  # 2025-10-16T14:00:00Z, a fake clock
 CALL_ID = "0199ed3a-0000-7000-8000-000000000001"
-
-
-def seeded(seed: bytes) -> Callable[[int], bytes]:
-    counter = 0
-
-    def randbytes(n: int) -> bytes:
-        nonlocal counter
-        counter += 1
-        return hashlib.shake_256(seed + counter.to_bytes(4, "big")).digest(n)
-
-    return randbytes
 
 
 WASHINGTON = Identity.generate("washington", randbytes=seeded(b"washington"))

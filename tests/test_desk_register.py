@@ -15,7 +15,6 @@ picks. Once both hold the same records:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import seeded
 from hotline.core.errors import DeskError
 from hotline.crypto.identity import Identity
 from hotline.desk.acts import make_record
@@ -32,17 +32,6 @@ from hotline.desk.register import Register, call_view, commitment_view
 
 T0 = 1_742_256_000_000_000_000  # 2025-03-18T00:00:00Z: the fake clock starts here
 SECOND = 1_000_000_000
-
-
-def seeded(seed: bytes) -> Callable[[int], bytes]:
-    counter = 0
-
-    def randbytes(n: int) -> bytes:
-        nonlocal counter
-        counter += 1
-        return hashlib.shake_256(seed + counter.to_bytes(8, "big")).digest(n)
-
-    return randbytes
 
 
 # Keys are made once for the module.

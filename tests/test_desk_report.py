@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import sync_playwright
 
-from conftest import Terminal
+from conftest import Terminal, seeded
 from hotline.core.times import parse_time
 from hotline.crypto.identity import Identity
 from hotline.desk.acts import make_record
@@ -26,17 +25,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 CHART_IDS = ("chart-calls", "chart-requests", "chart-commitments")
 PERIOD = Period(parse_time("2025-08-01"), parse_time("2025-12-01"))
 NOW = parse_time("2025-12-01T09:00:00Z")
-
-
-def seeded(seed: bytes) -> Callable[[int], bytes]:
-    counter = 0
-
-    def randbytes(n: int) -> bytes:
-        nonlocal counter
-        counter += 1
-        return hashlib.shake_256(seed + counter.to_bytes(4, "big")).digest(n)
-
-    return randbytes
 
 
 class Desk:

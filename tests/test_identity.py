@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import seeded
 from hotline.core.errors import CardError, ConfigError, IdentityError, PassphraseError, SignatureError
 from hotline.core.model import Address
 from hotline.crypto.identity import (
@@ -41,18 +42,6 @@ from hotline.home.keyfile import load_keys, save_keys
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "signal_fingerprint.json").read_text())
 SAFETY_RE = re.compile(r"^\d{5}( \d{5}){11}$")
 CREATED = "2026-11-24T18:00:00Z"
-
-
-def seeded(seed: bytes) -> Callable[[int], bytes]:
-    """A deterministic stand-in for os.urandom."""
-    counter = 0
-
-    def randbytes(n: int) -> bytes:
-        nonlocal counter
-        counter += 1
-        return hashlib.shake_256(seed + counter.to_bytes(4, "big")).digest(n)
-
-    return randbytes
 
 
 @pytest.fixture(scope="module")
