@@ -494,7 +494,7 @@ class Engine(RekeyHandling, LinkHandling, DeskHandling):
             self._contents.pop(message_id, None)
             for callback in self._delivered_waiters.pop(message_id, []):
                 callback()
-        if any(p.queue and p.outbound.room() for p in self.peers.values()):
+        if any(p.queue and p.outbound.room() and p.restored_at is None for p in self.peers.values()):
             self._request_flush()  # more to seal than one batch
 
     def _record_ack(self, item: _Ack, now_ns: int) -> Exception | None:
