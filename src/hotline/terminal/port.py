@@ -120,6 +120,10 @@ class TerminalPort(Protocol):
         """The desk's calls and commitments as this terminal holds them now (for reading)."""
         ...
 
+    async def backup(self, dest: Path) -> dict[str, Any]:
+        """A consistent hot backup of this terminal's home to ``dest`` (``terminal.backup``)."""
+        ...
+
     async def raise_alarm(self, kind: str, peer: str, subject: str, detail: str) -> None:
         """Raise an alarm a person must see; raising one already open changes nothing."""
         ...
