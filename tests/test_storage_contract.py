@@ -669,3 +669,61 @@ def test_a_new_journal_has_exactly_the_schema_of_the_earlier_release_and_the_tab
     open_storage(old).close()  # a writer brings the old journal up to date
     assert _schema(old) == _schema(new)
     assert any(name == "entries_no_update" for _, name, _ in _schema(new)), "the append-only triggers are there"
+
+
+# -- backup, restore and re-key (issue 13) -------------------------------------------------------
+
+
+def test_a_snapshot_is_the_record_as_it_stood_and_verifies(backend: Backend, tmp_path: Path) -> None:
+    talk = paired(backend)
+    with backend.record.transaction():
+        backend.store.accept(talk.message(1), T0 + 2)
+    reader = backend.record.reader()
+    copy = tmp_path / "snapshot.journal"
+    reader.snapshot(copy)
+    with pytest.raises(JournalError, match="will not overwrite"):
+        reader.snapshot(copy)
+    reader.close()
+    with backend.record.transaction():
+        backend.store.accept(talk.message(2), T0 + 3)  # after the snapshot: not in it
+    snap = open_storage(copy, readonly=True)
+    try:
+        assert snap.record.entry_count() == backend.record.entry_count() - 1
+        assert verify(snap.record).ok
+        assert snap.store.queued("moscow")[0][0] == talk.message(1).id and len(snap.store.queued("moscow")) == 1
+    finally:
+        snap.close()
+
+
+def test_restored_marks_every_peer_until_its_stream_restarts(backend: Backend) -> None:
+    talk = paired(backend)
+    store = backend.store
+    contents = [talk.message(n) for n in (1, 2, 3)]
+    with backend.record.transaction():
+        for n, content in enumerate(contents, start=1):
+            store.accept(content, T0 + 10 + n)
+            envelope, sh = talk.seal_out(content, n)
+            store.record_sealed(content.id, "moscow", n, envelope, sh, T0 + 20 + n)
+        incoming = talk.message(1, incoming=True)
+        envelope, sh = talk.seal_in(incoming, 1)
+        store.record_received(incoming, 1, envelope, sh, T0 + 30)
+    assert store.in_stream_hash_at("moscow", 1) == sh and store.in_stream_hash_at("moscow", 2) is None
+    assert store.restored_at("moscow") is None
+    with backend.record.transaction():
+        assert store.mark_restored(T0 + 5, "/backups/w.tar", "sam", T0 + 40) == ["moscow"]
+    backend.reopen()
+    store = backend.store
+    assert store.restored_at("moscow") == T0 + 5
+    with backend.record.transaction():
+        requeued = store.restart_stream("moscow", b"fresh session", 1, {"lost": None}, T0 + 50)
+    assert requeued == [contents[1].id, contents[2].id]
+    assert store.restored_at("moscow") is None and store.load_session("moscow") == b"fresh session"
+    cursors = store.cursors("moscow")
+    assert (cursors.out_next_seq, cursors.out_acked, cursors.in_upto) == (1, 0, 0)
+    assert store.message_state(contents[0].id) == "delivered"
+    assert [q[0] for q in store.queued("moscow")] == requeued and store.unacked("moscow") == {}
+    # The new stream: a message the peer sends again (it could not know we held it) is no second delivery.
+    with backend.record.transaction():
+        store.record_duplicate("moscow", incoming.id, 1, b"envelope again", bytes(32), T0 + 60)
+    assert store.cursors("moscow").in_upto == 1 and store.received_count("moscow") == 1
+    assert kinds(backend.record)[-4:] == ["message.received", "operator.action", "peer.rekeyed", "message.duplicate"]

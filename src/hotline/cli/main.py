@@ -15,7 +15,7 @@ import os
 import sys
 
 from hotline import __version__
-from hotline.cli import access, demo, desk, journal, messages, notify, peers, record, run, setup, status
+from hotline.cli import access, backups, demo, desk, journal, messages, notify, peers, record, run, setup, status
 from hotline.cli.common import HOME_HELP, Command, home_option, json_option
 from hotline.core.errors import HotlineError
 
@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     record.register(add)  # record report
     access.register(add)  # user, token
     journal.register(add)  # journal verify, journal export
+    backups.register(add)  # backup, restore
     demo.register(add)  # demo
     return parser
 

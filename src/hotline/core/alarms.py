@@ -45,6 +45,7 @@ KINDS = (
     "journal-altered",
     "peer-record-in-doubt",
     "login-flood",
+    "restored-messages-lost",
     "call-unanswered",
     "commitment-due-soon",
     "commitment-overdue",

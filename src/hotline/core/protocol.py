@@ -24,6 +24,8 @@ Frames (msgpack maps, see ``wire``):
                                          message to seal or to open)
     test    {id, text}                   a test message on this path, answered at once
     test-ok {id, text}                   by the peer terminal itself, with the same text
+    rekey   {r}                          a signed re-key offer (``crypto.rekey``): start a fresh
+                                         ratchet and a fresh stream (after a restore)
     doubt   {text}                       my journal's check result changed while connected:
                                          the damage found, or "" once a supervisor accepted it
     bye     {reason, handover?}          orderly close; ``handover: true`` means "I keep this
@@ -76,6 +78,7 @@ _TRANSITIONS: dict[State, dict[str, State]] = {
         "test": State.OPEN,
         "test-ok": State.OPEN,
         "doubt": State.OPEN,
+        "rekey": State.OPEN,
         "bye": State.CLOSED,
     },
     State.CLOSED: {},
@@ -133,6 +136,13 @@ class RecordInDoubt:
 
 
 @dataclass(frozen=True, slots=True)
+class RekeyReceived:
+    """The peer offers a fresh ratchet (``crypto.rekey.open_offer`` checks ``data``)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionClosed:
     reason: str
     by_peer: bool  # True: the peer said bye or misbehaved; False: we closed or it went silent
@@ -149,6 +159,7 @@ Event = (
     | TestAnswered
     | LargeFrameReceived
     | RecordInDoubt
+    | RekeyReceived
     | ConnectionClosed
 )
 MAX_DOUBT_TEXT = 1000
@@ -264,6 +275,10 @@ class Connection:
         self._require_open("a test message")
         self._emit({"t": "test", "id": test_id, "text": text[:MAX_TEST_TEXT]})
 
+    def send_rekey(self, data: bytes) -> None:
+        self._require_open("a re-key offer")
+        self._emit({"t": "rekey", "r": data})
+
     def send_doubt(self, text: str) -> None:
         """Tell the peer this terminal's journal check changed: the damage found, or "" once accepted."""
         self._emit({"t": "doubt", "text": text[:MAX_DOUBT_TEXT]})
@@ -375,6 +390,8 @@ class Connection:
             if len(text) > MAX_DOUBT_TEXT:
                 raise RemoteProtocolError(f"doubt text longer than {MAX_DOUBT_TEXT} characters")
             self._events.append(RecordInDoubt(text))
+        elif kind == "rekey":
+            self._events.append(RekeyReceived(_bytes(frame, "r")))
         elif kind == "test-ok":
             self._events.append(TestAnswered(id=_str(frame, "id"), text=_str(frame, "text")))
         elif kind == "bye":

@@ -64,6 +64,7 @@ from hotline.desk.forms import FormRegistry
 from hotline.engine.desking import DeskHandling, desk_event
 from hotline.engine.links import LinkHandling, about
 from hotline.engine.peer import Clock, Link, PeerState, open_state, seal_state
+from hotline.engine.rekeying import RekeyHandling
 from hotline.engine.status import terminal_status
 from hotline.home.config import Config
 from hotline.home.forms import load_forms
@@ -106,7 +107,7 @@ class _Ack:
 Listener = Callable[[dict[str, Any]], None]
 
 
-class Engine(LinkHandling, DeskHandling):
+class Engine(RekeyHandling, LinkHandling, DeskHandling):
     def __init__(
         self,
         *,
@@ -205,6 +206,7 @@ class Engine(LinkHandling, DeskHandling):
                 doubt="in doubt before this terminal restarted"
                 if self.supervisor.board.is_active("peer-record-in-doubt", row.name, "")
                 else "",
+                restored_at=self.store.restored_at(row.name),
             )
             for seq in unacked:
                 sh = self.store.stream_hash_at(row.name, seq)
@@ -229,6 +231,9 @@ class Engine(LinkHandling, DeskHandling):
             log.debug("envelope %d from %s left unopened: the journal is in doubt", seq, peer.name,
                       extra=about(peer.name, link.path))  # fmt: skip
             return  # not opened, not acknowledged: the peer keeps it and sends it again later
+        if peer.restored_at is not None:
+            log.debug("envelope %d from %s left unopened: re-keying after a restore", seq, peer.name)
+            return  # our ratchet is older than the peer's: the new stream brings it again
         verdict = peer.inbound.classify(seq)
         if verdict is Verdict.DUPLICATE:
             # A replay or a resend: dropped before any key is touched; remind the
@@ -251,7 +256,16 @@ class Engine(LinkHandling, DeskHandling):
             )
         content = env.decrypt(sealed, peer.ratchet)  # the ratchet changes only on success
         if content.id in self._contents or self.store.has_message(content.id):
-            raise RemoteProtocolError(f"envelope {seq} reuses message id {content.id}")
+            if not self._resent(peer, content):
+                raise RemoteProtocolError(f"envelope {seq} reuses message id {content.id}")
+            # Sent again after a re-key (the peer could not know we held it): it takes its place in
+            # the stream, and is not delivered twice.
+            log.info("message %s from %s is already journaled; not delivered twice", content.id, peer.name)
+            peer.duplicates.add(content.id)
+            peer.pending_in.append((seq, data, peer.inbound.accept(seq, data), content))
+            peer.ratchet_dirty = True
+            self._request_flush()
+            return
         if content.kind is MessageKind.RECEIPT:
             self._check_receipt_item(peer, content)
         elif content.kind is MessageKind.RECORD:
@@ -265,6 +279,18 @@ class Engine(LinkHandling, DeskHandling):
             peer.resend_receipt_on.add(link)
         peer.ratchet_dirty = True
         self._request_flush()
+
+    def _resent(self, peer: PeerState, content: MessageContent) -> bool:
+        """Is ``content`` a message this peer already sent us, the same in every field we keep?"""
+        if content.id in self._contents:
+            held = self._contents[content.id]
+            return held.sender == peer.name and held == content
+        found = self.store.incoming(content.id)
+        if found is None or found["peer"] != peer.name:
+            return False
+        held = self.store.load_content(content.id, self.name)
+        return (held.kind, held.subject, held.body, held.precedence) == (
+            content.kind, content.subject, content.body, content.precedence)  # fmt: skip
 
     def _check_receipt_item(self, peer: PeerState, content: MessageContent) -> None:
         """A read/acknowledged receipt that rode the stream. The envelope is authentic and
@@ -282,8 +308,8 @@ class Engine(LinkHandling, DeskHandling):
         self._acks_in.append((peer.name, receipt))
 
     def _on_receipt(self, peer: PeerState, data: bytes) -> None:
-        if self.damage:
-            return  # cannot be journaled now; the peer repeats its receipt when we resend
+        if self.damage or peer.restored_at is not None:
+            return  # cannot be journaled now / of a stream about to end; the peer repeats it later
         receipt = env.open_receipt(data, peer.identity_key)
         if receipt.sender != peer.name or receipt.recipient != self.name:
             raise RemoteProtocolError(
@@ -402,8 +428,11 @@ class Engine(LinkHandling, DeskHandling):
             self._acks_in.clear()
             for peer in self.peers.values():
                 if peer.pending_in:
-                    final = len(peer.pending_in) - 1
+                    final = len(peer.pending_in) - 1  # the cursor moves once, with the last of them
                     for n, (seq, data, stream_hash, content) in enumerate(peer.pending_in):
+                        if content.id in peer.duplicates:
+                            self.store.record_duplicate(peer.name, content.id, seq, data, stream_hash, now_ns)
+                            continue
                         self.store.record_received(content, seq, data, stream_hash, now_ns, last=n == final)
                         self._contents.pop(content.id, None)
                         if content.kind is MessageKind.RECORD:
@@ -423,6 +452,7 @@ class Engine(LinkHandling, DeskHandling):
                     self.store.record_receipt_sent(peer.name, receipt, peer.inbound.upto, now_ns)
                     receipts_out[peer.name] = receipt
                     peer.pending_in.clear()
+                    peer.duplicates.clear()
                 if peer.pending_receipt is not None:
                     upto, raw = peer.pending_receipt
                     delivered_ids += [(peer.name, m) for m in self.store.record_delivered(peer.name, raw, upto, now_ns)]
@@ -495,7 +525,7 @@ class Engine(LinkHandling, DeskHandling):
             self._contents.pop(message_id, None)
             for callback in self._delivered_waiters.pop(message_id, []):
                 callback()
-        if any(p.queue and p.outbound.room() for p in self.peers.values()):
+        if any(p.queue and p.outbound.room() and p.restored_at is None for p in self.peers.values()):
             self._request_flush()  # more to seal than one batch
 
     def _record_ack(self, item: _Ack, now_ns: int) -> Exception | None:
@@ -531,6 +561,8 @@ class Engine(LinkHandling, DeskHandling):
         """Seal what the window allows as one batch: encrypt each message in queue order, then sign
         the batch once (a Merkle root over the envelopes, ``envelope.seal_batch``), then journal each
         envelope with its proof. One message alone is a batch of one."""
+        if peer.restored_at is not None:
+            return  # never with a restored ratchet: the re-key comes first (``rekeying``)
         budget = min(peer.outbound.room(), SEAL_BATCH)
         batch: list[tuple[str, int, bytes]] = []
         while len(batch) < budget:
@@ -575,7 +607,7 @@ class Engine(LinkHandling, DeskHandling):
                 link.conn.handle_timer(now)
                 self._drain(link)
             self._apply_switch(peer, peer.selector.evaluate(now))  # failback after the hold-down
-            if peer.active is not None and peer.active.conn.state is State.OPEN:
+            if peer.active is not None and peer.active.conn.state is State.OPEN and peer.restored_at is None:
                 for seq, data in peer.outbound.handle_timer(now):
                     peer.active.conn.send_envelope(seq, data)
                 peer.active.pump()

@@ -28,6 +28,7 @@ from hotline.core.protocol import (
     LargeFrameReceived,
     ReceiptReceived,
     RecordInDoubt,
+    RekeyReceived,
     ResumeRequested,
     RttMeasured,
     State,
@@ -78,6 +79,12 @@ class LinkHandling(ABC):
 
     @abstractmethod
     def _peer_doubt(self, peer: PeerState, text: str) -> None: ...
+
+    @abstractmethod
+    def _offer_rekey(self, peer: PeerState, link: Link) -> None: ...
+
+    @abstractmethod
+    def _on_rekey(self, peer: PeerState, link: Link, data: bytes) -> None: ...
 
     def refuse(self, peer_name: str, reason: str, detail: dict[str, Any]) -> None:
         """A link attempt to a known peer was refused (wrong key, TLS failure). Journal once per reason."""
@@ -140,7 +147,10 @@ class LinkHandling(ABC):
                                     self.clock.wall_ns())  # fmt: skip
         self._supervise()
         peer.links[path] = link
-        link.conn.send_hello(peer.committed_in_upto, peer.last_receipt_out, self.damage)
+        if peer.restored_at is None:
+            link.conn.send_hello(peer.committed_in_upto, peer.last_receipt_out, self.damage)
+        else:  # restored: we hold nothing of whatever stream the peer is in now (``rekeying``)
+            link.conn.send_hello(0, None, self.damage)
         link.pump()
         return link
 
@@ -256,8 +266,11 @@ class LinkHandling(ABC):
                 elif isinstance(event, HelloReceived):
                     self._on_hello(peer, link, event)
                 elif isinstance(event, ResumeRequested):
-                    peer.outbound.on_resume(event.cursor)
-                    self._transmit(peer)
+                    if peer.restored_at is None:
+                        peer.outbound.on_resume(event.cursor)
+                        self._transmit(peer)
+                elif isinstance(event, RekeyReceived):
+                    self._on_rekey(peer, link, event.data)
                 elif isinstance(event, RttMeasured):
                     peer.selector.ensure(link.path).add_rtt(self.clock.monotonic(), event.rtt)
                 elif isinstance(event, LargeFrameReceived):
@@ -293,18 +306,21 @@ class LinkHandling(ABC):
     def _on_hello(self, peer: PeerState, link: Link, hello: HelloReceived) -> None:
         # Everything the hello claims is checked before the link counts as up, so a
         # refused hello leaves a refusal in the record, never a false link.up.
+        restored = peer.restored_at is not None
         try:
-            if hello.cursor >= peer.outbound.next_seq:
+            if restored:
+                pass  # the peer's cursor and receipt are of a stream we no longer fully hold: re-key first
+            elif hello.cursor >= peer.outbound.next_seq:
                 raise RemoteProtocolError(
                     f"peer claims to have sequence {hello.cursor} but only {peer.outbound.next_seq - 1} "
                     "were ever sent; its journal belongs to another pairing"
                 )
-            if hello.receipt is not None:
+            if hello.receipt is not None and not restored:
                 self._on_receipt(peer, hello.receipt)
         except (ProtocolError, CryptoError) as e:
             self.refuse(peer.name, str(e), {"path": link.path, "address": link.address})
             raise
-        link.hello_cursor = hello.cursor
+        link.hello_cursor = 0 if restored else hello.cursor
         peer.last_error = None
         self._peer_doubt(peer, hello.doubt)
         log.info("path %s to %s up via %s (peer holds ours up to %d)", link.path, peer.name, link.address, hello.cursor,
@@ -320,10 +336,12 @@ class LinkHandling(ABC):
             self._activate(peer, link)  # the handover on the active path: resume on the new connection
             self._transmit(peer)
         self._apply_switch(peer, switch)
+        if peer.restored_at is not None:
+            self._offer_rekey(peer, link)
 
     def _transmit(self, peer: PeerState) -> None:
         link = peer.active
-        if link is None or link.conn.state is not State.OPEN:
+        if link is None or link.conn.state is not State.OPEN or peer.restored_at is not None:
             return
         for seq, data in peer.outbound.to_transmit():
             link.conn.send_envelope(seq, data)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from hotline.core.delivery import Inbound, Outbound, OutboxQueue
@@ -97,3 +98,11 @@ class PeerState:
     link_since_ns: int | None = None
     seals: env.SealCache = field(default_factory=env.SealCache)  # the peer's batches verified lately
     failovers: int = 0  # times traffic moved off a failed path to another, since the terminal started
+    # Restored from a backup taken then (ns): nothing is sealed, sent or opened until re-keyed
+    # (``rekeying``); our offer and its fresh key while one is outstanding; our answer to the
+    # peer's latest offer, by the offer's digest, to repeat if it comes again.
+    restored_at: int | None = None
+    rekey_key: X25519PrivateKey | None = None
+    rekey_offer: bytes | None = None
+    answers: dict[bytes, bytes] = field(default_factory=dict)
+    duplicates: set[str] = field(default_factory=set)  # ids in pending_in already journaled (a re-send)

@@ -91,6 +91,8 @@ def verify(journal: Record, max_problems: int = 20) -> VerifyReport:
                 if peer_keys.get(entry.peer) != body["identity_key"]:
                     streams[entry.peer] = _Stream()
                 peer_keys[entry.peer] = body["identity_key"]
+            elif entry.kind == "peer.rekeyed":
+                streams[entry.peer] = _Stream()  # a fresh stream both ways, as a new pairing starts
             elif entry.kind in {"message.sealed", "receipt.sent"}:
                 if own_key is None:
                     raise HotlineError("signed by us before the terminal.created entry")
@@ -109,12 +111,12 @@ def verify(journal: Record, max_problems: int = 20) -> VerifyReport:
                         stream.in_upto, stream.in_hash = receipt.upto, receipt.stream_hash
                         raise HotlineError("our receipt does not match the messages journaled before it")
                 report.signatures += 1
-            elif entry.kind in {"message.received", "receipt.received"}:
+            elif entry.kind in {"message.received", "message.duplicate", "receipt.received"}:
                 key = peer_keys.get(entry.peer)
                 if key is None:
                     raise HotlineError(f"signed by {entry.peer!r}, which is not paired at this point")
                 stream = streams.setdefault(entry.peer, _Stream())
-                if entry.kind == "message.received":
+                if entry.kind != "receipt.received":
                     # A mismatch is one problem, at this entry: the stream goes on from what the entry
                     # itself says (its sequence number and stream hash), so a received entry deleted
                     # (and the damage accepted) does not make every later one a new problem.

@@ -77,6 +77,11 @@ class Record(Protocol):
 
     def get_meta(self, key: str) -> bytes | None: ...
 
+    def snapshot(self, dest: Path) -> None:
+        """Copy the whole record, consistent as of one moment, to a new file ``dest`` while writers
+        go on (SQLite's online backup). Blocking: call it off the event loop, on a ``reader()``."""
+        ...
+
     def set_meta(self, key: str, value: bytes) -> None:
         """Set one metadata value (inside a transaction); not part of the chain."""
         ...
@@ -111,6 +116,27 @@ class PeerStore(Protocol):
 
     def cursors(self, peer: str) -> Cursors:
         """Where both directions of the peer's stream stand; ``JournalError`` if it is not paired."""
+        ...
+
+    def in_stream_hash_at(self, peer: str, seq: int) -> bytes | None:
+        """The running hash of the peer's stream as received, at ``seq`` (None if not held)."""
+        ...
+
+    def mark_restored(self, backup_at_ns: int, source: str, by: str, at_ns: int) -> list[str]:
+        """This record was just restored from a backup taken at ``backup_at_ns``: every peer is marked
+        "restored: re-key before sending" (``operator.action`` restore). Returns the peers marked."""
+        ...
+
+    def restored_at(self, peer: str) -> int | None:
+        """When the backup this record was restored from was taken, while the peer still awaits its
+        re-key; else None."""
+        ...
+
+    def restart_stream(self, peer: str, session: bytes, held: int, detail: dict[str, Any], at_ns: int) -> list[str]:
+        """A re-key (``peer.rekeyed``, with ``detail``): our messages 1..``held`` of the stream are in
+        the peer's journal and count as delivered; every later one of the stream goes back to the
+        queue, to be sealed afresh; the cursors and the session start again, and the restored mark
+        goes. Returns the ids put back in the queue."""
         ...
 
 
@@ -168,6 +194,12 @@ class MessageStore(Protocol):
         ...
 
     def record_receipt_sent(self, peer: str, receipt: bytes, upto: int, at_ns: int) -> None: ...
+
+    def record_duplicate(self, peer: str, message_id: str, seq: int, envelope: bytes, stream_hash: bytes,
+                         at_ns: int) -> None:  # fmt: skip
+        """An envelope of the stream carrying a message already journaled (sent again after a
+        re-key): ``message.duplicate``; the inbound cursor moves on, nothing is delivered twice."""
+        ...
 
     # -- lookups
 

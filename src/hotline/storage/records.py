@@ -23,9 +23,11 @@ GENESIS_HASH = bytes(32)
 ENTRY_KINDS = (
     "terminal.created",
     "peer.paired",
+    "peer.rekeyed",
     "message.accepted",
     "message.sealed",
     "message.received",
+    "message.duplicate",
     "receipt.sent",
     "receipt.received",
     "link.up",

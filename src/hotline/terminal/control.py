@@ -17,6 +17,8 @@ Operations:
     reload                   -> re-read peers after `hotline pair`
     desk {act, by?}          -> {id, thread, type, shared}: a call, readout or commitment act
                                 (``desk.acts``), signed and journaled, and sent if shared
+    backup {path}            -> what was written (entries, size, head hash): a consistent hot
+                                backup of the home (``terminal.backup``), taken off the loop
     accept-damage {reason, by?}
                              -> {accepted, journal}: a supervisor accepts the damage the
                                 journal check found (journaled); appending resumes
@@ -87,6 +89,13 @@ async def _accept_damage(terminal: TerminalPort, args: dict[str, Any]) -> Any:
     return await terminal.accept_damage(reason.strip()[:1000], by[:200])
 
 
+async def _backup(terminal: TerminalPort, args: dict[str, Any]) -> Any:
+    path = args.get("path")
+    if not isinstance(path, str) or not os.path.isabs(path):
+        raise ControlError("backup needs 'path': the absolute path of a new file")
+    return await terminal.backup(Path(path))
+
+
 async def _desk(terminal: TerminalPort, args: dict[str, Any]) -> Any:
     act, by = args.get("act"), args.get("by", "operator")
     if not isinstance(act, dict) or not isinstance(by, str):
@@ -104,6 +113,7 @@ OPERATIONS: dict[str, Operation] = {
     "send": _send,
     "accept-damage": _accept_damage,
     "desk": _desk,
+    "backup": _backup,
 }
 
 

@@ -36,7 +36,7 @@ from hotline.home.config import CONTROL_SOCKET, JOURNAL_FILE, LOCK_FILE, Config
 from hotline.home.forms import load_forms
 from hotline.storage.backend import open_storage
 from hotline.storage.base import TerminalStore
-from hotline.terminal import control
+from hotline.terminal import backup, control
 from hotline.terminal.port import Service
 from hotline.terminal.tls import HANDSHAKE_TIMEOUT, LinkProtocol, client_context, server_context
 from hotline.terminal.watch import JournalWatch
@@ -384,6 +384,11 @@ class Terminal:
 
     def forms(self) -> FormRegistry:
         return self.engine.forms
+
+    async def backup(self, dest: Path) -> dict[str, Any]:
+        # The snapshot reads on a connection of its own in a worker thread: the loop, its heartbeats
+        # and its commits go on (WAL readers never block the writer).
+        return await asyncio.to_thread(backup.write_backup, self.home, self.config, self.journal, dest, self.now_ns())
 
     async def raise_alarm(self, kind: str, peer: str, subject: str, detail: str) -> None:
         self.engine.raise_alarm(kind, peer, subject, detail)

@@ -125,6 +125,10 @@ class TerminalPort(Protocol):
         """The form types of formatted notifications this terminal holds (the engine's own)."""
         ...
 
+    async def backup(self, dest: Path) -> dict[str, Any]:
+        """A consistent hot backup of this terminal's home to ``dest`` (``terminal.backup``)."""
+        ...
+
     async def raise_alarm(self, kind: str, peer: str, subject: str, detail: str) -> None:
         """Raise an alarm a person must see; raising one already open changes nothing."""
         ...

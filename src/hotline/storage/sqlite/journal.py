@@ -305,6 +305,21 @@ class Journal:
         ).fetchone()
         return None if row is None else Entry(*row)
 
+    def snapshot(self, dest: Path) -> None:
+        """SQLite's online backup API: a consistent copy as of one read transaction, written to a
+        new file, while the terminal goes on writing (WAL readers never block the writer)."""
+        if dest.exists():
+            raise JournalError(f"will not overwrite {dest} with a snapshot of the journal")
+        try:
+            target = sqlite3.connect(str(dest), isolation_level=None)
+            try:
+                self._db.backup(target)
+                target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
+            finally:
+                target.close()
+        except sqlite3.Error as e:
+            raise JournalError(f"cannot snapshot the journal {self.path} to {dest}: {e}") from None
+
     # -- small key/value metadata -----------------------------------------------------------
 
     def get_meta(self, key: str) -> bytes | None:

@@ -16,6 +16,7 @@ from typing import Any
 from hotline.core.alarms import AlarmChange
 from hotline.core.errors import DeliveryError, JournalError
 from hotline.core.model import Attachment, MessageContent, MessageKind, MessageState, Precedence, ReceiptKind
+from hotline.core.wire import pack, unpack
 from hotline.crypto.envelope import Receipt
 from hotline.storage.records import LINK_KINDS, Cursors, PeerRow, content_fields
 from hotline.storage.sqlite.journal import Journal
@@ -123,6 +124,57 @@ class Store:
             None if row[6] is None else bytes(row[6]),
             row[7],
         )  # fmt: skip
+
+    def in_stream_hash_at(self, peer: str, seq: int) -> bytes | None:
+        row = self.journal.execute(
+            "SELECT stream_hash FROM messages WHERE direction = 'in' AND peer = ? AND seq = ?", (peer, seq)
+        ).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
+
+    _RESTORED = "restored:"
+
+    def mark_restored(self, backup_at_ns: int, source: str, by: str, at_ns: int) -> list[str]:
+        names = [p.name for p in self.peers()]
+        detail: dict[str, Any] = {"action": "restore", "backup_at_ns": backup_at_ns, "source": source,
+                                  "peers": names, "note": "restored: re-key before sending"}  # fmt: skip
+        self.journal.append("operator.action", {**detail, "by": by} if by else detail, at_ns)
+        for name in names:
+            self.journal.set_meta(self._RESTORED + name, pack(backup_at_ns))
+        return names
+
+    def restored_at(self, peer: str) -> int | None:
+        value = self.journal.get_meta(self._RESTORED + peer)
+        if value is None:
+            return None
+        at = unpack(value)
+        return at if isinstance(at, int) else None
+
+    def restart_stream(self, peer: str, session: bytes, held: int, detail: dict[str, Any], at_ns: int) -> list[str]:
+        self.journal.append("peer.rekeyed", {"peer": peer, "held": held, **detail}, at_ns, peer=peer)
+        self.journal.execute(
+            "UPDATE messages SET state = 'delivered', delivered_at_ns = ? "
+            "WHERE direction = 'out' AND peer = ? AND state = 'sent' AND seq <= ?",
+            (at_ns, peer, held),
+        )
+        requeued = [
+            r[0]
+            for r in self.journal.execute(
+                "SELECT id FROM messages WHERE direction = 'out' AND peer = ? AND seq > ? "
+                "AND state IN ('sent', 'delivered') ORDER BY seq",
+                (peer, held),
+            )
+        ]
+        self.journal.execute(
+            "UPDATE messages SET state = 'queued', envelope = NULL, stream_hash = NULL, sent_at_ns = NULL, "
+            "delivered_at_ns = NULL WHERE direction = 'out' AND peer = ? AND seq > ? "
+            "AND state IN ('sent', 'delivered')",
+            (peer, held),
+        )
+        self.journal.execute("UPDATE messages SET seq = NULL WHERE peer = ? AND seq IS NOT NULL", (peer,))
+        self.journal.execute("INSERT OR REPLACE INTO cursors(peer) VALUES (?)", (peer,))
+        self.journal.execute("INSERT OR REPLACE INTO sessions(peer, state) VALUES (?, ?)", (peer, session))
+        self.journal.execute("DELETE FROM meta WHERE key = ?", (self._RESTORED + peer,))
+        return requeued
 
     # -- outgoing messages ------------------------------------------------------------------
 
@@ -292,6 +344,17 @@ class Store:
             peer=peer,
         )
         self.journal.execute("UPDATE cursors SET last_receipt_out = ? WHERE peer = ?", (receipt, peer))
+
+    def record_duplicate(self, peer: str, message_id: str, seq: int, envelope: bytes, stream_hash: bytes,
+                         at_ns: int) -> None:  # fmt: skip
+        self.journal.append(
+            "message.duplicate", {"id": message_id, "seq": seq, "envelope": envelope, "sh": stream_hash}, at_ns,
+            peer=peer,
+        )  # fmt: skip
+        self.journal.execute(
+            "UPDATE cursors SET in_upto = ?, in_stream_hash = ?, last_contact_ns = ? WHERE peer = ?",
+            (seq, stream_hash, at_ns, peer),
+        )
 
     # -- read and acknowledged receipts ----------------------------------------------------
 
