@@ -181,6 +181,12 @@ class DeskHandling:
         refused (``RemoteProtocolError``). A message comes from its author; the channel's membership
         history may come from any member, each record signed by its own author (``channels.fanout``)."""
         author_name = _claimed_author(content.receipt)
+        if author_name == self.name:  # this terminal's own, in the history another member forwards
+            if decode_record(content.receipt).signed in {
+                r.signed for r in self.desk.thread(decode_record(content.receipt).thread)
+            }:
+                return
+            raise RemoteProtocolError(f"it is signed in this terminal's name ({self.name}) but was never written here")
         author = peer if author_name == peer.name else self.peers.get(author_name)
         if author is None:
             raise RemoteProtocolError(f"it is signed in the name of {author_name!r}, which is not paired here")
