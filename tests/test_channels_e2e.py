@@ -3,6 +3,7 @@ from three authors with one member SIGKILLed and restarted mid-stream, then a re
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable
 from typing import Any
@@ -42,7 +43,9 @@ def test_three_terminals_hold_every_channel_message_once_in_one_causal_order(
                 t.wait_link(other.name)
     w.cli("channel", "create", "ceasefire", "--member", "moscow", "--member", "kyiv", "--disclosure", "secret")
     for t in (m, k):
-        wait_for(lambda t=t: t.cli_json("channels")["total"] == 1, 20, f"the invitation at {t.name}")
+        wait_for(
+            functools.partial(lambda x: x.cli_json("channels")["total"] == 1, t), 20, f"the invitation at {t.name}"
+        )
         t.cli("channel", "join", "ceasefire")
     wait_for(lambda: all(x["state"] == "joined" for x in show(w)["members"]), 20, "everyone joined at washington")
     wait_for(lambda: all(x["state"] == "joined" for x in show(k)["members"]), 20, "everyone joined at kyiv")
@@ -58,7 +61,7 @@ def test_three_terminals_hold_every_channel_message_once_in_one_causal_order(
             author = authors[(i + 1) % 3]
         sent.append(author.cli("send", "--channel", "ceasefire", f"message {i} from {author.name}").stdout.strip())
     for t in everyone:
-        wait_for(lambda t=t: len(show(t)["messages"]) == 30, 60, f"all 30 messages at {t.name}")
+        wait_for(functools.partial(lambda x: len(show(x)["messages"]) == 30, t), 60, f"all 30 messages at {t.name}")
     orders = {t.name: [x["id"] for x in show(t)["messages"]] for t in everyone}
     assert sorted(orders["kyiv"]) == sorted(sent)
     assert orders["washington"] == orders["moscow"] == orders["kyiv"]
@@ -75,7 +78,11 @@ def test_three_terminals_hold_every_channel_message_once_in_one_causal_order(
     after = [w.cli("send", "--channel", "ceasefire", "after the removal").stdout.strip(),
              k.cli("send", "--channel", "ceasefire", "kyiv, after the removal").stdout.strip()]  # fmt: skip
     for t in (w, k):
-        wait_for(lambda t=t: len(show(t)["messages"]) == 32, 30, f"the messages after the removal at {t.name}")
+        wait_for(
+            functools.partial(lambda x: len(show(x)["messages"]) == 32, t),
+            30,
+            f"the messages after the removal at {t.name}",
+        )
     assert [x["id"] for x in show(w)["messages"]] == [x["id"] for x in show(k)["messages"]]
     refused = m.cli("send", "--channel", "ceasefire", "still here?", check=False)
     assert refused.returncode == 1 and "not a joined member" in refused.stderr
