@@ -241,8 +241,10 @@ def fanout(records: Sequence[DeskRecord], record: DeskRecord, me: str) -> list[t
     channel's membership history where the member may lack it.
 
     - a message goes to the members it names (``to``: those joined when it was written);
-    - a membership record goes to every member before it and after it (so a removed member learns
-      of its removal, an added one of its invitation);
+    - a membership record goes to every terminal the channel has named, members and gone ones (so
+      a removed member learns of its removal, an added one of its invitation, and one an author
+      wrongly holds as removed still folds what everyone else folds); a gone member learns who is
+      in the channel, never what is said in it;
     - an added member first gets the channel's membership history (the create and every change),
       each record signed by its own author, so its own fold starts where everyone else's is;
     - a joining member sends that history too, ahead of its join, so a member that has not yet
@@ -255,7 +257,12 @@ def fanout(records: Sequence[DeskRecord], record: DeskRecord, me: str) -> list[t
     if record.type is RecordType.CHANNEL_MESSAGE:
         to = set(record.fields["to"])
     else:
-        to = after.members | (before.members if before is not None else set())
+        # Everyone the channel has named, gone members too: an author may hold a member as removed by
+        # a removal that the agreed order voids (its remover had been removed first, concurrently),
+        # and that member must still hold every change of membership to fold what the others fold.
+        to = after.members | set(after.gone) | set(after.cut)
+        if before is not None:
+            to |= before.members | set(before.gone)
         if record.type is RecordType.CHANNEL_REMOVE:
             to.add(str(record.fields["member"]))
     to.discard(me)
