@@ -15,7 +15,21 @@ import os
 import sys
 
 from hotline import __version__
-from hotline.cli import access, backups, demo, desk, journal, messages, notify, peers, record, run, setup, status
+from hotline.cli import (
+    access,
+    backups,
+    channels,
+    demo,
+    desk,
+    journal,
+    messages,
+    notify,
+    peers,
+    record,
+    run,
+    setup,
+    status,
+)
 from hotline.cli.common import HOME_HELP, Command, home_option, json_option
 from hotline.core.errors import HotlineError
 
@@ -58,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     messages.register(add)  # send, inbox, outbox, attachment, ack
     status.register(add)  # alarms, status
     desk.register(add)  # call, calls, readout, commitment, commitments
+    channels.register(add)  # channel, channels
     notify.register(add)  # notify, notifications, notification
     record.register(add)  # record report
     access.register(add)  # user, token

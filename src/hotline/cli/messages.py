@@ -61,6 +61,8 @@ def cmd_send(args: argparse.Namespace) -> int:
             raise ConfigError(f"{args.file} is not UTF-8 text; send a binary file with --attach") from None
     else:
         body = args.text
+    if args.channel is not None:
+        return _send_to_channel(args, body)
     request = {
         "to": args.to, "precedence": args.precedence, "lang": args.lang, "subject": args.subject or "",
         "body": body, "attachments": [_read_attachment(a) for a in args.attach or []],
@@ -97,6 +99,19 @@ def cmd_send(args: argparse.Namespace) -> int:
     else:
         print(result["id"])
     return 0
+
+
+def _send_to_channel(args: argparse.Namespace, body: str) -> int:
+    """`send --channel`: one desk record, signed once, fanned out to the members (``desk.channels``)."""
+    from hotline.cli.desk import do_act  # here, so `send --to` loads nothing of the desk
+
+    for option, given in (("--attach", args.attach), ("--wait", args.wait), ("--id", args.id),
+                          ("--classification", args.classification)):  # fmt: skip
+        if given:
+            raise ConfigError(f"{option} is not supported with --channel yet")
+    act = {"act": "channel.message", "channel": args.channel, "text": body, "subject": args.subject or "",
+           "precedence": args.precedence, "lang": args.lang}  # fmt: skip
+    return do_act(args, act)
 
 
 def _wait_cut_short(home: Path, message_id: str, cause: BaseException, timeout: float) -> int:
@@ -282,7 +297,9 @@ def register(add: Add) -> None:
     p = add("send", cmd_send, "journal a message for a peer and print its id", listing=True)
     p.epilog = SEND_EPILOG
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("--to", required=True, help="peer name (see `hotline peers`)")
+    to = p.add_mutually_exclusive_group(required=True)
+    to.add_argument("--to", help="peer name (see `hotline peers`)")
+    to.add_argument("--channel", metavar="NAME", help="a channel: signed once, sent to each member over its link")
     p.add_argument(
         "--precedence",
         default="routine",

@@ -18,8 +18,16 @@ from typing import Any
 from hotline.core.errors import DeskError
 from hotline.core.model import MessageContent, MessageKind, Precedence, uuid7, validate_name
 from hotline.crypto.identity import Identity
+from hotline.desk.channels import fold_channel
 from hotline.desk.forms import FormRegistry
-from hotline.desk.records import DeskRecord, Disclosure, RecordType, check_fields, sign_record
+from hotline.desk.records import (
+    MAX_CHANNEL_MEMBERS,
+    DeskRecord,
+    Disclosure,
+    RecordType,
+    check_fields,
+    sign_record,
+)
 from hotline.desk.register import Register
 
 # act name -> (record type, whether it names an existing thread)
@@ -42,6 +50,16 @@ ACTS: dict[str, tuple[RecordType, bool]] = {
     "notification.ack": (RecordType.NOTIFICATION_ACK, True),
 }
 
+# Channel acts name their channel (``channel``: a name or an id) rather than a thread id.
+CHANNEL_ACTS: dict[str, RecordType] = {
+    "channel.create": RecordType.CHANNEL_CREATE,
+    "channel.join": RecordType.CHANNEL_JOIN,
+    "channel.add": RecordType.CHANNEL_ADD,
+    "channel.remove": RecordType.CHANNEL_REMOVE,
+    "channel.leave": RecordType.CHANNEL_LEAVE,
+    "channel.message": RecordType.CHANNEL_MESSAGE,
+}
+
 # What an act may leave out, and what it then means.
 _DEFAULTS: dict[RecordType, dict[str, Any]] = {
     RecordType.CALL_PROPOSE: {"agenda": "", "at": 0, "duration_s": 0, "answer_by": 0, "precedence": "routine",
@@ -62,7 +80,7 @@ def _act_fields(act: dict[str, Any]) -> tuple[str, RecordType, dict[str, Any]]:
     """The act's name, record type and fields with defaults filled in (not yet checked)."""
     name = act.get("act")
     if not isinstance(name, str) or name not in ACTS:
-        raise DeskError(f"unknown desk act {name!r}; one of {', '.join(ACTS)}")
+        raise DeskError(f"unknown desk act {name!r}; one of {', '.join([*ACTS, *CHANNEL_ACTS])}")
     rtype = ACTS[name][0]
     fields = {k: v for k, v in act.items() if k not in ("act", "to", "id", "ui_lang")}
     if "disclosure" in fields and isinstance(fields["disclosure"], str):
@@ -76,6 +94,19 @@ def check_act(act: dict[str, Any]) -> None:
     """Refuse (``DeskError``) an act that is malformed in itself — an unknown act, a missing,
     unknown or ill-typed field — whatever the register holds. The HTTP API tells this caller's
     mistake (400) from an act the state of the call or commitment refuses (409)."""
+    if act.get("act") in CHANNEL_ACTS:
+        rtype, fields = _channel_fields(act)
+        if rtype is RecordType.CHANNEL_CREATE:
+            given = fields["members"]
+            if not isinstance(given, list) or not given or not all(isinstance(m, str) for m in given):
+                raise DeskError("channel.create needs its members (--member PEER, one or more)")
+            for member in given:
+                validate_name(member.strip().lower(), "member")
+            fields["members"] = ["a", "b"]  # the real list (with the creator) is checked by ``make_record``
+        if rtype is RecordType.CHANNEL_MESSAGE:
+            fields.update(seq=1, seen={}, to=["x"])  # filled in from the register by ``make_record``
+        check_fields(rtype, fields)
+        return
     _name, rtype, fields = _act_fields(act)
     if rtype is RecordType.COMMITMENT_AGREE:
         fields["text_hash"] = bytes(32)  # filled in from the proposal by ``make_record``
@@ -96,6 +127,8 @@ def make_record(
 ) -> DeskRecord:
     """Build, check and sign the record for ``act``; ``DeskError`` says why it is refused (a form's
     failing fields named in ``lang``)."""
+    if act.get("act") in CHANNEL_ACTS:
+        return _make_channel_record(register, identity, act, now_ns, randbytes, peers)
     name, rtype, fields = _act_fields(act)
     names_thread = ACTS[name][1]
     record_id = uuid7(now_ns // 1_000_000, randbytes(10))
@@ -155,6 +188,101 @@ def _notification_fields(
         if answered is None or answered.form != form.answers:
             raise DeskError(f"{answers} is not a {form.answers} this terminal holds")
     return {**fields, "form": form.id, "form_hash": form.digest, "answers": answers}
+
+
+_CHANNEL_DEFAULTS: dict[RecordType, dict[str, Any]] = {
+    RecordType.CHANNEL_CREATE: {"disclosure": "confidential", "members": []},
+    RecordType.CHANNEL_REMOVE: {"reason": ""},
+    RecordType.CHANNEL_LEAVE: {"reason": ""},
+    RecordType.CHANNEL_MESSAGE: {"subject": "", "precedence": "routine", "lang": "en"},
+}
+
+
+def _channel_fields(act: dict[str, Any]) -> tuple[RecordType, dict[str, Any]]:
+    rtype = CHANNEL_ACTS[str(act["act"])]
+    fields = {k: v for k, v in act.items() if k not in ("act", "channel", "ui_lang")}
+    if "disclosure" in fields and isinstance(fields["disclosure"], str):
+        fields["disclosure"] = Disclosure.parse(fields["disclosure"]).value
+    if "precedence" in fields and isinstance(fields["precedence"], str):
+        fields["precedence"] = Precedence.parse(fields["precedence"]).label
+    for key in ("member", "name"):
+        if isinstance(fields.get(key), str):
+            fields[key] = fields[key].strip().lstrip("#").lower()
+    return rtype, {**_CHANNEL_DEFAULTS.get(rtype, {}), **fields}
+
+
+def _make_channel_record(
+    register: Register,
+    identity: Identity,
+    act: dict[str, Any],
+    now_ns: int,
+    randbytes: Callable[[int], bytes],
+    peers: list[str],
+) -> DeskRecord:
+    """Build, check and sign a channel act's record (``desk.channels``)."""
+    rtype, fields = _channel_fields(act)
+    me = identity.name
+    record_id = uuid7(now_ns // 1_000_000, randbytes(10))
+    if rtype is RecordType.CHANNEL_CREATE:
+        given = fields.get("members")
+        if not isinstance(given, list) or not all(isinstance(m, str) for m in given):
+            raise DeskError("channel.create needs its members (--member PEER, one or more)")
+        members = sorted({m.strip().lower() for m in given} | {me})
+        unknown = [m for m in members if m != me and m not in peers]
+        if unknown:
+            raise DeskError(f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not a paired peer; "
+                            "only paired, verified peers may be members (see `hotline peers`)")  # fmt: skip
+        if len(members) < 2:
+            raise DeskError("a channel needs at least one member besides this terminal (--member PEER)")
+        if len(members) > MAX_CHANNEL_MEMBERS:
+            raise DeskError(f"a channel has at most {MAX_CHANNEL_MEMBERS} members, this terminal among them")
+        fields["members"] = members
+        name = str(fields.get("name", ""))
+        if any(c.name == name and c.member_state(me) in ("joined", "invited") for c in register.channels()):
+            raise DeskError(f"this terminal is already in a channel named #{name}; choose another name")
+        thread = record_id
+    else:
+        given_channel = act.get("channel")
+        if not isinstance(given_channel, str) or not given_channel:
+            raise DeskError(f"{act['act']} needs the channel it concerns (its name)")
+        thread = register.find_channel(given_channel)
+        channel = fold_channel(register.thread(thread))
+        if rtype is RecordType.CHANNEL_ADD and fields.get("member") not in peers:
+            raise DeskError(f"no paired peer named {fields.get('member')!r}; only paired peers may be members")
+        if rtype is RecordType.CHANNEL_MESSAGE:
+            if channel.member_state(me) != "joined":
+                raise DeskError(
+                    f"this terminal is not a joined member of #{channel.name}"
+                    + ("; join it first (`hotline channel join`)" if me in channel.invited else "")
+                )
+            if not channel.joined - {me}:
+                raise DeskError(f"no other member of #{channel.name} has joined yet; nothing would be sent")
+            fields["seq"] = channel.last_seq(me) + 1
+            fields["seen"] = channel.seen_vector(me)
+            fields["to"] = sorted(channel.joined - {me})
+    record = DeskRecord(
+        id=record_id, type=rtype, thread=thread, author=me, peer="", lamport=register.next_lamport(thread),
+        at_ns=now_ns, fields=check_fields(rtype, fields),
+    )  # fmt: skip
+    register.check(record)
+    return sign_record(identity, record)
+
+
+def channel_carrier(record: DeskRecord, member: str, channel: str, randbytes: Callable[[int], bytes],
+                    me: str) -> MessageContent:  # fmt: skip
+    """The message that takes one channel record to one member over its link. A message keeps its
+    precedence; a membership record goes as FLASH, so that no message on the same link overtakes the
+    change it depends on (the queue orders by precedence, then first come)."""
+    if record.type is RecordType.CHANNEL_MESSAGE:
+        precedence = Precedence.parse(record.fields["precedence"])
+        title = record.fields["subject"]
+    else:
+        precedence, title = Precedence.FLASH, str(record.fields.get("member", ""))
+    return MessageContent(
+        id=uuid7(record.at_ns // 1_000_000, randbytes(10)), sender=me, recipient=member,
+        precedence=precedence, lang="zxx", subject=f"{record.type} #{channel}: {title}"[:500], body="",
+        created_at_ns=record.at_ns, kind=MessageKind.RECORD, receipt=record.signed,
+    )  # fmt: skip
 
 
 def carrier(

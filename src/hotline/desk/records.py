@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,10 +60,29 @@ class RecordType(enum.StrEnum):
     NOTIFICATION = "notification"  # a formatted notification (``desk.forms``); a response is one too
     NOTIFICATION_ACK = "notification.ack"  # a person at the receiving side: "received and understood"
     NOTIFICATION_REFUSED = "notification.refused"  # the receiver could not take it (unknown form, invalid)
+    # Channels (``desk.channels``): one record, signed once, fanned out to every member over its own link.
+    CHANNEL_CREATE = "channel.create"
+    CHANNEL_JOIN = "channel.join"
+    CHANNEL_ADD = "channel.add"
+    CHANNEL_REMOVE = "channel.remove"
+    CHANNEL_LEAVE = "channel.leave"
+    CHANNEL_MESSAGE = "channel.message"
 
     @property
     def starts_thread(self) -> bool:
-        return self in (RecordType.CALL_PROPOSE, RecordType.COMMITMENT_PROPOSE, RecordType.NOTIFICATION)
+        return self in (
+            RecordType.CALL_PROPOSE, RecordType.COMMITMENT_PROPOSE, RecordType.NOTIFICATION, RecordType.CHANNEL_CREATE,
+        )  # fmt: skip
+
+    @property
+    def is_channel(self) -> bool:
+        """A channel's record names no single peer: it goes to the channel's members (``desk.channels``)."""
+        return self.value.startswith("channel.")
+
+    @property
+    def is_membership(self) -> bool:
+        """A record that changes who is in a channel (everything of a channel but its messages)."""
+        return self.is_channel and self is not RecordType.CHANNEL_MESSAGE
 
 
 class Disclosure(enum.StrEnum):
@@ -198,6 +218,61 @@ def _form_data(value: Any) -> dict[str, Any]:
     return value
 
 
+MAX_CHANNEL_MEMBERS = 16
+MAX_CHANNEL_AUTHORS = 64  # entries in a message's seen vector: members come and go over a channel's life
+_CHANNEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,47}")
+
+
+def _channel_name(value: Any) -> str:
+    if not isinstance(value, str) or not _CHANNEL_NAME.fullmatch(value):
+        raise ValueError("must be a channel name: lower-case letters, digits, '.', '_' or '-', up to 48")
+    return value
+
+
+def _member(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a terminal's name")
+    try:
+        return validate_name(value, "member")
+    except DeliveryError:
+        raise ValueError("must be a terminal's name") from None
+
+
+def _members(value: Any) -> list[str]:
+    if not isinstance(value, list) or not 2 <= len(value) <= MAX_CHANNEL_MEMBERS:
+        raise ValueError(f"must list 2 to {MAX_CHANNEL_MEMBERS} terminals, the creator among them")
+    names = [_member(v) for v in value]
+    if len(set(names)) != len(names) or names != sorted(names):
+        raise ValueError("must list each terminal once, in sorted order")
+    return names
+
+
+def _recipients(value: Any) -> list[str]:
+    """The members a channel message is addressed to: those its author held as joined."""
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_CHANNEL_MEMBERS:
+        raise ValueError(f"must list 1 to {MAX_CHANNEL_MEMBERS} members")
+    names = [_member(v) for v in value]
+    if len(set(names)) != len(names) or names != sorted(names):
+        raise ValueError("must list each member once, in sorted order")
+    return names
+
+
+def _seq(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value < 2**53:
+        raise ValueError("must be a positive whole number")
+    return value
+
+
+def _seen(value: Any) -> dict[str, int]:
+    """What a message's author had seen of the channel: author -> the highest sequence number."""
+    if not isinstance(value, dict) or len(value) > MAX_CHANNEL_AUTHORS:
+        raise ValueError(f"must map up to {MAX_CHANNEL_AUTHORS} authors to sequence numbers")
+    for author, seq in value.items():
+        _member(author)
+        _seq(seq)
+    return value
+
+
 def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("must be true or false")
@@ -233,6 +308,15 @@ FIELDS: dict[RecordType, dict[str, Check]] = {
     RecordType.NOTIFICATION: {"form": _form_id, "form_hash": _hash, "data": _form_data, "answers": _uuid_or_empty},
     RecordType.NOTIFICATION_ACK: {"by": _line},
     RecordType.NOTIFICATION_REFUSED: {"reason": _required_line, "form": _form_id, "form_hash": _hash},
+    RecordType.CHANNEL_CREATE: {"name": _channel_name, "members": _members, "disclosure": _enum(Disclosure)},
+    RecordType.CHANNEL_JOIN: {},
+    RecordType.CHANNEL_ADD: {"member": _member},
+    RecordType.CHANNEL_REMOVE: {"member": _member, "reason": _line},
+    RecordType.CHANNEL_LEAVE: {"reason": _line},
+    RecordType.CHANNEL_MESSAGE: {
+        "text": _text, "subject": _line, "precedence": _precedence, "lang": _lang, "seq": _seq, "seen": _seen,
+        "to": _recipients,
+    },
 }  # fmt: skip
 
 
@@ -260,7 +344,7 @@ class DeskRecord:
     type: RecordType
     thread: str
     author: str
-    peer: str  # the other side of the call or commitment
+    peer: str  # the other side of the call or commitment; "" for a channel's record (it goes to the members)
     lamport: int
     at_ns: int
     fields: dict[str, Any] = field(hash=False)
@@ -320,7 +404,13 @@ def _parse(body_bytes: bytes, signed: bytes) -> DeskRecord:
         uuid.UUID(body["id"])
         uuid.UUID(body["thread"])
         validate_name(body["author"], "author")
-        validate_name(body["peer"], "peer")
+        if rtype.is_channel:
+            # One record, signed once, goes to every member: the members are the channel's, as each
+            # member's register folds them (``desk.channels``), not a name in the record.
+            if body["peer"] != "":
+                raise DeskError("a channel record names no peer")
+        else:
+            validate_name(body["peer"], "peer")
         lamport, at_ns, fields = body["lamport"], body["at"], body["f"]
         if not isinstance(lamport, int) or isinstance(lamport, bool) or not 1 <= lamport < 2**53:
             raise DeskError("lamport is not a positive whole number")

@@ -42,6 +42,7 @@ from dateutil.rrule import rrulestr
 
 from hotline.core.errors import DeskError
 from hotline.core.times import rfc3339
+from hotline.desk.channels import Channel, fold_channel
 from hotline.desk.notices import Notice, apply_notice, fold_notice
 from hotline.desk.records import CommitmentStatus, DeskRecord, RecordType
 
@@ -363,6 +364,12 @@ class Register:
             if why:
                 raise DeskError(why)
             return
+        if kind is RecordType.CHANNEL_CREATE:
+            why = next((s.void for s in fold_channel(sorted(trial, key=lambda r: r.order)).steps
+                        if s.record.id == record.id), "")  # fmt: skip
+            if why:
+                raise DeskError(why)
+            return
         if kind is RecordType.CALL_PROPOSE:
             steps = _fold_call(trial).steps
         elif kind is RecordType.COMMITMENT_PROPOSE:
@@ -398,6 +405,35 @@ class Register:
         if self.thread_kind(commitment_id) is not RecordType.COMMITMENT_PROPOSE:
             raise DeskError(f"no commitment with id {commitment_id}; see `hotline commitments`")
         return _fold_commitment(self._sorted(commitment_id))
+
+    def thread(self, thread: str) -> list[DeskRecord]:
+        """A thread's records in the agreed order."""
+        return self._sorted(thread) if thread in self._threads else []
+
+    def channel(self, channel_id: str) -> Channel:
+        if self.thread_kind(channel_id) is not RecordType.CHANNEL_CREATE:
+            raise DeskError(f"no channel with id {channel_id}; see `hotline channels`")
+        return fold_channel(self._sorted(channel_id))
+
+    def channels(self) -> list[Channel]:
+        """Every channel this terminal holds, oldest first."""
+        return [fold_channel(t) for t in self.threads(RecordType.CHANNEL_CREATE)]
+
+    def find_channel(self, name: str) -> str:
+        """The channel a name (or an id, or the start of one) names."""
+        wanted = name.strip().lstrip("#").lower()
+        found = [c.id for c in self.channels() if c.name == wanted]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise DeskError(f"{len(found)} channels are named #{wanted} here; name one by its id")
+        try:
+            thread = self.find(wanted)
+        except DeskError:
+            thread = ""
+        if self.thread_kind(thread) is not RecordType.CHANNEL_CREATE:
+            raise DeskError(f"no channel named #{wanted}; see `hotline channels`")
+        return thread
 
     def calls(self) -> list[Call]:
         """Every call, oldest request first."""

@@ -31,6 +31,7 @@ from hotline.core.model import MessageContent, uuid7
 from hotline.core.supervision import Supervisor
 from hotline.crypto.identity import Identity
 from hotline.desk import acts
+from hotline.desk.channels import admission_problem, fanout
 from hotline.desk.forms import FormRegistry
 from hotline.desk.notices import notice_alarms
 from hotline.desk.records import DeskRecord, RecordType, decode_record, open_record, sign_record
@@ -135,20 +136,24 @@ class DeskHandling:
         self._desk_acts.append(_DeskAct(record, done, by))
         self._request_flush()
 
-    def _write_desk_acts(self, now_ns: int) -> list[tuple[_DeskAct, MessageContent | None]]:
-        """Inside the commit: journal this side's records; a shared one is queued to its peer."""
-        written: list[tuple[_DeskAct, MessageContent | None]] = []
+    def _write_desk_acts(self, now_ns: int) -> list[tuple[_DeskAct, list[MessageContent]]]:
+        """Inside the commit: journal this side's records; a shared one is queued to its peer, a
+        channel's to each member it goes to (one carrier per member, the same signed record)."""
+        written: list[tuple[_DeskAct, list[MessageContent]]] = []
         for item in self._desk_acts:
-            message = file_record(self.store, self.desk, item.record, now_ns, self._randbytes, item.by, self.forms)
-            if message is not None:
-                self.peers[item.record.peer].queue.push(message.id, message.precedence)
-            written.append((item, message))
+            messages = file_record(self.store, self.desk, item.record, now_ns, self._randbytes, item.by, self.forms)
+            for message in messages:
+                self.peers[message.recipient].queue.push(message.id, message.precedence)
+            written.append((item, messages))
         self._desk_acts.clear()
         return written
 
     def _check_record_item(self, peer: PeerState, content: MessageContent) -> None:
         """A desk record arrived in an authentic envelope: take it into the desk, or refuse it."""
         try:
+            if _is_channel_record(content.receipt):
+                self._check_channel_item(peer, content)
+                return
             record = open_record(content.receipt, peer.identity_key)
             if record.author != peer.name or record.peer != self.name:
                 raise RemoteProtocolError(
@@ -171,6 +176,35 @@ class DeskHandling:
                           problem, extra=about(peer.name, message_id=content.id))  # fmt: skip
                 self._refuse_notification(record, problem)
                 return
+        self._desk_in[content.id] = record
+
+    def _check_channel_item(self, peer: PeerState, content: MessageContent) -> None:
+        """A channel's record arrived from ``peer``: its author's own signature, a member's, or it is
+        refused (``RemoteProtocolError``). A message comes from its author; the channel's membership
+        history may come from any member, each record signed by its own author (``channels.fanout``)."""
+        author_name = _claimed_author(content.receipt)
+        if author_name == self.name:  # this terminal's own, in the history another member forwards
+            if decode_record(content.receipt).signed in {
+                r.signed for r in self.desk.thread(decode_record(content.receipt).thread)
+            }:
+                return
+            raise RemoteProtocolError(f"it is signed in this terminal's name ({self.name}) but was never written here")
+        author = peer if author_name == peer.name else self.peers.get(author_name)
+        if author is None:
+            raise RemoteProtocolError(f"it is signed in the name of {author_name!r}, which is not paired here")
+        record = open_record(content.receipt, author.identity_key)
+        if not record.type.is_channel or record.author != author.name:
+            raise RemoteProtocolError(f"it claims to be by {author_name} but is by {record.author}")
+        forwarded = record.author != peer.name
+        if forwarded and not record.type.is_membership:
+            raise RemoteProtocolError(f"a channel message by {record.author} came from {peer.name}, not its author")
+        pending = [r for r in self._desk_in.values() if r.thread == record.thread]  # this batch, not yet journaled
+        if forwarded and (record.id in self.desk or any(r.id == record.id for r in pending)):
+            log.debug("channel record %s, forwarded by %s, is already held", record.id, peer.name)
+            return
+        why = admission_problem([*self.desk.thread(record.thread), *pending], record, self.name)
+        if why:
+            raise RemoteProtocolError(why)
         self._desk_in[content.id] = record
 
     def _write_desk_in(self, content: MessageContent, now_ns: int) -> DeskRecord | None:
@@ -196,6 +230,24 @@ class DeskHandling:
                 self.supervisor.clear_alarm(*key, "answered, fulfilled or closed", now_ns)
 
 
+def _claimed_author(signed: bytes) -> str:
+    """The author a signed record names, read before its signature is checked — only to pick the
+    key to check it with; nothing else of it is trusted until then."""
+    try:
+        return decode_record(signed).author
+    except RemoteProtocolError:
+        raise
+    except HotlineError as e:
+        raise RemoteProtocolError(f"malformed desk record: {e}") from None
+
+
+def _is_channel_record(signed: bytes) -> bool:
+    try:
+        return decode_record(signed).type.is_channel
+    except HotlineError:
+        return False  # refused with its reason by ``open_record`` below
+
+
 def file_record(
     store: TerminalStore,
     register: Register,
@@ -204,20 +256,29 @@ def file_record(
     randbytes: Callable[[int], bytes],
     by: str = "",
     forms: FormRegistry | None = None,
-) -> MessageContent | None:
+) -> list[MessageContent]:
     """Journal one of this side's records (inside the caller's transaction): a shared one with the
-    message that carries it to the peer, which is returned to be queued; a kept one on its own.
+    message that carries it to the peer, which is returned to be queued; a channel's with one
+    carrier per member it goes to (``channels.fanout``); a kept one on its own.
     The running terminal and ``hotline`` with the terminal stopped both file records here."""
-    message: MessageContent | None = None
-    if record.shared:
-        message = acts.carrier(record, register, randbytes, forms)
+    messages: list[MessageContent] = []
+    if record.type.is_channel:
+        thread = register.thread(record.thread) if record.id in register else [*register.thread(record.thread), record]
+        name = str(thread[0].fields["name"])
+        for member, records in fanout(thread, record, register.me):
+            messages += [acts.channel_carrier(r, member, name, randbytes, register.me) for r in records]
+    elif record.shared:
+        messages.append(acts.carrier(record, register, randbytes, forms))
+    for message in messages:
         store.accept(message, now_ns)
-        store.record_desk(record.id, record.signed, "out", message.id, now_ns)
+    if messages:
+        own = next((m for m in messages if m.receipt == record.signed), messages[0])
+        store.record_desk(record.id, record.signed, "out", own.id, now_ns)
     else:
         store.record_desk(record.id, record.signed, "local", "", now_ns)
     if by:
         store.record_operator(str(record.type), {"id": record.id, "by": by}, now_ns)
-    return message
+    return messages
 
 
 def desk_event(record: DeskRecord, direction: str) -> dict[str, Any]:

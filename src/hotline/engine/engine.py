@@ -410,8 +410,8 @@ class Engine(RekeyHandling, LinkHandling, DeskHandling):
                     self._contents[item.content.id] = item.content
                     self.peers[item.content.recipient].queue.push(item.content.id, item.content.precedence)
             desk_written = self._write_desk_acts(now_ns)
-            for _, carrier in desk_written:
-                if carrier is not None:
+            for _, carriers in desk_written:
+                for carrier in carriers:
                     self._contents[carrier.id] = carrier
             ack_results = [(item, self._record_ack(item, now_ns)) for item in self._acks]
             self._acks.clear()

@@ -24,7 +24,7 @@ from hotline.core.errors import HotlineError, RemoteProtocolError
 from hotline.core.model import EMPTY_STREAM_HASH, next_stream_hash
 from hotline.core.times import rfc3339
 from hotline.crypto import envelope as env
-from hotline.desk.records import open_record
+from hotline.desk.records import decode_record, open_record
 from hotline.storage.base import Record
 from hotline.storage.records import GENESIS_HASH, entry_hash
 
@@ -133,7 +133,7 @@ def verify(journal: Record, max_problems: int = 20) -> VerifyReport:
                     if sent is not None and sent != receipt.stream_hash:
                         raise HotlineError("peer's receipt covers envelopes other than those we sealed")
                 report.signatures += 1
-            report.signatures += _own_desk_record(entry.kind, body, own_key)
+            report.signatures += _own_desk_record(entry.kind, body, own_key, peer_keys)
         except HotlineError as e:
             problem(entry.seq, entry.kind, str(e))
         except (KeyError, TypeError, AttributeError) as e:
@@ -141,10 +141,12 @@ def verify(journal: Record, max_problems: int = 20) -> VerifyReport:
     return report
 
 
-def _own_desk_record(kind: str, body: dict[str, Any], own_key: bytes | None) -> int:
+def _own_desk_record(kind: str, body: dict[str, Any], own_key: bytes | None, peer_keys: dict[str, bytes]) -> int:
     """A desk record this terminal signed (sent, or kept here) must verify against its own key:
     1 signature checked, or 0 if the entry holds none. (A received record refused on arrival is
-    journaled with the envelope that carried it, so received ones are not held to this.)"""
+    journaled with the envelope that carried it, so received ones are not held to this.) A channel's
+    membership record this terminal forwards to a member (``desk.channels.fanout``) verifies against
+    its author's paired key instead."""
     if kind == "desk.record":
         signed = body["record"]
     elif kind == "message.accepted" and body.get("kind") == "record":
@@ -154,7 +156,11 @@ def _own_desk_record(kind: str, body: dict[str, Any], own_key: bytes | None) -> 
     if own_key is None:
         raise HotlineError("a desk record signed by us before the terminal.created entry")
     try:
-        open_record(signed, own_key)
+        record = decode_record(signed)
+        if record.type.is_membership and record.author in peer_keys:
+            open_record(signed, peer_keys[record.author])
+        else:
+            open_record(signed, own_key)
     except RemoteProtocolError as e:
         raise HotlineError(f"desk record: {e}") from None
     return 1

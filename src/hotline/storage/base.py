@@ -305,6 +305,11 @@ class DeskStore(Protocol):
         """Every desk record held, signed, in the order they were journaled."""
         ...
 
+    def record_carriers(self) -> list[tuple[bytes, str, str, int | None]]:
+        """Every outgoing message that carries a desk record: (the signed record, peer, state,
+        delivered at) — a channel record has one per member (``desk.channels``)."""
+        ...
+
 
 class TerminalStore(PeerStore, MessageStore, AlarmStore, EventStore, DeskStore, Protocol):
     """Everything the engine keeps, over one record whose transactions it shares."""

@@ -491,6 +491,13 @@ class Store:
     def desk_records(self) -> list[bytes]:
         return [bytes(r[0]) for r in self.journal.execute("SELECT signed FROM desk_records ORDER BY entry, id")]
 
+    def record_carriers(self) -> list[tuple[bytes, str, str, int | None]]:
+        rows = self.journal.execute(
+            "SELECT r.receipt, m.peer, m.state, m.delivered_at_ns FROM messages m JOIN receipt_items r ON r.id = m.id "
+            "WHERE m.direction = 'out' AND m.kind = 'record' ORDER BY m.order_key"
+        ).fetchall()
+        return [(bytes(r[0]), r[1], r[2], r[3]) for r in rows]
+
     def record_operator(self, action: str, detail: dict[str, Any], at_ns: int) -> None:
         self.journal.append("operator.action", {"action": action, **detail}, at_ns)
 
