@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from hotline.core.errors import AccessError, DeliveryError
 from hotline.core.model import validate_label
@@ -23,7 +24,7 @@ from hotline.core.model import validate_label
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
-LANGUAGES = ("en", "ru")  # the console's languages (messages may be in any BCP 47 language)
+CATALOGUES = Path(__file__).resolve().parent.parent / "web" / "locale"
 TOKEN_PREFIX = "hlt_"  # noqa: S105 -- a marker that names what a secret is, not a secret
 MAX_TOKEN_CHARS = 200  # longer presented secrets are not looked up
 MAX_SESSION_ID_CHARS = 100
@@ -79,6 +80,21 @@ class Session:
     user: Principal
     csrf: str
     expires_at_ns: int
+
+
+# -- the console's languages -------------------------------------------------------------------
+
+
+def catalogue_languages(locale_dir: Path = CATALOGUES) -> tuple[str, ...]:
+    """The console's languages as BCP 47 tags: English (the language of its sources) and each
+    language with a catalogue, ``LOCALE/<dir>/LC_MESSAGES/messages.po``, where ``<dir>`` is the
+    tag as Babel names a locale (``zh_Hans`` for ``zh-Hans``). A language is added by adding its
+    catalogue; nothing else lists them. Read once, at import: the catalogues ship in the package."""
+    found = sorted(po.parents[1].name.replace("_", "-") for po in locale_dir.glob("*/LC_MESSAGES/messages.po"))
+    return ("en", *(tag for tag in found if tag != "en"))
+
+
+LANGUAGES = catalogue_languages()  # the console's languages (messages may be in any BCP 47 language)
 
 
 # -- passwords --------------------------------------------------------------------------------
