@@ -123,7 +123,7 @@ def error_page(request: Request, status: int, detail: str) -> Response:
         return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
     # "code", not "status": that name is the status bar's (peers, paths, alarms) on every page.
     return render(request, "error.html", found[1] if found else None, status_code=status, code=status,
-                  detail=localize(detail, error_lang(request)))  # fmt: skip
+                  detail=localize(detail, request_lang(request, found[1].user if found else None)))  # fmt: skip
 
 
 def _session(request: Request) -> Session:

@@ -40,12 +40,12 @@ _LANG_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$")
 
 
 class FormRefused(HTTPException):
-    """A form its type refuses: 400, with each failing field named in the caller's language."""
+    """A form its type refuses: 400, with each failing field named in the caller's language
+    (``errors``, ``in_lang``) and, for programs and logs, the detail in English."""
 
     def __init__(self, form: FormType, errors: list[FieldError], errors_en: list[FieldError]) -> None:
         super().__init__(400, f"the {form.id} form is refused: " + "; ".join(e.text for e in errors_en))
         self.errors = errors
-        self.errors_en = errors_en
         self.in_lang = f"the {form.id} form is refused: " + "; ".join(e.text for e in errors)
 
 
