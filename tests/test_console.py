@@ -185,3 +185,33 @@ def test_the_status_bar_and_alarms_page_follow_the_line_live(
 
     washington.cli("user", "remove", "audrey")  # a supervisor removes her: her open page must not stay live
     page.wait_for_url("**/login?next=/alarms", timeout=5000)
+
+
+def test_a_chinese_user_reads_the_console_and_the_servers_refusals_in_chinese(
+    consoles: tuple[Terminal, Terminal], browser: Browser
+) -> None:
+    import httpx
+
+    _, moscow = consoles
+    moscow.add_user("mei", "operator", PASSWORD, lang="zh-Hans")  # `hotline user add mei ... --lang zh-Hans`
+    page = browser.new_context(locale="zh-CN").new_page()
+    page.goto(moscow.console_url() + "/")
+    page.wait_for_url("**/login**")  # the login page follows the browser's language
+    expect(page.get_by_role("button", name="登录")).to_be_visible()
+    log_in(page, moscow, "mei", button="登录")
+    expect(page.locator("nav")).to_contain_text("撰写")
+    expect(page.locator("nav")).to_contain_text("告警")
+    expect(page.locator("#status")).to_contain_text("线路正常")
+    expect(page.locator("select[name=lang] option[value=zh-Hans]")).to_have_text("中文 (简体)")
+    missing = "01900000-0000-7000-8000-000000000000"
+    page.goto(f"{moscow.console_url()}/messages/{missing}")
+    expect(page.locator("h1")).to_have_text("未找到")
+    expect(page.locator(".error")).to_have_text(f"没有 ID 为 {missing} 的消息")
+
+    # The API answers each user in their own language, with the English beside it.
+    for user, said in (("mei", f"没有 ID 为 {missing} 的消息"), ("boris", f"нет сообщения с номером {missing}")):
+        with httpx.Client(base_url=moscow.console_url(), timeout=30) as api:
+            assert api.post("/api/session", json={"name": user, "password": PASSWORD}).status_code == 200
+            r = api.get(f"/api/messages/{missing}")
+            assert r.status_code == 404
+            assert r.json() == {"error": said, "error_en": f"no message with id {missing}"}, r.text

@@ -23,7 +23,6 @@ from hotline.core.model import validate_label
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
-LANGUAGES = ("en", "ru")  # the console's languages (messages may be in any BCP 47 language)
 TOKEN_PREFIX = "hlt_"  # noqa: S105 -- a marker that names what a secret is, not a secret
 MAX_TOKEN_CHARS = 200  # longer presented secrets are not looked up
 MAX_SESSION_ID_CHARS = 100
@@ -95,6 +94,16 @@ class Session:
     user: Principal
     csrf: str
     expires_at_ns: int
+
+
+# -- the console's languages -------------------------------------------------------------------
+
+
+# The console's languages as BCP 47 tags: English (the language of its sources) and one per
+# catalogue in web/locale (``zh_Hans`` is how Babel names ``zh-Hans``). Listed here because the core
+# reads no files; tests/test_i18n.py checks this list and the catalogues present agree, so a
+# language is added by adding its catalogue and its tag here. (Messages may be in any BCP 47 language.)
+LANGUAGES = ("en", "ru", "zh-Hans")
 
 
 # -- passwords --------------------------------------------------------------------------------

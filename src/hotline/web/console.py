@@ -11,14 +11,10 @@ catalogue (``web/locale``, managed with Babel), in the user's own language.
 from __future__ import annotations
 
 import functools
-import gettext
-import io
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -34,16 +30,12 @@ from hotline.web.actions import MESSAGE_FIELDS, acknowledge, message_view, send_
 from hotline.web.auth import authenticate, current_session, end_session, set_session_cookie, start_session
 from hotline.web.context import ApiContext, context
 from hotline.web.forms import form_attachments, read_form
+from hotline.web.i18n import DEFAULT_LANG, N_, language_name, localize, negotiate, translations
 
 WEB = Path(__file__).parent
-DEFAULT_LANG = "en"
 
 
-def N_(text: str) -> str:
-    """Marks a word for the catalogue that templates translate by value (``_(m.state)``)."""
-    return text
-
-
+# Words that templates translate by value (``_(m.state)``).
 WORDS = [
     N_("flash"), N_("immediate"), N_("priority"), N_("routine"),
     N_("queued"), N_("sent"), N_("delivered"), N_("received"), N_("created"), N_("read"), N_("acknowledged"),
@@ -57,20 +49,6 @@ WORDS = [
     N_("call.start"), N_("call.end"), N_("call.note"), N_("readout"), N_("commitment.propose"),
     N_("commitment.agree"), N_("commitment.decline"), N_("commitment.status"), N_("commitment.round"),
 ]  # fmt: skip
-
-
-@functools.cache
-def translations(lang: str) -> gettext.NullTranslations:
-    """The compiled catalogue for ``lang``, built from its .po file in memory (no .mo committed)."""
-    po = WEB / "locale" / lang / "LC_MESSAGES" / "messages.po"
-    if not po.exists():
-        return gettext.NullTranslations()
-    with po.open("rb") as f:
-        catalog = read_po(f, locale=lang)
-    buf = io.BytesIO()
-    write_mo(buf, catalog)
-    buf.seek(0)
-    return gettext.GNUTranslations(buf)
 
 
 _MARKING_COLOURS = {"unclassified", "confidential", "secret", "top-secret"}
@@ -102,11 +80,14 @@ def request_lang(request: Request, user: Principal | None) -> str:
     asked = request.query_params.get("lang")
     if asked in LANGUAGES:
         return asked
-    for part in request.headers.get("accept-language", "").split(","):
-        tag = part.split(";")[0].strip().lower()[:2]
-        if tag in LANGUAGES:
-            return tag
-    return DEFAULT_LANG
+    return negotiate(request.headers.get("accept-language", "")) or DEFAULT_LANG
+
+
+def error_lang(request: Request) -> str:
+    """The language a refusal is read in: a console user's own (by the session cookie), else the
+    request's ``?lang=`` or Accept-Language (a program with a bearer token), else English."""
+    found = current_session(request)
+    return request_lang(request, found[1].user if found else None)
 
 
 def render(
@@ -118,7 +99,8 @@ def render(
     if user is not None:
         values.setdefault("status", status_view(ctx))
     page = environment(lang).get_template(template).render(
-        request=request, user=user, csrf=session.csrf if session else "", lang=lang, languages=LANGUAGES,
+        request=request, user=user, csrf=session.csrf if session else "", lang=lang,
+        languages=[(code, language_name(code)) for code in LANGUAGES],
         terminal=ctx.terminal.name, may=(lambda p: user is not None and user.may(Permission(p))),
         **values,
     )  # fmt: skip
@@ -134,13 +116,14 @@ SECURITY_HEADERS = {
 
 
 def error_page(request: Request, status: int, detail: str) -> Response:
+    """An error as a page, its ``detail`` (English) read in the user's language."""
     found = current_session(request)
     if status == 401 and request.method == "GET":
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
     # "code", not "status": that name is the status bar's (peers, paths, alarms) on every page.
     return render(request, "error.html", found[1] if found else None, status_code=status, code=status,
-                  detail=detail)  # fmt: skip
+                  detail=localize(detail, request_lang(request, found[1].user if found else None)))  # fmt: skip
 
 
 def _session(request: Request) -> Session:
@@ -246,7 +229,8 @@ async def compose_page(request: Request) -> Response:
     try:
         message_id = await send_message(ctx, {**given, "attachments": await form_attachments(form)}, who)
     except (HTTPException, HotlineError) as e:  # shown on the form, with everything typed kept
-        values.update(fields=fields, error=e.detail if isinstance(e, HTTPException) else str(e))
+        detail = e.detail if isinstance(e, HTTPException) else str(e)
+        values.update(fields=fields, error=localize(detail, who.lang))
         return render(request, "compose.html", session, status_code=400, **values)
     return RedirectResponse(f"/messages/{message_id}", status_code=303)
 

@@ -32,6 +32,7 @@ from hotline.web.desk import (
     resolve_commitment_call,
 )
 from hotline.web.forms import read_form
+from hotline.web.i18n import localize
 
 PRECEDENCES = ("routine", "priority", "immediate", "flash")
 DISCLOSURES = tuple(d.value for d in Disclosure)
@@ -75,7 +76,7 @@ async def propose_call(request: Request) -> Response:
         await do_act(ctx, build_act("call.propose", fields, ctx.now_ns(), form=True), session.user)
     except HTTPException as e:  # shown on the form, with everything typed kept
         return render(request, "calls.html", session, status_code=e.status_code, **_calls_values(ctx),
-                      **_propose_defaults(ctx, fields, str(e.detail)))  # fmt: skip
+                      **_propose_defaults(ctx, fields, localize(str(e.detail), session.user.lang)))  # fmt: skip
     return RedirectResponse("/calls", status_code=303)
 
 

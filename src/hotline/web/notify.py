@@ -33,17 +33,20 @@ from hotline.web.auth import authenticate
 from hotline.web.context import ApiContext, context
 from hotline.web.desk import do_act, ok, record_view
 from hotline.web.forms import read_json
+from hotline.web.i18n import localize
 
 NOTIFY_FIELDS = ("form", "to", "data", "answers")
 _LANG_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$")
 
 
 class FormRefused(HTTPException):
-    """A form its type refuses: 400, with each failing field named in the caller's language."""
+    """A form its type refuses: 400, with each failing field named in the caller's language
+    (``errors``, ``in_lang``) and, for programs and logs, the detail in English."""
 
-    def __init__(self, form: FormType, errors: list[FieldError]) -> None:
-        super().__init__(400, f"the {form.id} form is refused: " + "; ".join(e.text for e in errors))
+    def __init__(self, form: FormType, errors: list[FieldError], errors_en: list[FieldError]) -> None:
+        super().__init__(400, f"the {form.id} form is refused: " + "; ".join(e.text for e in errors_en))
         self.errors = errors
+        self.in_lang = f"the {form.id} form is refused: " + "; ".join(e.text for e in errors)
 
 
 def caller_lang(request: Request, who: Principal) -> str:
@@ -171,7 +174,7 @@ def check_notification(ctx: ApiContext, given: dict[str, Any], lang: str) -> dic
         raise HTTPException(400, "'answers' must be the id of the notification this one answers")
     errors = form.validate(data, lang, forms.areas)
     if errors:
-        raise FormRefused(form, errors)
+        raise FormRefused(form, errors, errors if lang == "en" else form.validate(data, "en", forms.areas))
     if answers and not form.answers:
         raise HTTPException(400, f"a {form.id} answers nothing; send it without 'answers'")
     if form.answers and not answers:
@@ -225,7 +228,8 @@ async def post_notification(request: Request) -> Response:
         record = await send_notification(ctx, body, who, lang)
     except FormRefused as e:
         errors = [{"path": x.path, "text": x.text} for x in e.errors]
-        return JSONResponse({"error": e.detail, "errors": errors}, status_code=400)
+        return JSONResponse({"error": localize(e.in_lang, lang), "error_en": e.detail, "errors": errors},
+                            status_code=400)  # fmt: skip
     return ok({**notification_detail(ctx, record.thread, lang), "record": record_view(record)}, 201)
 
 

@@ -28,6 +28,7 @@ from hotline.web.auth import authenticate
 from hotline.web.console import _page, render, request_lang
 from hotline.web.context import ApiContext, context
 from hotline.web.forms import read_form
+from hotline.web.i18n import localize
 from hotline.web.notify import (
     FormRefused,
     acknowledge_notification,
@@ -263,7 +264,7 @@ async def send_notification_form(request: Request) -> Response:
         values["beside"], values["errors"] = errors_by_field(values["form"]["fields"], e.errors)
         return render(request, "notify.html", session, status_code=400, **values)
     except HTTPException as e:
-        values["error"] = str(e.detail)
+        values["error"] = localize(str(e.detail), lang)
         return render(request, "notify.html", session, status_code=e.status_code, **values)
     return RedirectResponse(f"/notifications/{record.thread}", status_code=303)
 

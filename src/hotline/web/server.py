@@ -33,6 +33,7 @@ from hotline.terminal.port import TerminalPort
 from hotline.web import api, console, deskconsole, notifyconsole
 from hotline.web.auth import clear_stale_throttles, expire_throttles
 from hotline.web.context import ApiContext
+from hotline.web.i18n import localize
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,17 @@ def _wants_html(request: Request) -> bool:
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
+    """A refusal, in the reader's language (``web.i18n``): a page, or JSON whose ``error`` is in
+    that language and ``error_en`` in English, the one language of programs and logs."""
     assert isinstance(exc, HTTPException)
     if _wants_html(request):
         return console.error_page(request, exc.status_code, str(exc.detail))
     headers = dict(exc.headers or {})
     if exc.status_code == 401:
         headers.setdefault("WWW-Authenticate", 'Bearer realm="hotline"')
-    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=headers)
+    english = str(exc.detail)
+    body = {"error": localize(english, console.error_lang(request)), "error_en": english}
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
 async def hotline_error(request: Request, exc: Exception) -> Response:
