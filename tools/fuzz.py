@@ -66,6 +66,7 @@ class Recorder:
         self.inputs = 0
         self.crashes: dict[str, dict[str, Any]] = {}
         self.started = time.monotonic()
+        self.work: Path | None = None  # the fuzzer's own corpus of new finds, removed at the end
 
     def run_one(self, data: bytes) -> None:
         self.inputs += 1
@@ -103,6 +104,8 @@ class Recorder:
         sys.stdout.write("SUMMARY " + json.dumps(summary) + "\n")
         sys.stdout.flush()
         sys.stderr.flush()
+        if self.work is not None:
+            shutil.rmtree(self.work, ignore_errors=True)
         os._exit(0)  # libFuzzer never returns from Fuzz(); neither does the mutation loop
 
 
@@ -127,6 +130,7 @@ def worker(target: str, count: int, seed: int, engine: str, crash_dir: Path) -> 
         import atheris
 
         work = Path(tempfile.mkdtemp(prefix=f"hotline-fuzz-{target}-"))  # new finds go here, not into the repo
+        recorder.work = work
         args = [sys.argv[0], f"-seed={seed}", f"-max_len={MAX_LEN}", f"-runs={count * 4 + 10_000}", "-timeout=30",
                 "-rss_limit_mb=4096", "-print_final_stats=0", str(work), str(CORPUS / target)]  # fmt: skip
         atheris.Setup(args, recorder.run_one)
