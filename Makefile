@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup chromium demo test check lint typecheck layers unit bench messages screenshot clean
+.PHONY: setup chromium demo test check lint typecheck layers unit bench fuzz soak messages screenshot clean
 
 setup: $(STAMP)
 
@@ -28,8 +28,8 @@ demo: setup
 	$(VENV)/bin/hotline demo
 
 lint: setup
-	$(VENV)/bin/ruff check src tests $(wildcard bench) docs
-	$(VENV)/bin/ruff format --check src tests $(wildcard bench) docs
+	$(VENV)/bin/ruff check src tests $(wildcard bench) tools docs
+	$(VENV)/bin/ruff format --check src tests $(wildcard bench) tools docs
 
 typecheck: setup
 	$(VENV)/bin/mypy
@@ -50,6 +50,17 @@ unit: setup
 # Benchmarks (not tests): latency, throughput, failover; writes the figures into README.md.
 bench: setup
 	$(PY) bench/report.py
+
+# The standing fuzz and crash campaign (not tests; tests/test_campaign.py runs a short version of each).
+# FUZZ_COUNT inputs per decoder under atheris; SOAK_CYCLES SIGKILL cycles of SOAK_MESSAGES each way.
+FUZZ_COUNT ?= 100000
+SOAK_CYCLES ?= 100
+SOAK_MESSAGES ?= 1000
+fuzz: setup
+	$(PY) tools/fuzz.py --target all --count $(FUZZ_COUNT) --jobs 2
+
+soak: setup
+	$(PY) tools/soak.py --cycles $(SOAK_CYCLES) --messages $(SOAK_MESSAGES) --cut-every 10
 
 # docs/console.png: the console with a flash alert, taken in Debian's Chromium from `hotline demo`.
 screenshot: setup

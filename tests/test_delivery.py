@@ -210,6 +210,23 @@ def test_flash_overtakes_queued_lower_precedence() -> None:
     assert queue.pop() is None
 
 
+def test_messages_accepted_after_a_restart_wait_behind_its_backlog() -> None:
+    """Found by tools/soak.py: after a restart the queue holds the backlog under its journal order
+    (entry numbers in the thousands), and messages accepted since were numbered from 0 — so they
+    overtook the backlog, and arrived out of order though nothing was lost."""
+    queue = OutboxQueue()
+    queue.push("accepted-before-the-kill-1", Precedence.ROUTINE, 10227)
+    queue.push("accepted-before-the-kill-2", Precedence.ROUTINE, 10228)
+    queue.push("accepted-after-the-restart", Precedence.ROUTINE)
+    queue.push("flash-after-the-restart", Precedence.FLASH)
+    assert [queue.pop() for _ in range(4)] == [
+        "flash-after-the-restart",  # precedence still comes first
+        "accepted-before-the-kill-1",
+        "accepted-before-the-kill-2",
+        "accepted-after-the-restart",
+    ]
+
+
 def test_window_leaves_room_for_a_later_flash() -> None:
     out = Outbound(window=2)
     out.sealed(1, b"x")

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import enum
 import heapq
-import itertools
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -46,14 +45,20 @@ class OutboxQueue:
     def __init__(self) -> None:
         self._heap: list[tuple[int, int, str]] = []
         self._ids: set[str] = set()
-        self._counter = itertools.count()
+        self._last = -1  # the highest order given so far
 
     def push(self, message_id: str, precedence: Precedence, order: int | None = None) -> None:
+        """Queue a message; ``order`` is its place in acceptance order (its journal entry), as
+        restored from the journal. A message pushed without one was accepted after every message
+        pushed before it, so it goes after them all — after a restart's backlog too (found by
+        tools/soak.py: numbering new messages from 0 let them overtake it)."""
         if message_id in self._ids:
             return
         self._ids.add(message_id)
-        key = next(self._counter) if order is None else order
-        heapq.heappush(self._heap, (-int(precedence), key, message_id))
+        if order is None:
+            order = self._last + 1
+        self._last = max(self._last, order)
+        heapq.heappush(self._heap, (-int(precedence), order, message_id))
 
     def pop(self) -> str | None:
         if not self._heap:

@@ -13,7 +13,9 @@ protocol error as soon as its four bytes are in, not after 4 GiB are buffered.
 
 msgpack is decoded strictly (DESIGN: "duplicate keys and extension types
 rejected"): map keys must be strings, no ext types, no trailing bytes, and
-containers are capped so a hostile frame cannot make us allocate much.
+containers are capped so a hostile frame cannot make us allocate much — nor nest
+so deep that code reading the value (``repr`` in an error message, ``pack``,
+``json.dumps``) runs out of Python's recursion limit (found by ``tools/fuzz.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ HEADER_BYTES = 5
 # A message may carry 32 MiB of content; sealing adds a little. Nothing else is big.
 MAX_FRAME_BYTES = MAX_MESSAGE_BYTES + 1024 * 1024
 MAX_CONTAINER_ITEMS = 4096
+# No frame, envelope, record or form of ours nests more than a handful of levels; msgpack's own
+# decoder stops at 1024, past the depth where recursive Python code (repr, pack) already fails.
+MAX_NESTING = 32
 
 
 def _reject_ext(code: int, data: bytes) -> Any:
@@ -73,10 +78,38 @@ def _canonical(obj: Any) -> Any:
     return obj
 
 
+_NESTED = frozenset({dict, list, tuple})
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and maps nest more than ``limit`` levels in ``value`` (checked level by level,
+    without recursion, so any depth can be asked about)."""
+    level = [value]
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        below = []
+        for item in level:
+            for child in item.values() if isinstance(item, dict) else item:
+                if type(child) in _NESTED:
+                    below.append(child)
+        level = below
+    return False
+
+
 def unpack(data: bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> Any:
     """Decode one msgpack value strictly; raise ``RemoteProtocolError`` on anything odd."""
     if len(data) > max_bytes:
         raise RemoteProtocolError(f"msgpack value of {len(data)} bytes exceeds the cap of {max_bytes}")
+    value = _unpack(data, max_bytes)
+    if type(value) in (dict, list) and nested_deeper_than(value, MAX_NESTING):
+        raise RemoteProtocolError(f"malformed msgpack: containers nested more than {MAX_NESTING} levels deep")
+    return value
+
+
+def _unpack(data: bytes, max_bytes: int) -> Any:
     try:
         return msgpack.unpackb(
             data,

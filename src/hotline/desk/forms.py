@@ -32,6 +32,7 @@ from jsonschema.exceptions import SchemaError, ValidationError
 from hotline.core.errors import ConfigError, DeskError
 from hotline.core.model import Precedence
 from hotline.core.times import parse_time
+from hotline.core.wire import MAX_NESTING, nested_deeper_than
 
 MAX_FORM_BYTES = 64 * 1024  # a whole form, as msgpack or JSON
 _TYPE_ID = re.compile(r"^[a-z][a-z0-9-]{0,47}$")
@@ -45,7 +46,7 @@ _ERRORS: dict[str, dict[str, str]] = {
         "format": "{field}: must be an RFC 3339 time in UTC, e.g. 2025-10-16T14:00:00Z",
         "unknown": "{field}: unknown field", "place": "{field}: give either lat and lon, or a named area",
         "area": "{field}: area {value!r} is not in this deployment's list", "other": "{field}: invalid ({detail})",
-        "items": "{field}: too many items",
+        "items": "{field}: too many items", "depth": "{field}: nested too deeply",
     },
     "ru": {
         "required": "{field}: обязательное поле", "type": "{field}: должно быть {what}",
@@ -54,7 +55,7 @@ _ERRORS: dict[str, dict[str, str]] = {
         "format": "{field}: время по RFC 3339 в UTC, например 2025-10-16T14:00:00Z",
         "unknown": "{field}: неизвестное поле", "place": "{field}: укажите широту и долготу или название района",
         "area": "{field}: района {value!r} нет в списке", "other": "{field}: недопустимо ({detail})",
-        "items": "{field}: слишком много элементов",
+        "items": "{field}: слишком много элементов", "depth": "{field}: слишком глубокая вложенность",
     },
 }  # fmt: skip
 _TYPE_WORDS = {
@@ -187,6 +188,9 @@ class FormType:
 
     def validate(self, data: Any, lang: str = "en", areas: frozenset[str] = frozenset()) -> list[FieldError]:
         """Every way ``data`` fails this form, each naming its field in ``lang`` (empty: valid)."""
+        if isinstance(data, dict | list) and nested_deeper_than(data, MAX_NESTING):
+            # before json.dumps and the validator, which recurse (found by tools/fuzz.py)
+            return [FieldError("", self._words(lang, "depth").format(field=self.title(lang)))]
         if len(json.dumps(data, ensure_ascii=False, default=str).encode()) > MAX_FORM_BYTES:
             return [FieldError("", f"the form is over {MAX_FORM_BYTES // 1024} KiB")]
         validator = Draft202012Validator(self.schema, format_checker=_FORMATS)
