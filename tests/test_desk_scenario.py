@@ -42,6 +42,12 @@ def test_the_2025_record_is_the_same_on_both_sides(paired: tuple[Terminal, Termi
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert played.returncode == 0, played.stderr
+
+    def unanswered(t: Terminal) -> list[dict[str, Any]]:
+        return [a for a in t.cli_json("alarms")["alarms"] if a["kind"] == "call-unanswered"]
+
+    # The request nobody answers has a 2 s deadline: on a quick machine the play ends before it passes.
+    wait_for(lambda: unanswered(w) and unanswered(m), 20, "call-unanswered on both sides")
     made = json.loads(played.stdout)
     calls, commitments = made["calls"], made["commitments"]
 
@@ -100,9 +106,5 @@ def test_the_2025_record_is_the_same_on_both_sides(paired: tuple[Terminal, Termi
     for t in (w, m):
         assert t.cli("journal", "verify").returncode == 0
 
-    def unanswered(t: Terminal) -> list[dict[str, Any]]:
-        return [a for a in t.cli_json("alarms")["alarms"] if a["kind"] == "call-unanswered"]
-
-    wait_for(lambda: unanswered(w) and unanswered(m), 20, "call-unanswered on both sides")
     for t in (w, m):
         assert [a["subject"] for a in unanswered(t)] == [calls["unanswered"]]
