@@ -69,10 +69,10 @@ def render(
         f"| {rs['moving_p50_ms']} ms | ≤ {rs['target_ms']:g} ms | {verdict(rs['moving_p50_ms'] <= rs['target_ms'])} |",
         "",
         f"Against the floors of the same run: latency p50 is {lat['p50_ms'] / lat['loopback_rtt_ms']:.0f} loopback "
-        f"round trips; one message a second costs {1000 / ref['fsync_commits_per_s']:.2f} ms of fsync'd commit and "
-        f"{1000 / ref['ed25519_verifies_per_s']:.2f} ms of Ed25519 verify; throughput is "
-        f"{thr['per_s'] / ref['ed25519_verifies_per_s']:.1f}× the verifications one core does in a second "
-        f"(one signature per batch, not per message); starting Python and importing Hotline alone takes "
+        f"round trips, where one fsync'd commit takes {1000 / ref['fsync_commits_per_s']:.2f} ms and one Ed25519 "
+        f"verification {1000 / ref['ed25519_verifies_per_s']:.2f} ms; throughput is "
+        f"{thr['per_s'] / ref['ed25519_verifies_per_s']:.2f}× the verifications one core does in a second (one "
+        f"signature per batch, so no longer the ceiling); starting Python and importing Hotline alone takes "
         f"{rs['python_start_ms']} ms of the restart.",
         "",
         f"Floor, same run: a raw loopback TCP round trip (no TLS, no disk) takes {floor_us:.0f} µs at p50. "
