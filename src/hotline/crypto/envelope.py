@@ -46,6 +46,7 @@ from hotline.core.wire import pack, unpack
 from hotline.crypto import merkle
 from hotline.crypto.identity import Identity, verify
 from hotline.crypto.ratchet import Header, Ratchet
+from hotline.crypto.signed import signed_map, split_signed
 
 ENVELOPE_CONTEXT = b"hotline-envelope-v1\x00"
 BATCH_CONTEXT = b"hotline-batch-seal-v1\x00"
@@ -75,16 +76,6 @@ class Envelope:
 
 def _associated_data(sender: str, recipient: str, seq: int) -> bytes:
     return pack({"from": sender, "to": recipient, "seq": seq})
-
-
-def _split_signed(data: bytes, max_bytes: int, what: str) -> tuple[bytes, bytes]:
-    outer = unpack(data, max_bytes=max_bytes)
-    if not isinstance(outer, dict) or set(outer) != {"b", "s"}:
-        raise RemoteProtocolError(f"{what} is not a signed map")
-    body, sig = outer["b"], outer["s"]
-    if not isinstance(body, bytes) or not isinstance(sig, bytes) or len(sig) != 64:
-        raise RemoteProtocolError(f"{what} has a malformed body or signature")
-    return body, sig
 
 
 def _field(body: dict[str, Any], key: str, kind: type, what: str) -> Any:
@@ -242,7 +233,7 @@ def open_envelope(data: bytes, sender_key: bytes, seals: SealCache | None = None
         body_bytes, seal_from, seal_to = _open_sealed(outer, sender_key, seals)
         version, sealed_by = BATCH_VERSION, (seal_from, seal_to)
     else:
-        body_bytes, sig = _split_signed(data, MAX_ENVELOPE_BYTES, "envelope")
+        body_bytes, sig = split_signed(data, MAX_ENVELOPE_BYTES, "envelope")
         verify(sender_key, ENVELOPE_CONTEXT, body_bytes, sig)
         version = ENVELOPE_VERSION
     body = unpack(body_bytes, max_bytes=MAX_ENVELOPE_BYTES)
@@ -313,11 +304,11 @@ def make_receipt(
             "by": by,
         }
     )
-    return pack({"b": body, "s": identity.sign(RECEIPT_CONTEXT, body)})
+    return signed_map(identity, RECEIPT_CONTEXT, body)
 
 
 def open_receipt(data: bytes, signer_key: bytes) -> Receipt:
-    body_bytes, sig = _split_signed(data, MAX_RECEIPT_BYTES, "receipt")
+    body_bytes, sig = split_signed(data, MAX_RECEIPT_BYTES, "receipt")
     try:
         verify(signer_key, RECEIPT_CONTEXT, body_bytes, sig)
     except SignatureError:

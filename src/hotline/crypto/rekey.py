@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hotline.core.errors import CryptoError, RemoteProtocolError, SignatureError
 from hotline.core.wire import pack, unpack
 from hotline.crypto.identity import Identity, verify
+from hotline.crypto.signed import signed_map, split_signed
 
 REKEY_CONTEXT = b"hotline-rekey-v1\x00"
 REKEY_VERSION = 1
@@ -80,7 +81,7 @@ def make_offer(
             "seen": seen, "reply_to": reply_to,
         }
     )  # fmt: skip
-    return pack({"b": body, "s": identity.sign(REKEY_CONTEXT, body)})
+    return signed_map(identity, REKEY_CONTEXT, body)
 
 
 def _int(body: dict[str, object], key: str) -> int:
@@ -99,12 +100,7 @@ def _bytes(body: dict[str, object], key: str, length: int) -> bytes:
 
 def open_offer(data: bytes, signer_key: bytes) -> RekeyOffer:
     """Verify the signature first, then parse; anything wrong is the peer's error."""
-    outer = unpack(data, max_bytes=MAX_REKEY_BYTES)
-    if not isinstance(outer, dict) or set(outer) != {"b", "s"}:
-        raise RemoteProtocolError("re-key offer is not a signed map")
-    body_bytes, sig = outer["b"], outer["s"]
-    if not isinstance(body_bytes, bytes) or not isinstance(sig, bytes) or len(sig) != 64:
-        raise RemoteProtocolError("re-key offer has a malformed body or signature")
+    body_bytes, sig = split_signed(data, MAX_REKEY_BYTES, "re-key offer")
     try:
         verify(signer_key, REKEY_CONTEXT, body_bytes, sig)
     except SignatureError:

@@ -33,6 +33,7 @@ from hotline.core.errors import CryptoError, DeliveryError, DeskError, RemotePro
 from hotline.core.model import Precedence, validate_lang, validate_name, validate_text
 from hotline.core.wire import pack, unpack
 from hotline.crypto.identity import Identity, verify
+from hotline.crypto.signed import signed_map, split_signed
 
 DESK_CONTEXT = b"hotline-desk-record-v1\x00"
 DESK_VERSION = 1
@@ -385,7 +386,7 @@ def sign_record(identity: Identity, record: DeskRecord) -> DeskRecord:
     if record.author != identity.name:
         raise DeskError(f"a record by {record.author!r} cannot be signed by {identity.name!r}")
     body = _body(record)
-    signed = pack({"b": body, "s": identity.sign(DESK_CONTEXT, body)})
+    signed = signed_map(identity, DESK_CONTEXT, body)
     return DeskRecord(record.id, record.type, record.thread, record.author, record.peer, record.lamport,
                       record.at_ns, record.fields, signed)  # fmt: skip
 
@@ -431,13 +432,7 @@ def _parse(body_bytes: bytes, signed: bytes) -> DeskRecord:
 def _split(signed: bytes) -> tuple[bytes, bytes]:
     if len(signed) > MAX_RECORD_BYTES:
         raise RemoteProtocolError(f"desk record is {len(signed)} bytes; the limit is {MAX_RECORD_BYTES}")
-    outer = unpack(signed, max_bytes=MAX_RECORD_BYTES)
-    if not isinstance(outer, dict) or set(outer) != {"b", "s"}:
-        raise RemoteProtocolError("desk record is not a signed map")
-    body, sig = outer["b"], outer["s"]
-    if not isinstance(body, bytes) or not isinstance(sig, bytes) or len(sig) != 64:
-        raise RemoteProtocolError("desk record has a malformed body or signature")
-    return body, sig
+    return split_signed(signed, MAX_RECORD_BYTES, "desk record")
 
 
 def open_record(signed: bytes, author_key: bytes) -> DeskRecord:
