@@ -25,6 +25,7 @@ from hotline.engine.peer import Link
 from hotline.storage.audit import verify
 from hotline.storage.sqlite.journal import Journal
 from hotline.storage.sqlite.store import Store
+from test_desk_engine import act
 from test_engine import FakeClock, Pipe, Side
 
 NAMES = ("kyiv", "moscow", "washington")
@@ -99,18 +100,6 @@ class Mesh:
     def deliver_all(self) -> None:
         while self.deliver(100):
             pass
-
-
-def act(side: Side, request: dict[str, Any]) -> DeskRecord:
-    assert side.engine is not None
-    result: list[tuple[Exception | None, DeskRecord | None]] = []
-    side.engine.submit_desk(request, lambda error, record: result.append((error, record)))
-    side.settle()
-    ((error, record),) = result
-    if error is not None:
-        raise error
-    assert record is not None
-    return record
 
 
 def view(side: Side, channel: str = "ceasefire") -> dict[str, Any]:
