@@ -32,11 +32,12 @@ the exact text it was offered)::
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from dateutil.rrule import rrulestr
 
@@ -293,8 +294,11 @@ class Register:
 
     def __init__(self, me: str, records: Iterable[DeskRecord] = ()) -> None:
         self.me = me
-        self._threads: dict[str, list[DeskRecord]] = {}
+        self._threads: dict[str, list[DeskRecord]] = {}  # each kept in the agreed order as records come
         self._ids: set[str] = set()
+        # Each thread's fold, until a record joins it: the engine asks for every call, commitment and
+        # notification once a second (their deadlines), and a thread that did not change folds the same.
+        self._folds: dict[str, Any] = {}
         for record in records:
             self.add(record)
 
@@ -306,7 +310,8 @@ class Register:
         if record.id in self._ids:
             return
         self._ids.add(record.id)
-        self._threads.setdefault(record.thread, []).append(record)
+        bisect.insort(self._threads.setdefault(record.thread, []), record, key=lambda r: r.order)
+        self._folds.pop(record.thread, None)
 
     def admissible(self, record: DeskRecord) -> str:
         """Why a record received from a peer cannot enter the register at all ("" if it can):
@@ -338,14 +343,19 @@ class Register:
         records = self._threads.get(thread)
         if not records:
             raise DeskError(f"no call or commitment with id {thread}")
-        return min(records, key=lambda r: r.order)
+        return records[0]
 
     def thread_kind(self, thread: str) -> RecordType | None:
         records = self._threads.get(thread)
-        return None if not records else min(records, key=lambda r: r.order).type
+        return None if not records else records[0].type
 
     def _sorted(self, thread: str) -> list[DeskRecord]:
-        return sorted(self._threads[thread], key=lambda r: r.order)
+        return list(self._threads[thread])  # a copy: a fold or a caller may not disturb the order kept
+
+    def _folded(self, thread: str, fold: Callable[[list[DeskRecord]], Any]) -> Any:
+        if thread not in self._folds:
+            self._folds[thread] = fold(self._sorted(thread))
+        return self._folds[thread]
 
     def check(self, record: DeskRecord) -> None:
         """Refuse (``DeskError``) an act of this terminal's that the state machine would void."""
@@ -382,8 +392,12 @@ class Register:
 
     def threads(self, kind: RecordType) -> list[list[DeskRecord]]:
         """The threads a record of ``kind`` opened, each in the agreed order (oldest thread first)."""
-        found = [self._sorted(t) for t in self._threads if self.thread_kind(t) is kind]
-        return sorted(found, key=lambda records: (records[0].at_ns, records[0].id))
+        return [self._sorted(t) for t in self._thread_ids(kind)]
+
+    def _thread_ids(self, kind: RecordType) -> list[str]:
+        """The threads a record of ``kind`` opened, oldest first."""
+        found = [records[0] for records in self._threads.values() if records[0].type is kind]
+        return [r.thread for r in sorted(found, key=lambda r: (r.at_ns, r.id))]
 
     def find(self, prefix: str) -> str:
         """The thread an id (or an unambiguous start of one, as people type them) names."""
@@ -399,12 +413,12 @@ class Register:
     def call(self, call_id: str) -> Call:
         if self.thread_kind(call_id) is not RecordType.CALL_PROPOSE:
             raise DeskError(f"no call with id {call_id}; see `hotline calls`")
-        return _fold_call(self._sorted(call_id))
+        return cast(Call, self._folded(call_id, _fold_call))
 
     def commitment(self, commitment_id: str) -> Commitment:
         if self.thread_kind(commitment_id) is not RecordType.COMMITMENT_PROPOSE:
             raise DeskError(f"no commitment with id {commitment_id}; see `hotline commitments`")
-        return _fold_commitment(self._sorted(commitment_id))
+        return cast(Commitment, self._folded(commitment_id, _fold_commitment))
 
     def thread(self, thread: str) -> list[DeskRecord]:
         """A thread's records in the agreed order."""
@@ -413,11 +427,11 @@ class Register:
     def channel(self, channel_id: str) -> Channel:
         if self.thread_kind(channel_id) is not RecordType.CHANNEL_CREATE:
             raise DeskError(f"no channel with id {channel_id}; see `hotline channels`")
-        return fold_channel(self._sorted(channel_id))
+        return cast(Channel, self._folded(channel_id, fold_channel))
 
     def channels(self) -> list[Channel]:
         """Every channel this terminal holds, oldest first."""
-        return [fold_channel(t) for t in self.threads(RecordType.CHANNEL_CREATE)]
+        return [self.channel(t) for t in self._thread_ids(RecordType.CHANNEL_CREATE)]
 
     def find_channel(self, name: str) -> str:
         """The channel a name (or an id, or the start of one) names."""
@@ -437,16 +451,17 @@ class Register:
 
     def calls(self) -> list[Call]:
         """Every call, oldest request first."""
-        found = [self.call(t) for t in self._threads if self.thread_kind(t) is RecordType.CALL_PROPOSE]
+        found = [self.call(t) for t in self._thread_ids(RecordType.CALL_PROPOSE)]
         return sorted(found, key=lambda c: (c.proposed_at_ns, c.id))
 
     def commitments(self) -> list[Commitment]:
-        found = [self.commitment(t) for t in self._threads if self.thread_kind(t) is RecordType.COMMITMENT_PROPOSE]
+        found = [self.commitment(t) for t in self._thread_ids(RecordType.COMMITMENT_PROPOSE)]
         return sorted(found, key=lambda c: (c.proposed_at_ns, c.id))
 
     def notices(self) -> list[Notice]:
         """Every formatted notification held (sent or received and taken in), oldest first."""
-        return [n for n in (fold_notice(t) for t in self.threads(RecordType.NOTIFICATION)) if n is not None]
+        folds = (self._folded(t, fold_notice) for t in self._thread_ids(RecordType.NOTIFICATION))
+        return [n for n in folds if n is not None]
 
     def answered_by(self) -> dict[str, list[str]]:
         """For each notification, the notifications that answer it."""
