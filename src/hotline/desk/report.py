@@ -29,8 +29,9 @@ import html
 import io
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from hotline.core.times import format_duration
 from hotline.desk.forms import FormRegistry
@@ -490,6 +491,23 @@ def _badge(disclosure: str) -> str:
 _WHEN = re.compile(r"\d{4}-\d{2}-\d{2}( \d{2}:\d{2} UTC)?( to \d{4}-\d{2}-\d{2})?")
 
 
+_Item = TypeVar("_Item", Call, Commitment)
+
+
+def _items_html(s: Selection, items: Sequence[_Item], row: Callable[[Selection, _Item], list[str]],
+                columns: tuple[str, ...], empty: str) -> str:  # fmt: skip
+    """Calls or commitments as a table; the internal edition adds each one's disclosure and id."""
+    if not items:
+        return f"<p>{empty}</p>"
+    rows = []
+    for item in items:
+        cells = [_e(cell) for cell in row(s, item)]
+        if s.audience is Audience.INTERNAL:
+            cells += [_badge(item.disclosure), f'<span class="id">{_e(item.id)}</span>']
+        rows.append(cells)
+    return _html_table(_internal_columns(s, columns), rows)
+
+
 def _html_table(columns: list[str], rows: list[list[str]]) -> str:
     """A table whose cells are already HTML (each built with ``_e``); dates are kept on one line."""
     head = "".join(f"<th>{_e(c)}</th>" for c in columns)
@@ -520,16 +538,7 @@ def render_html(s: Selection) -> str:
         parts.append(f"<figure>{chart_svg(fig)}<details><summary>the numbers</summary>"
                      f"{numbers if not fig.is_empty else _e(fig.empty)}</details></figure>")  # fmt: skip
     parts.append('</section><section id="contacts"><h2>Contacts</h2>')
-    if s.calls:
-        rows = []
-        for c in s.calls:
-            row = [_e(cell) for cell in call_row(s, c)]
-            if internal:
-                row += [_badge(c.disclosure), f'<span class="id">{_e(c.id)}</span>']
-            rows.append(row)
-        parts.append(_html_table(_internal_columns(s, CALL_COLUMNS), rows))
-    else:
-        parts.append("<p>No contacts in this period.</p>")
+    parts.append(_items_html(s, s.calls, call_row, CALL_COLUMNS, "No contacts in this period."))
     parts.append('</section><section id="readouts"><h2>Readouts</h2>')
     if not s.readouts:
         parts.append("<p>No readouts in this period.</p>")
@@ -548,16 +557,8 @@ def render_html(s: Selection) -> str:
             f'<blockquote lang="{_e(f["lang"])}" dir="auto">{_e(f["text"].strip())}</blockquote></article>'
         )
     parts.append('</section><section id="commitments"><h2>Commitments</h2>')
-    if s.commitments:
-        rows = []
-        for item in s.commitments:
-            row = [_e(cell) for cell in commitment_row(s, item)]
-            if internal:
-                row += [_badge(item.disclosure), f'<span class="id">{_e(item.id)}</span>']
-            rows.append(row)
-        parts.append(_html_table(_internal_columns(s, COMMITMENT_COLUMNS), rows))
-    else:
-        parts.append("<p>No commitments open in this period.</p>")
+    parts.append(_items_html(s, s.commitments, commitment_row, COMMITMENT_COLUMNS,
+                             "No commitments open in this period."))  # fmt: skip
     parts.append("</section>")
     if s.notices:
         n = s.notices
