@@ -21,6 +21,7 @@ from hotline.cli.desk import load_register
 from hotline.core.errors import ConfigError
 from hotline.core.times import parse_time
 from hotline.home.forms import load_forms
+from hotline.home.keyfile import write_atomic
 
 FORMATS = ("html", "pdf", "md")
 CHROMIUM_TIMEOUT_S = 120
@@ -81,13 +82,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def _write(target: Path, data: bytes) -> None:
     """Whole or not at all: a reader never finds half a report under the name."""
-    partial = target.with_name(f".{target.name}.partial")
-    try:
-        partial.write_bytes(data)
-        partial.replace(target)
-    except OSError as e:
-        partial.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write {target}: {e.strerror or e}") from None
+    write_atomic(target, data, mode=0o644)
 
 
 def find_chromium() -> str:
