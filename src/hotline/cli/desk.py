@@ -24,9 +24,10 @@ from hotline.cli.common import (
     open_journal,
     open_journal_to_record,
     out_json,
+    ts,
 )
 from hotline.core.errors import ConfigError, ControlError
-from hotline.core.times import format_duration, parse_duration, parse_time, rfc3339
+from hotline.core.times import format_duration, parse_duration, parse_time
 from hotline.desk.acts import make_record
 from hotline.desk.records import decode_record
 from hotline.desk.register import Register, call_view, commitment_view, with_times
@@ -124,10 +125,6 @@ def cmd_call(args: argparse.Namespace) -> int:
     return do_act(args, act)
 
 
-def _when(ns: int) -> str:
-    return rfc3339(ns) if ns else "-"
-
-
 def cmd_calls(args: argparse.Namespace) -> int:
     home, config = open_home(args)
     now = now_ns()
@@ -143,7 +140,7 @@ def cmd_calls(args: argparse.Namespace) -> int:
         return 0
     for v in views:
         other = v["responder"] if v["proposer"] == config.name else v["proposer"]
-        when = _when(v["at_ns"]) if v["at_ns"] else "time open"
+        when = ts(v["at_ns"]) if v["at_ns"] else "time open"
         turn = f", {v['turn']} to answer" if v["turn"] else ""
         print(f"{v['id']}  {v['state']:<10} {v['disclosure']:<12} with {other:<12} {when}  {v['subject']}{turn}")
     return 0
@@ -160,19 +157,19 @@ def _show_call(args: argparse.Namespace) -> int:
         return 0
     v = view
     print(f"call {v['id']}: {v['subject']}")
-    print(f"  proposed by {v['proposer']} to {v['responder']} at {_when(v['proposed_at_ns'])}, {v['precedence']}, "
+    print(f"  proposed by {v['proposer']} to {v['responder']} at {ts(v['proposed_at_ns'])}, {v['precedence']}, "
           f"{v['disclosure']}")  # fmt: skip
     print(f"  state: {v['state']}" + (f" ({v['turn']} to answer)" if v["turn"] else ""))
     if v["at_ns"]:
-        print(f"  time: {_when(v['at_ns'])}" + (f" for {format_duration(v['duration_s'])}" if v["duration_s"] else ""))
+        print(f"  time: {ts(v['at_ns'])}" + (f" for {format_duration(v['duration_s'])}" if v["duration_s"] else ""))
     if v["answer_by_ns"]:
-        print(f"  answer by: {_when(v['answer_by_ns'])}" + (" (answered late)" if v["answered_late"] else ""))
+        print(f"  answer by: {ts(v['answer_by_ns'])}" + (" (answered late)" if v["answered_late"] else ""))
     if v["every"]:
-        print(f"  every: {v['every']} (next {_when(v['next_occurrence_ns'])})")
+        print(f"  every: {v['every']} (next {ts(v['next_occurrence_ns'])})")
     if v["started_at_ns"]:
-        print(f"  started {_when(v['started_at_ns'])} by {v['started_by']}")
+        print(f"  started {ts(v['started_at_ns'])} by {v['started_by']}")
     if v["ended_at_ns"]:
-        print(f"  ended {_when(v['ended_at_ns'])} by {v['ended_by']}, lasted {format_duration(v['actual_duration_s'])}")
+        print(f"  ended {ts(v['ended_at_ns'])} by {v['ended_by']}, lasted {format_duration(v['actual_duration_s'])}")
     for reason_key in ("decline_reason", "withdraw_reason"):
         if v[reason_key]:
             print(f"  {reason_key.replace('_', ' ')}: {v[reason_key]}")
@@ -181,12 +178,12 @@ def _show_call(args: argparse.Namespace) -> int:
     print("  history:")
     for step in v["history"]:
         void = f"  [void: {step['void']}]" if step["void"] else ""
-        print(f"    {_when(step['at_ns'])}  {step['author']:<12} {step['type']}{void}")
+        print(f"    {ts(step['at_ns'])}  {step['author']:<12} {step['type']}{void}")
     for note in v["notes"]:
-        print(f"  note {_when(note['at_ns'])}: {note['text']}")
+        print(f"  note {ts(note['at_ns'])}: {note['text']}")
     for r in v["readouts"]:
         shared = "shared" if r["shared"] else "kept here"
-        print(f"  readout by {r['author']} ({r['lang']}, {r['disclosure']}, {shared}, {_when(r['published_at_ns'])}):")
+        print(f"  readout by {r['author']} ({r['lang']}, {r['disclosure']}, {shared}, {ts(r['published_at_ns'])}):")
         print("    " + r["text"].strip().replace("\n", "\n    "))
     for c in v["commitments"]:
         print(f"  commitment {c['id']}: {c['title']} ({c['state']})")
@@ -250,15 +247,15 @@ def cmd_commitment(args: argparse.Namespace) -> int:
 def _print_commitment(c: dict[str, Any]) -> None:
     print(f"commitment {c['id']}: {c['title']}")
     print(f"  {c['kind']}, owner {c['owner']}, {c['disclosure']}; proposed by {c['proposer']} at "
-          f"{_when(c['proposed_at_ns'])}")  # fmt: skip
-    print(f"  state: {c['state']}" + (f" (agreed by {c['agreed_by']} at {_when(c['agreed_at_ns'])})"
+          f"{ts(c['proposed_at_ns'])}")  # fmt: skip
+    print(f"  state: {c['state']}" + (f" (agreed by {c['agreed_by']} at {ts(c['agreed_at_ns'])})"
                                       if c["agreed_at_ns"] else ""))  # fmt: skip
     if c["due_ns"]:
-        print(f"  due: {_when(c['due_ns'])}")
+        print(f"  due: {ts(c['due_ns'])}")
     if c["starts_ns"] or c["ends_ns"]:
-        print(f"  in force: {_when(c['starts_ns'])} to {_when(c['ends_ns'])}")
+        print(f"  in force: {ts(c['starts_ns'])} to {ts(c['ends_ns'])}")
     if c["rounds"]:
-        done = ", ".join(f"{r['round']} ({_when(r['done_at_ns'])[:10]})" for r in c["rounds_done"]) or "none"
+        done = ", ".join(f"{r['round']} ({ts(r['done_at_ns'])[:10]})" for r in c["rounds_done"]) or "none"
         print(f"  rounds: {len(c['rounds_done'])} of {c['rounds']} done: {done}")
     if c["reason"]:
         print(f"  reason: {c['reason']}")
@@ -267,7 +264,7 @@ def _print_commitment(c: dict[str, Any]) -> None:
     print(f"  text sha256: {c['text_sha256']}")
     for step in c["history"]:
         void = f"  [void: {step['void']}]" if step["void"] else ""
-        print(f"    {_when(step['at_ns'])}  {step['author']:<12} {step['type']}{void}")
+        print(f"    {ts(step['at_ns'])}  {step['author']:<12} {step['type']}{void}")
 
 
 COMMITMENT_FILTERS = ("open", "proposed", "agreed", "overdue", "fulfilled", "lapsed", "withdrawn", "declined")
@@ -288,7 +285,7 @@ def cmd_commitments(args: argparse.Namespace) -> int:
     if not views:
         print("no commitments on record" + (f" with status {args.status}" if args.status else ""))
     for v in views:
-        due = _when(v["due_ns"])[:10] if v["due_ns"] else "no date"
+        due = ts(v["due_ns"])[:10] if v["due_ns"] else "no date"
         rounds = f" rounds {len(v['rounds_done'])}/{v['rounds']}" if v["rounds"] else ""
         print(f"{v['id']}  {v['state']:<9} due {due:<10} {v['kind']:<10} owner {v['owner']:<10} {v['title']}{rounds}")
     return 0
