@@ -81,6 +81,7 @@ class Channel:
     creator: str
     disclosure: str
     created_at_ns: int
+    relay: bool = False  # members may carry two others' traffic, as ciphertext, when their link is cut
     invited: set[str] = field(default_factory=set)
     joined: set[str] = field(default_factory=set)
     gone: dict[str, str] = field(default_factory=dict)  # member -> "left" or "removed by X"
@@ -123,7 +124,7 @@ def fold_channel(records: Sequence[DeskRecord]) -> Channel:
     if first.type is not RecordType.CHANNEL_CREATE:
         raise DeskError(f"{first.thread} is not a channel")
     f = first.fields
-    channel = Channel(first.id, f["name"], first.author, f["disclosure"], first.at_ns,
+    channel = Channel(first.id, f["name"], first.author, f["disclosure"], first.at_ns, bool(f.get("relay")),
                       invited=set(f["members"]) - {first.author}, joined={first.author})  # fmt: skip
     channel.steps.append(ChannelStep(first, "" if first.author in f["members"] else "the creator is not a member"))
     for record in records[1:]:
@@ -185,6 +186,17 @@ def _drop(channel: Channel, member: str, why: str, record: DeskRecord) -> None:
     channel.joined.discard(member)
     channel.gone[member] = why
     channel.cut[member] = record.order
+
+
+def relay_vias(channels: Iterable[Channel], a: str, c: str) -> set[str]:
+    """The members that may carry the stream between ``a`` and ``c`` (``core.relay``): those that have
+    joined, with both, a channel that allows relay. Everyone's own record of the channels decides
+    for itself — the sender whom it asks, the relay whether it passes frames on."""
+    vias: set[str] = set()
+    for channel in channels:
+        if channel.relay and {a, c} <= channel.joined:
+            vias |= channel.joined - {a, c}
+    return vias
 
 
 def causal_order(messages: Iterable[ChannelMessage]) -> list[ChannelMessage]:

@@ -1,0 +1,242 @@
+"""Relay through three engines in memory (fake clock, real journals): washington's link to kyiv is
+cut, both reach moscow, and a channel of the three allows relay. washington's whole stream to kyiv
+rides moscow as ciphertext it cannot read; a frame altered on the way is refused by kyiv and
+reported to moscow; nothing is relayed where no channel allows it; and drops, duplicates and
+reorders of relayed frames change nothing about exactly once, in order."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hotline.core.model import Precedence
+from hotline.core.relay import choose_via, forward_problem, split_frames
+from hotline.core.wire import FrameDecoder, encode_frame, pack, unpack
+from hotline.storage.audit import verify
+from test_channels_engine import Mesh, view
+from test_desk_engine import act
+from test_engine import Side
+
+A, B, C = "washington", "moscow", "kyiv"
+Forward = Callable[[str, str, bytes], None]
+
+
+def cut_mesh(root: Path, *, relay: bool = True) -> Mesh:
+    """The three in one channel (relay allowed or not), all joined; then washington-kyiv cut."""
+    mesh = Mesh(root)
+    s = mesh.sides
+    mesh.connect_all()
+    act(s[A], {"act": "channel.create", "name": "ceasefire", "members": [B, C], "relay": relay})
+    mesh.deliver_all()
+    for name in (B, C):
+        act(s[name], {"act": "channel.join", "channel": "ceasefire"})
+    mesh.deliver_all()
+    mesh.disconnect(A, C)
+    return mesh
+
+
+def run(mesh: Mesh, seconds: float) -> None:
+    """Let time pass as the terminals' tickers do, 50 ms at a time, moving what is written."""
+    end = mesh.clock.now + seconds
+    while mesh.clock.now < end - 1e-9:
+        mesh.clock.now = min(end, mesh.clock.now + 0.05)
+        for side in mesh.sides.values():
+            if side.engine is not None:
+                side.engine.tick()
+        mesh.deliver(100)
+
+
+def intercept(side: Side, wrap: Callable[[Forward, str, str, bytes], None]) -> None:
+    """Put ``wrap`` between the relay's decision to pass frames on and their leaving."""
+    assert side.engine is not None
+    forward = side.engine._forward
+    side.engine._forward = lambda sender, to, data: wrap(forward, sender, to, data)  # type: ignore[method-assign]
+
+
+def undelivered(side: Side) -> int:
+    row = side.journal.execute("SELECT count(*) FROM messages WHERE direction = 'out' AND state != 'delivered'")
+    return int(row.fetchone()[0])
+
+
+def active_path(side: Side, peer: str) -> Any:
+    assert side.engine is not None
+    return next(p["active_path"] for p in side.engine.status()["peers"] if p["name"] == peer)
+
+
+def test_a_cut_pair_talks_through_a_third_member_exactly_once_and_it_reads_nothing(tmp_path: Path) -> None:
+    mesh = cut_mesh(tmp_path)
+    s = mesh.sides
+    carried: list[bytes] = []
+
+    def record(forward: Forward, sender: str, to: str, data: bytes) -> None:
+        carried.append(data)
+        forward(sender, to, data)
+
+    intercept(s[B], record)
+    run(mesh, 1.5)  # past the delay before relaying
+    assert active_path(s[A], C) == "relay:moscow" and active_path(s[C], A) == "relay:moscow"
+    s[A].send(C, 5, Precedence.ROUTINE)
+    s[A].settle()
+    note = act(s[A], {"act": "channel.message", "channel": "ceasefire", "text": "Convoy at checkpoint 4 at 06:00"})
+    run(mesh, 1.0)
+    assert s[C].inbox() == s[A].sealed_order() == s[A].accepted  # once each, in order
+    assert note.id in [m["id"] for m in view(s[C])["messages"]]
+    assert undelivered(s[A]) == 0  # kyiv's receipts came back the same way
+    relay = s[B].engine
+    assert relay is not None and relay.relayed[(A, C)] > 0 and relay.relayed[(C, A)] > 0
+    everything = b"".join(carried)
+    assert b"Convoy at checkpoint" not in everything
+    for mid in s[A].accepted:
+        assert f"{A} {mid}".encode() not in everything  # the bodies Side.send writes
+    held_at_b = {r[0] for r in s[B].journal.execute("SELECT id FROM messages")}
+    assert not held_at_b & set(s[A].accepted)  # moscow journals none of it as a message
+    for side in s.values():
+        assert verify(side.journal).ok
+
+
+def test_nothing_is_relayed_unless_a_channel_allows_it(tmp_path: Path) -> None:
+    mesh = cut_mesh(tmp_path, relay=False)
+    s = mesh.sides
+    run(mesh, 3.0)
+    s[A].send(C, 2, Precedence.FLASH)
+    s[A].settle()
+    run(mesh, 1.0)
+    relay = s[B].engine
+    assert relay is not None and relay.relayed == {}
+    assert active_path(s[A], C) is None and s[C].inbox() == []
+    mesh.connect(A, C)  # the direct link back: it all goes then
+    mesh.deliver_all()
+    assert s[C].inbox() == s[A].accepted
+
+
+def test_a_relayed_frame_altered_on_the_way_is_refused_and_reported_to_the_relay(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    mesh = cut_mesh(tmp_path)
+    s = mesh.sides
+    altered: list[int] = []
+
+    def tamper(forward: Forward, sender: str, to: str, data: bytes) -> None:
+        if not altered and sender == A:
+            decoder = FrameDecoder()
+            decoder.receive_data(data)
+            frames = []
+            while (frame := decoder.next_frame()) is not None:
+                if frame["t"] == "env" and not altered:
+                    envelope = unpack(frame["e"])
+                    envelope["s"] = bytes([envelope["s"][0] ^ 1]) + envelope["s"][1:]  # a signature bit flipped
+                    frame["e"] = pack(envelope)
+                    altered.append(frame["seq"])
+                frames.append(encode_frame(frame))
+            data = b"".join(frames)
+        forward(sender, to, data)
+
+    run(mesh, 1.5)
+    intercept(s[B], tamper)
+    with caplog.at_level(logging.ERROR, logger="hotline.engine"):
+        s[A].send(C, 3, Precedence.IMMEDIATE)
+        s[A].settle()
+        run(mesh, 4.0)  # refused, the relayed link closed, opened again after its retry delay
+    assert len(altered) == 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("a frame of washington relayed by moscow was refused" in m for m in messages), messages
+    assert any("RELAY REFUSED" in m for m in messages), messages
+    relay = s[B].engine
+    assert relay is not None
+    alarms = {(a["kind"], a["peer"], a["subject"]) for a in relay.alarms()}
+    assert ("relay-refused", C, A) in alarms
+    assert s[C].inbox() == s[A].accepted  # sent again untouched, received once
+    assert undelivered(s[A]) == 0
+    for side in s.values():
+        assert verify(side.journal).ok
+
+
+faults = st.lists(
+    st.one_of(
+        st.tuples(st.just("send"), st.integers(1, 4)),
+        st.tuples(st.just("run"), st.integers(1, 10)),
+        st.tuples(st.sampled_from(["drop", "dup", "hold", "release"]), st.integers(1, 3)),
+        st.tuples(st.just("crash-kyiv"), st.just(0)),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(faults)
+def test_drops_duplicates_and_reorders_of_relayed_frames_change_nothing(script: list[tuple[str, int]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        mesh = cut_mesh(Path(tmp))
+        s = mesh.sides
+        pending: list[str] = []  # what happens to the next relayed pieces
+        held: list[tuple[str, str, bytes]] = []
+        forward_now: list[Forward] = []
+
+        def faulty(forward: Forward, sender: str, to: str, data: bytes) -> None:
+            forward_now[:] = [forward]
+            fault = pending.pop(0) if pending else "pass"
+            if fault == "drop":
+                return
+            if fault == "hold":
+                held.append((sender, to, data))
+                return
+            forward(sender, to, data)
+            if fault == "dup":
+                forward(sender, to, data)
+
+        intercept(s[B], faulty)
+        run(mesh, 1.5)
+        for kind, n in script:
+            if kind == "send":
+                s[A].send(C, n, Precedence.ROUTINE)
+                s[A].settle()
+            elif kind == "run":
+                run(mesh, n / 10)
+            elif kind in ("drop", "dup", "hold"):
+                pending += [kind] * n
+            elif kind == "release" and held and forward_now:
+                for sender, to, data in reversed(held):  # late, and in the reverse order
+                    forward_now[0](sender, to, data)
+                held.clear()
+                mesh.deliver(100)
+            elif kind == "crash-kyiv":
+                mesh.crash(C)
+                mesh.connect(B, C)
+        pending.clear()
+        for _ in range(60):
+            run(mesh, 1.0)
+            if len(s[C].inbox()) == len(s[A].accepted) and undelivered(s[A]) == 0:
+                break
+        assert s[C].inbox() == s[A].sealed_order() == s[A].accepted
+        assert undelivered(s[A]) == 0
+        for side in s.values():
+            assert verify(side.journal).ok
+            side.journal.close()
+
+
+def test_the_relay_decisions() -> None:
+    kw: dict[str, Any] = {"peer": C, "retry_at": {}, "now": 10.0}
+    assert choose_via(direct_up=True, live=[B], allowed=[B], **kw) is None
+    assert choose_via(direct_up=False, live=[B], allowed=[], **kw) is None
+    assert choose_via(direct_up=False, live=["paris", B], allowed=[B, "paris"], **kw) == B  # by name
+    assert choose_via(direct_up=False, live=[B], allowed=[B], peer=C, retry_at={B: 11.0}, now=10.0) is None
+    assert forward_problem(sender=A, to=C, me=B, linked=[A, C], allowed=[B]) == ""
+    assert "no live link" in forward_problem(sender=A, to=C, me=B, linked=[A], allowed=[B])
+    assert "allows relay" in forward_problem(sender=A, to=C, me=B, linked=[A, C], allowed=["paris"])
+    assert "third terminal" in forward_problem(sender=A, to=A, me=B, linked=[A], allowed=[B])
+    frames = [encode_frame({"t": "ping", "n": n, "pad": b"x" * 100}) for n in range(10)]
+    pieces = list(split_frames(b"".join(frames), 350))
+    assert b"".join(pieces) == b"".join(frames) and all(len(p) <= 350 for p in pieces) and len(pieces) > 1
+    for piece in pieces:  # each piece holds whole frames
+        decoder = FrameDecoder()
+        decoder.receive_data(piece)
+        while decoder.next_frame() is not None:
+            pass
+        assert decoder.buffered == 0
