@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hotline.core.model import Precedence
-from hotline.core.relay import choose_via, forward_problem, split_frames
+from hotline.core.relay import choose_via, forward_problem, opens_relay, split_frames, take_relayed
 from hotline.core.wire import FrameDecoder, encode_frame, pack, unpack
 from hotline.storage.audit import verify
 from test_channels_engine import Mesh, view
@@ -25,7 +25,7 @@ from test_desk_engine import act
 from test_engine import Side
 
 A, B, C = "washington", "moscow", "kyiv"
-Forward = Callable[[str, str, bytes], None]
+Forward = Callable[[str, str, int, bytes], None]
 
 
 def cut_mesh(root: Path, *, relay: bool = True) -> Mesh:
@@ -53,11 +53,11 @@ def run(mesh: Mesh, seconds: float) -> None:
         mesh.deliver(100)
 
 
-def intercept(side: Side, wrap: Callable[[Forward, str, str, bytes], None]) -> None:
+def intercept(side: Side, wrap: Callable[[Forward, str, str, int, bytes], None]) -> None:
     """Put ``wrap`` between the relay's decision to pass frames on and their leaving."""
     assert side.engine is not None
     forward = side.engine._forward
-    side.engine._forward = lambda sender, to, data: wrap(forward, sender, to, data)  # type: ignore[method-assign]
+    side.engine._forward = lambda sender, to, session, data: wrap(forward, sender, to, session, data)  # type: ignore[method-assign]
 
 
 def undelivered(side: Side) -> int:
@@ -75,12 +75,12 @@ def test_a_cut_pair_talks_through_a_third_member_exactly_once_and_it_reads_nothi
     s = mesh.sides
     carried: list[bytes] = []
 
-    def record(forward: Forward, sender: str, to: str, data: bytes) -> None:
+    def record(forward: Forward, sender: str, to: str, session: int, data: bytes) -> None:
         carried.append(data)
-        forward(sender, to, data)
+        forward(sender, to, session, data)
 
     intercept(s[B], record)
-    run(mesh, 1.5)  # past the delay before relaying
+    run(mesh, 2.0)  # past the delay before relaying
     assert active_path(s[A], C) == "relay:moscow" and active_path(s[C], A) == "relay:moscow"
     s[A].send(C, 5, Precedence.ROUTINE)
     s[A].settle()
@@ -123,7 +123,7 @@ def test_a_relayed_frame_altered_on_the_way_is_refused_and_reported_to_the_relay
     s = mesh.sides
     altered: list[int] = []
 
-    def tamper(forward: Forward, sender: str, to: str, data: bytes) -> None:
+    def tamper(forward: Forward, sender: str, to: str, session: int, data: bytes) -> None:
         if not altered and sender == A:
             decoder = FrameDecoder()
             decoder.receive_data(data)
@@ -136,9 +136,9 @@ def test_a_relayed_frame_altered_on_the_way_is_refused_and_reported_to_the_relay
                     altered.append(frame["seq"])
                 frames.append(encode_frame(frame))
             data = b"".join(frames)
-        forward(sender, to, data)
+        forward(sender, to, session, data)
 
-    run(mesh, 1.5)
+    run(mesh, 2.0)
     intercept(s[B], tamper)
     with caplog.at_level(logging.ERROR, logger="hotline.engine"):
         s[A].send(C, 3, Precedence.IMMEDIATE)
@@ -176,23 +176,23 @@ def test_drops_duplicates_and_reorders_of_relayed_frames_change_nothing(script: 
         mesh = cut_mesh(Path(tmp))
         s = mesh.sides
         pending: list[str] = []  # what happens to the next relayed pieces
-        held: list[tuple[str, str, bytes]] = []
+        held: list[tuple[str, str, int, bytes]] = []
         forward_now: list[Forward] = []
 
-        def faulty(forward: Forward, sender: str, to: str, data: bytes) -> None:
+        def faulty(forward: Forward, sender: str, to: str, session: int, data: bytes) -> None:
             forward_now[:] = [forward]
             fault = pending.pop(0) if pending else "pass"
             if fault == "drop":
                 return
             if fault == "hold":
-                held.append((sender, to, data))
+                held.append((sender, to, session, data))
                 return
-            forward(sender, to, data)
+            forward(sender, to, session, data)
             if fault == "dup":
-                forward(sender, to, data)
+                forward(sender, to, session, data)
 
         intercept(s[B], faulty)
-        run(mesh, 1.5)
+        run(mesh, 2.0)
         for kind, n in script:
             if kind == "send":
                 s[A].send(C, n, Precedence.ROUTINE)
@@ -202,8 +202,8 @@ def test_drops_duplicates_and_reorders_of_relayed_frames_change_nothing(script: 
             elif kind in ("drop", "dup", "hold"):
                 pending += [kind] * n
             elif kind == "release" and held and forward_now:
-                for sender, to, data in reversed(held):  # late, and in the reverse order
-                    forward_now[0](sender, to, data)
+                for sender, to, session, data in reversed(held):  # late, and in the reverse order
+                    forward_now[0](sender, to, session, data)
                 held.clear()
                 mesh.deliver(100)
             elif kind == "crash-kyiv":
@@ -231,6 +231,12 @@ def test_the_relay_decisions() -> None:
     assert "no live link" in forward_problem(sender=A, to=C, me=B, linked=[A], allowed=[B])
     assert "allows relay" in forward_problem(sender=A, to=C, me=B, linked=[A, C], allowed=["paris"])
     assert "third terminal" in forward_problem(sender=A, to=A, me=B, linked=[A], allowed=[B])
+    assert opens_relay(C, A) and not opens_relay(A, C)  # kyiv < washington: kyiv opens, washington answers
+    assert take_relayed(held=7, session=7, opener=False, hello=False) == "feed"
+    assert take_relayed(held=7, session=8, opener=False, hello=True) == "replace"  # the opener began anew
+    assert take_relayed(held=None, session=8, opener=False, hello=True) == "replace"
+    assert take_relayed(held=7, session=8, opener=False, hello=False) == "drop"  # the tail of an old one
+    assert take_relayed(held=None, session=8, opener=True, hello=True) == "drop"  # never opened here
     frames = [encode_frame({"t": "ping", "n": n, "pad": b"x" * 100}) for n in range(10)]
     pieces = list(split_frames(b"".join(frames), 350))
     assert b"".join(pieces) == b"".join(frames) and all(len(p) <= 350 for p in pieces) and len(pieces) > 1

@@ -30,9 +30,10 @@ Frames (msgpack maps, see ``wire``):
                                          the damage found, or "" once a supervisor accepted it
     bye     {reason, handover?}          orderly close; ``handover: true`` means "I keep this
                                          path on a newer connection of ours", not an outage
-    relay   {to, f}                      please pass ``f`` (whole frames of my link to ``to``,
-                                         envelopes signed by me end to end) on to ``to``
-    relayed {from, f}                    frames of ``from``'s link to you, passed on by me
+    relay   {to, s, f}                   please pass ``f`` (whole frames of my link to ``to``,
+                                         envelopes signed by me end to end, of that link's
+                                         session ``s``) on to ``to``
+    relayed {from, s, f}                 frames of ``from``'s link to you, passed on by me
     relay-bad {from, reason}             a frame of ``from`` you passed on to me failed its
                                          check here (its signature): I dropped it
 
@@ -157,17 +158,19 @@ class RekeyReceived:
 
 @dataclass(frozen=True, slots=True)
 class RelayRequested:
-    """The peer asks us to pass ``data`` (frames of its link to ``to``) on to ``to``."""
+    """The peer asks us to pass ``data`` (frames of its link to ``to``, of ``session``) on to ``to``."""
 
     to: str
+    session: int
     data: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class RelayedReceived:
-    """Frames of ``sender``'s link to us, which the peer passed on."""
+    """Frames of ``sender``'s link to us (of ``session``), which the peer passed on."""
 
     sender: str
+    session: int
     data: bytes
 
 
@@ -330,15 +333,15 @@ class Connection:
         self._require_open("a re-key offer")
         self._emit({"t": "rekey", "r": data})
 
-    def send_relay(self, to: str, data: bytes) -> None:
+    def send_relay(self, to: str, session: int, data: bytes) -> None:
         """Ask the peer to pass ``data`` (whole frames of our link to ``to``) on to ``to``."""
         self._require_open("a frame to relay")
-        self._emit({"t": "relay", "to": to, "f": data})
+        self._emit({"t": "relay", "to": to, "s": session, "f": data})
 
-    def send_relayed(self, sender: str, data: bytes) -> None:
+    def send_relayed(self, sender: str, session: int, data: bytes) -> None:
         """Pass on to the peer frames of ``sender``'s link to it."""
         self._require_open("a relayed frame")
-        self._emit({"t": "relayed", "from": sender, "f": data})
+        self._emit({"t": "relayed", "from": sender, "s": session, "f": data})
 
     def send_relay_refused(self, sender: str, reason: str) -> None:
         """Tell the peer that a frame of ``sender`` it passed on failed its check here."""
@@ -459,9 +462,10 @@ class Connection:
         elif kind == "rekey":
             self._events.append(RekeyReceived(_bytes(frame, "r")))
         elif kind == "relay":
-            self._events.append(RelayRequested(to=_str(frame, "to"), data=_relayed(frame)))
+            self._events.append(RelayRequested(to=_str(frame, "to"), session=_int(frame, "s"), data=_relayed(frame)))
         elif kind == "relayed":
-            self._events.append(RelayedReceived(sender=_str(frame, "from"), data=_relayed(frame)))
+            sender = _str(frame, "from")
+            self._events.append(RelayedReceived(sender=sender, session=_int(frame, "s"), data=_relayed(frame)))
         elif kind == "relay-bad":
             why = _str(frame, "reason")[:MAX_REASON_CHARS]
             self._events.append(RelayRefused(sender=_str(frame, "from"), reason=why))

@@ -14,6 +14,12 @@ The decisions here are the whole policy; the engine (``engine.relaying``) gather
   time, so both ends tend to pick the same B), and not again through one that just failed.
 * ``forward_problem``: B passes a frame on only from a peer it is linked to, to a peer it is
   linked to, when a channel all three have joined allows relay.
+* ``opens_relay`` and ``take_relayed``: of a pair, one end opens relayed sessions (the smaller name),
+  numbering each with a fresh random session id that every relayed frame of it carries, both ways; the
+  other end answers a hello of a new session by replacing what it held, and drops frames of any other
+  session. Were both ends to open, each hello could be taken for a new session by the other and
+  answered with a hello of its own, for ever (the end-to-end test found that loop); with one opener a
+  lost or stale session ends in silence, and the opener starts a new one.
 
 ``split_frames`` cuts what a connection wrote into pieces of whole frames, each small enough for
 one relay frame, so a lost piece never leaves half a frame in the far end's decoder.
@@ -52,6 +58,23 @@ def choose_via(
     candidates = (set(live) & set(allowed)) - {peer}
     ready = sorted(v for v in candidates if retry_at.get(v, 0.0) <= now)
     return ready[0] if ready else None
+
+
+def opens_relay(me: str, peer: str) -> bool:
+    """Whether this end of the pair opens relayed sessions (the other only answers)."""
+    return me < peer
+
+
+def take_relayed(*, held: int | None, session: int, opener: bool, hello: bool) -> str:
+    """What to do with relayed frames of ``session`` given the session of the relayed link held for
+    that path (``held``, None if none): "feed" them to it, "replace" it by a new link of ``session``
+    (the opener began a new session: they start with its hello), or "drop" them (of a session
+    that is over, or that this end never opened)."""
+    if held == session:
+        return "feed"
+    if not opener and hello:
+        return "replace"
+    return "drop"
 
 
 def forward_problem(*, sender: str, to: str, me: str, linked: Iterable[str], allowed: Iterable[str]) -> str:

@@ -66,6 +66,7 @@ class Link:
     handover_until: float | None = None
     # A relayed path (``engine.relaying``): the peer whose own link carries this one; None if direct.
     via: str | None = None
+    session: int = 0  # a relayed link's session, chosen by the end that opened it
 
     def pump(self) -> None:
         data = self.conn.data_to_send()

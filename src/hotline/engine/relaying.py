@@ -35,7 +35,16 @@ from hotline.core.protocol import (
     RelayRefused,
     RelayRequested,
 )
-from hotline.core.relay import RETRY_AFTER_S, choose_via, forward_problem, relay_path, split_frames, starts_afresh
+from hotline.core.relay import (
+    RETRY_AFTER_S,
+    choose_via,
+    forward_problem,
+    opens_relay,
+    relay_path,
+    split_frames,
+    starts_afresh,
+    take_relayed,
+)
 from hotline.core.supervision import Supervisor
 from hotline.desk.channels import relay_vias
 from hotline.desk.register import Register
@@ -44,22 +53,23 @@ from hotline.engine.peer import Clock, Link, PeerState
 
 log = logging.getLogger("hotline.engine")
 
-RELAY_DELAY_S = 1.0  # no direct path for this long before relaying: a start-up's dials come first
+RELAY_DELAY_S = 1.5  # no direct path for this long before relaying: a start-up's dials come first
 RELAY_ALARM_HOLD_S = 600.0  # a relay-refused alarm clears after this long without another report
 
 
 class RelayIO:
     """The transport of a relayed link: what its connection writes leaves through ``via``."""
 
-    def __init__(self, send: Callable[[str, str, bytes], None], via: str, to: str) -> None:
+    def __init__(self, send: Callable[[str, str, int, bytes], None], via: str, to: str, session: int) -> None:
         self._send = send
         self.via = via
         self.to = to
+        self.session = session
         self.closed = False
 
     def write(self, data: bytes) -> None:
         if not self.closed:
-            self._send(self.via, self.to, data)
+            self._send(self.via, self.to, self.session, data)
 
     def close(self) -> None:
         self.closed = True
@@ -73,6 +83,7 @@ class RelayHandling:
     peers: dict[str, PeerState]
     supervisor: Supervisor
     desk: Register
+    _randbytes: Callable[[int], bytes]
 
     # the engine's (``links``): a new connection's hello, closing a link, feeding one bytes
     _hello: Callable[[PeerState, Link], None]
@@ -120,6 +131,8 @@ class RelayHandling:
                     self._close_link(link, f"the link to {link.via}, which carried it, is down")
             if any(link.via is not None for link in peer.links.values()) or now - since < RELAY_DELAY_S:
                 continue
+            if not opens_relay(self.name, peer.name):
+                continue  # the other end opens; this one answers (``_on_relayed``)
             allowed = self._vias(self.name, peer.name)
             if not allowed:
                 continue
@@ -129,7 +142,7 @@ class RelayHandling:
             if via is not None:
                 retry[via] = now + RETRY_AFTER_S
                 log.info("no direct path to %s: relaying through %s", peer.name, via, extra=about(peer.name))
-                self._open_relay(peer, via)
+                self._open_relay(peer, via, int.from_bytes(self._randbytes(8), "big") >> 1)
         for key, last in list(self._relay_alarms.items()):
             if now - last >= RELAY_ALARM_HOLD_S:
                 del self._relay_alarms[key]
@@ -138,23 +151,24 @@ class RelayHandling:
                                             self.clock.wall_ns())  # fmt: skip
                 self._supervise()
 
-    def _open_relay(self, peer: PeerState, via: str) -> Link:
+    def _open_relay(self, peer: PeerState, via: str, session: int) -> Link:
         """A relayed link to ``peer`` through ``via``, saying hello as a new connection does."""
         link = Link(
             peer=peer.name,
-            io=RelayIO(self._relay_out, via, peer.name),
+            io=RelayIO(self._relay_out, via, peer.name, session),
             conn=self._connection(peer.name),
             dialed=True,
             preferred=True,
-            address=f"via {via}",
+            address=via,  # "up via moscow" in the log; the path name says it is relayed
             path=relay_path(via),
             via=via,
+            session=session,
         )
         peer.links[link.path] = link
         self._hello(peer, link)
         return link
 
-    def _relay_out(self, via: str, to: str, data: bytes) -> None:
+    def _relay_out(self, via: str, to: str, session: int, data: bytes) -> None:
         """What a relayed link wrote: to ``via`` in relay frames of whole frames each."""
         carrier = self.live_link(via)
         if carrier is None:
@@ -163,7 +177,7 @@ class RelayHandling:
             if len(piece) > MAX_RELAY_BYTES:
                 log.error("a frame of %d bytes for %s is too large to relay; dropped", len(piece), to)
                 continue
-            carrier.conn.send_relay(to, piece)
+            carrier.conn.send_relay(to, session, piece)
         carrier.pump()
 
     # -- relay ------------------------------------------------------------------------------
@@ -172,13 +186,13 @@ class RelayHandling:
         if link.via is not None:
             raise RemoteProtocolError("relay frames came inside a relayed link; relays do not nest")
         if isinstance(event, RelayRequested):
-            self._forward(link.peer, event.to, event.data)
+            self._forward(link.peer, event.to, event.session, event.data)
         elif isinstance(event, RelayedReceived):
-            self._on_relayed(link.peer, event.sender, event.data)
+            self._on_relayed(link.peer, event.sender, event.session, event.data)
         else:
             self._on_relay_refused(link.peer, event.sender, event.reason)
 
-    def _forward(self, sender: str, to: str, data: bytes) -> None:
+    def _forward(self, sender: str, to: str, session: int, data: bytes) -> None:
         """Pass ``sender``'s frames on to ``to`` as they are, or refuse (logged once per reason)."""
         target = self.live_link(to)
         linked = [name for name in self.peers if self.live_link(name) is not None]
@@ -191,7 +205,7 @@ class RelayHandling:
         if (sender, to) not in self.relayed or self._relay_refusing.pop((sender, to), None) is not None:
             log.info("relaying %s's link to %s (ciphertext only)", sender, to, extra=about(sender))
         self.relayed[(sender, to)] = self.relayed.get((sender, to), 0) + 1
-        target.conn.send_relayed(sender, data)
+        target.conn.send_relayed(sender, session, data)
         target.pump()
 
     def _on_relay_refused(self, recipient: str, sender: str, reason: str) -> None:
@@ -209,7 +223,7 @@ class RelayHandling:
 
     # -- recipient --------------------------------------------------------------------------
 
-    def _on_relayed(self, via: str, sender: str, data: bytes) -> None:
+    def _on_relayed(self, via: str, sender: str, session: int, data: bytes) -> None:
         """Frames of ``sender``'s link to us, carried by ``via``: into our relayed link to it."""
         peer = self.peers.get(sender)
         why = ""
@@ -224,19 +238,24 @@ class RelayHandling:
             return
         self._relay_refusing.pop((sender, via), None)
         link = peer.links.get(relay_path(via))
-        if link is None:
-            log.info("%s's link reaches us through %s", sender, via, extra=about(sender))
-            link = self._open_relay(peer, via)
-        elif link.hello_cursor is not None and starts_afresh(data):
-            # The far end began a new connection on this path: it replaces ours, as a handover
-            # does on a direct path (no outage; traffic resumes from its hello).
+        held = link.session if link is not None else None
+        hello = held != session and starts_afresh(data)  # decoded only when it decides something
+        action = take_relayed(held=held, session=session, opener=opens_relay(self.name, sender), hello=hello)
+        if action == "drop":
+            log.debug("dropping frames of %s relayed by %s: of a session not held here", sender, via,
+                      extra=about(sender))  # fmt: skip
+            return
+        if action == "replace":
             old = link
-            link = self._open_relay(peer, via)
-            link.inherits_up = True
-            peer.resend_receipt_on.discard(old)
-            old.io.close()
-            old.conn.transport_lost("replaced by a newer relayed connection")
-        self.data_received(link, data)
+            log.info("%s's link reaches us through %s", sender, via, extra=about(sender))
+            link = self._open_relay(peer, via, session)
+            if old is not None:  # a newer session replaces it, as a handover does: no outage
+                link.inherits_up = old.hello_cursor is not None or old.inherits_up
+                peer.resend_receipt_on.discard(old)
+                old.io.close()
+                old.conn.transport_lost("replaced by a newer relayed session")
+        if link is not None:
+            self.data_received(link, data)
 
     def _relay_refused_here(self, link: Link, reason: str) -> None:
         """A frame on relayed ``link`` failed its check: tell the member that carried it."""
