@@ -16,9 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hotline.core.errors import DeskError
 from hotline.core.model import Precedence
 from hotline.core.relay import choose_via, forward_problem, opens_relay, split_frames, take_relayed
 from hotline.core.wire import FrameDecoder, encode_frame, pack, unpack
+from hotline.desk.records import RecordType, check_fields
 from hotline.storage.audit import verify
 from test_channels_engine import Mesh, view
 from test_desk_engine import act
@@ -246,3 +248,15 @@ def test_the_relay_decisions() -> None:
         while decoder.next_frame() is not None:
             pass
         assert decoder.buffered == 0
+
+
+def test_relay_is_a_flag_of_the_channel_create_record_and_absent_unless_allowed(tmp_path: Path) -> None:
+    fields = {"name": "ceasefire", "members": sorted([A, B]), "disclosure": "secret"}
+    assert check_fields(RecordType.CHANNEL_CREATE, fields) == fields  # records written before relay still check
+    assert check_fields(RecordType.CHANNEL_CREATE, {**fields, "relay": True})["relay"] is True
+    with pytest.raises(DeskError, match="'relay' must be true or false"):
+        check_fields(RecordType.CHANNEL_CREATE, {**fields, "relay": "yes"})
+    mesh = Mesh(tmp_path)
+    off = act(mesh.sides[A], {"act": "channel.create", "name": "quiet", "members": [B], "relay": False})
+    on = act(mesh.sides[A], {"act": "channel.create", "name": "loud", "members": [B], "relay": True})
+    assert "relay" not in off.fields and on.fields["relay"] is True

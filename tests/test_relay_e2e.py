@@ -97,6 +97,7 @@ def test_four_terminals_one_channel_relay_over_a_cut_link_through_a_sigkill(
         wait_for(functools.partial(lambda x: all(y["state"] == "joined" for y in show(x)["members"]), t), 20,
                  f"everyone joined, at {t.name}")  # fmt: skip
 
+    assert show(k)["relay"] is True
     sent: list[str] = []
     authors = (w, m, k)
     for i in range(TOTAL):

@@ -1,7 +1,7 @@
 """Channels: several terminals on one thread, each record signed once and sent to every member.
 
 A channel is a desk thread opened by a ``channel.create`` record (its name, its
-members — at most 16, the creator among them — and its disclosure). Every
+members — at most 16, the creator among them —, its disclosure and whether it allows relay). Every
 later record of the thread is one act of one member, signed once by it:
 
     channel.join     an invited member accepts; only then does it receive messages
@@ -13,7 +13,9 @@ later record of the thread is one act of one member, signed once by it:
                      per-author sequence vector)
 
 The same signed bytes go to each member over that member's own pairwise link, in
-the ordinary exactly-once stream (``fanout``): no group key, no relay, no server.
+the ordinary exactly-once stream (``fanout``): no group key, no server. A channel created with
+``relay`` lets a member carry two others' whole pairwise link, as ciphertext, while theirs is cut
+(``relay_vias``; ``core.relay``, ``engine.relaying``).
 
 Membership takes effect at one point. Every member folds the thread in the order
 all desk threads use, ``(lamport, author, id)`` (``desk.register``), so a removal
@@ -334,7 +336,7 @@ def channel_view(channel: Channel, viewer: str) -> dict[str, Any]:
     everyone = sorted(channel.members | set(channel.gone))
     return {
         "id": channel.id, "name": channel.name, "creator": channel.creator, "disclosure": channel.disclosure,
-        "created_at_ns": channel.created_at_ns, "state": channel.member_state(viewer),
+        "created_at_ns": channel.created_at_ns, "state": channel.member_state(viewer), "relay": channel.relay,
         "members": [{"name": n, "state": channel.member_state(n), "why": channel.gone.get(n, "")} for n in everyone],
         "messages": [message_view(m) for m in channel.visible_to(viewer)],
         "history": [{"id": s.record.id, "type": s.record.type.value, "author": s.record.author,
