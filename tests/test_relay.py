@@ -18,6 +18,14 @@ from hypothesis import strategies as st
 
 from hotline.core.errors import DeskError
 from hotline.core.model import Precedence
+from hotline.core.protocol import (
+    Connection,
+    ConnectionClosed,
+    HelloReceived,
+    RelayedReceived,
+    RelayRefused,
+    RelayRequested,
+)
 from hotline.core.relay import choose_via, forward_problem, opens_relay, split_frames, take_relayed
 from hotline.core.wire import FrameDecoder, encode_frame, pack, unpack
 from hotline.desk.records import RecordType, check_fields
@@ -260,3 +268,49 @@ def test_relay_is_a_flag_of_the_channel_create_record_and_absent_unless_allowed(
     off = act(mesh.sides[A], {"act": "channel.create", "name": "quiet", "members": [B], "relay": False})
     on = act(mesh.sides[A], {"act": "channel.create", "name": "loud", "members": [B], "relay": True})
     assert "relay" not in off.fields and on.fields["relay"] is True
+
+
+def test_traffic_moves_back_to_the_direct_link_after_the_hold_down_and_the_relay_is_closed(tmp_path: Path) -> None:
+    mesh = cut_mesh(tmp_path)
+    s = mesh.sides
+    run(mesh, 2.0)
+    s[A].send(C, 3, Precedence.ROUTINE)
+    s[A].settle()
+    run(mesh, 0.5)
+    assert active_path(s[A], C) == "relay:moscow" and len(s[C].inbox()) == 3
+    mesh.connect(A, C)  # the cable is mended
+    run(mesh, 1.0)
+    assert active_path(s[A], C) == "relay:moscow"  # a direct path must stay up for the hold-down first
+    run(mesh, 5.0)
+    for x, y in ((A, C), (C, A)):
+        assert active_path(s[x], y) == "primary"
+        engine = s[x].engine
+        assert engine is not None and set(engine.peers[y].links) == {"primary"}
+    s[A].send(C, 2, Precedence.ROUTINE)
+    s[A].settle()
+    run(mesh, 0.5)
+    assert s[C].inbox() == s[A].accepted and undelivered(s[A]) == 0
+    relay = s[B].engine
+    assert relay is not None
+    carried = dict(relay.relayed)
+    run(mesh, 1.0)
+    assert relay.relayed == carried  # nothing rides moscow any more, not even heartbeats
+
+
+def test_relay_frames_are_parsed_strictly() -> None:
+    conn = Connection(local_name=B, peer_name=A, now=0.0)
+    conn.receive_data(encode_frame({"t": "hello", "pv": 1, "name": A, "cursor": 0, "receipt": None}), 0.0)
+    assert isinstance(conn.next_event(), HelloReceived)
+    conn.receive_data(encode_frame({"t": "relay", "to": C, "s": 5, "f": b"frames"}), 0.1)
+    assert conn.next_event() == RelayRequested(to=C, session=5, data=b"frames")
+    conn.receive_data(encode_frame({"t": "relayed", "from": C, "s": 6, "f": b"back"}), 0.1)
+    assert conn.next_event() == RelayedReceived(sender=C, session=6, data=b"back")
+    conn.receive_data(encode_frame({"t": "relay-bad", "from": C, "reason": "bad signature"}), 0.1)
+    assert conn.next_event() == RelayRefused(sender=C, reason="bad signature")
+    for bad in ({"t": "relay", "to": C, "s": 5, "f": b""}, {"t": "relayed", "from": C, "f": b"x"}):
+        broken = Connection(local_name=B, peer_name=A, now=0.0)
+        broken.receive_data(encode_frame({"t": "hello", "pv": 1, "name": A, "cursor": 0, "receipt": None}), 0.0)
+        broken.next_event()
+        broken.receive_data(encode_frame(bad), 0.1)
+        closed = broken.next_event()
+        assert isinstance(closed, ConnectionClosed) and "protocol error" in closed.reason

@@ -157,7 +157,7 @@ class RelayHandling:
             peer=peer.name,
             io=RelayIO(self._relay_out, via, peer.name, session),
             conn=self._connection(peer.name),
-            dialed=True,
+            dialed=opens_relay(self.name, peer.name),  # as the link.up entry records it
             preferred=True,
             address=via,  # "up via moscow" in the log; the path name says it is relayed
             path=relay_path(via),
