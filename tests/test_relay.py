@@ -29,6 +29,7 @@ from hotline.core.protocol import (
 from hotline.core.relay import choose_via, forward_problem, opens_relay, split_frames, take_relayed
 from hotline.core.wire import FrameDecoder, encode_frame, pack, unpack
 from hotline.desk.records import RecordType, check_fields
+from hotline.engine import relaying
 from hotline.storage.audit import verify
 from test_channels_engine import Mesh, view
 from test_desk_engine import act
@@ -127,8 +128,9 @@ def test_nothing_is_relayed_unless_a_channel_allows_it(tmp_path: Path) -> None:
 
 
 def test_a_relayed_frame_altered_on_the_way_is_refused_and_reported_to_the_relay(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(relaying, "RELAY_ALARM_HOLD_S", 6.0)  # ten minutes in a real terminal
     mesh = cut_mesh(tmp_path)
     s = mesh.sides
     altered: list[int] = []
@@ -164,6 +166,10 @@ def test_a_relayed_frame_altered_on_the_way_is_refused_and_reported_to_the_relay
     assert ("relay-refused", C, A) in alarms
     assert s[C].inbox() == s[A].accepted  # sent again untouched, received once
     assert undelivered(s[A]) == 0
+    run(mesh, 3.0)  # no further report: the alarm clears, and stays in the record
+    assert "relay-refused" not in {a["kind"] for a in relay.alarms()}
+    kinds = [e.decoded()["kind"] for e in s[B].journal.entries() if e.kind.startswith("alarm.")]
+    assert kinds.count("relay-refused") == 2  # raised once, cleared once
     for side in s.values():
         assert verify(side.journal).ok
 

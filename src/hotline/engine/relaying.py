@@ -96,7 +96,7 @@ class RelayHandling:
         self._relay_retry: dict[str, dict[str, float]] = {}  # peer -> member -> when to try it again
         self._direct_down_since: dict[str, float] = {}  # peer -> since when no direct path is up
         self.relayed: dict[tuple[str, str], int] = {}  # (from, to) -> frames of theirs carried here
-        self._relay_refusing: dict[tuple[str, str], str] = {}  # (from, to) -> why not, as last logged
+        self._relay_refusing: dict[tuple[str, str, str], str] = {}  # ("out"|"in", from, to|via) -> why, logged
         self._relay_alarms: dict[tuple[str, str], float] = {}  # (to, from) -> when it last reported
 
     def live_link(self, name: str) -> Link | None:
@@ -141,7 +141,7 @@ class RelayHandling:
             via = choose_via(direct_up=False, live=live, allowed=allowed, peer=peer.name, retry_at=retry, now=now)
             if via is not None:
                 retry[via] = now + RETRY_AFTER_S
-                log.info("no direct path to %s: relaying through %s", peer.name, via, extra=about(peer.name))
+                log.debug("no direct path to %s: relaying through %s", peer.name, via, extra=about(peer.name))
                 self._open_relay(peer, via, int.from_bytes(self._randbytes(8), "big") >> 1)
         for key, last in list(self._relay_alarms.items()):
             if now - last >= RELAY_ALARM_HOLD_S:
@@ -180,6 +180,17 @@ class RelayHandling:
             carrier.conn.send_relay(to, session, piece)
         carrier.pump()
 
+    def _refusing(self, key: tuple[str, str, str], why: str, what: str, peer: str) -> bool:
+        """Log a refusal once per reason, however often the frames come (``why`` "": none now).
+        Returns whether frames of ``key`` were being refused until now."""
+        before = self._relay_refusing.get(key)
+        if not why:
+            self._relay_refusing.pop(key, None)
+        elif before != why:
+            log.warning("%s: %s", what, why, extra=about(peer))
+            self._relay_refusing[key] = why
+        return before is not None
+
     # -- relay ------------------------------------------------------------------------------
 
     def _relay_event(self, link: Link, event: RelayRequested | RelayedReceived | RelayRefused) -> None:
@@ -197,12 +208,10 @@ class RelayHandling:
         target = self.live_link(to)
         linked = [name for name in self.peers if self.live_link(name) is not None]
         why = forward_problem(sender=sender, to=to, me=self.name, linked=linked, allowed=self._vias(sender, to))
+        refused_before = self._refusing(("out", sender, to), why, f"not relaying for {sender} to {to}", sender)
         if why or target is None:
-            if self._relay_refusing.get((sender, to)) != why:
-                log.warning("not relaying for %s to %s: %s", sender, to, why, extra=about(sender))
-                self._relay_refusing[(sender, to)] = why
             return
-        if (sender, to) not in self.relayed or self._relay_refusing.pop((sender, to), None) is not None:
+        if (sender, to) not in self.relayed or refused_before:
             log.info("relaying %s's link to %s (ciphertext only)", sender, to, extra=about(sender))
         self.relayed[(sender, to)] = self.relayed.get((sender, to), 0) + 1
         target.conn.send_relayed(sender, session, data)
@@ -231,12 +240,9 @@ class RelayHandling:
             why = f"{sender!r} is not a third paired terminal"
         elif via not in self._vias(self.name, sender):
             why = f"no channel that {sender}, {via} and {self.name} have joined allows relay"
+        self._refusing(("in", sender, via), why, f"refusing frames of {sender} relayed by {via}", via)
         if why or peer is None:
-            if self._relay_refusing.get((sender, via)) != why:
-                log.warning("refusing frames of %s relayed by %s: %s", sender, via, why, extra=about(via))
-                self._relay_refusing[(sender, via)] = why
             return
-        self._relay_refusing.pop((sender, via), None)
         link = peer.links.get(relay_path(via))
         held = link.session if link is not None else None
         hello = held != session and starts_afresh(data)  # decoded only when it decides something
