@@ -11,8 +11,9 @@ exactly-once rules untouched — and comes back to a direct path by the ordinary
 
 Three roles, one terminal may play all at once:
 
-* sender A (``_relay_tick``): no direct path to C up for ``RELAY_DELAY_S``, a live link to a member B
-  that a shared channel allows: open ``relay:B`` to C and say hello through it;
+* ends A and C (``_relay_tick``): no direct path up for ``RELAY_DELAY_S``, a live link to a member B
+  that a shared channel allows: the end with the smaller name opens ``relay:B``, a session with a
+  fresh id, and says hello through it; the other answers (``_on_relayed``). Both then send over it;
 * relay B (``_forward``): pass A's frames to C as they are, if B has a live link to C and a channel
   all three joined allows relay; B holds no A-C key, so it reads and alters nothing (an altered
   envelope fails A's signature at C). B counts what it carries and journals none of it;
