@@ -67,7 +67,9 @@ class Mesh:
             return
         la, pa, lb, pb = found
         pa.closed = pb.closed = True
-        for side, link in ((self.sides[x], la), (self.sides[y], lb)):
+        # Each link names the peer at its far end: la is held by the side lb leads to (x and y may
+        # be given in either order).
+        for side, link in ((self.sides[lb.peer], la), (self.sides[la.peer], lb)):
             if side.engine is not None:
                 side.engine.connection_lost(link, "test: connection dropped")
         self.settle()

@@ -24,7 +24,7 @@ from hotline.terminal.control import ControlClient
 
 CHANNEL_EPILOG = """\
 examples:
-  hotline channel create ceasefire --member moscow --member kyiv --disclosure secret
+  hotline channel create ceasefire --member moscow --member kyiv --disclosure secret --relay
   hotline channel join ceasefire                # at each member invited: only then does it receive traffic
   hotline send --channel ceasefire --precedence immediate "Monitors report shelling near Zaporizhzhia."
   hotline channel add ceasefire --member ankara ; hotline channel remove ceasefire --member ankara
@@ -99,6 +99,8 @@ def cmd_channel(args: argparse.Namespace) -> int:
     act: dict[str, Any] = {"act": f"channel.{sub}"}
     if sub == "create":
         act.update(name=args.name, members=args.member, disclosure=args.disclosure)
+        if args.relay:
+            act["relay"] = True
     else:
         act["channel"] = args.name
     if sub in ("add", "remove"):
@@ -164,6 +166,8 @@ def register(add: Add) -> None:
     p = sub("create", "create a channel of this terminal and paired peers; each must join")
     p.add_argument("--member", action="append", required=True, metavar="PEER", help="a paired peer (repeat)")
     p.add_argument("--disclosure", choices=("public", "confidential", "secret"), default="confidential")
+    p.add_argument("--relay", action="store_true",
+                   help="a member may carry two others' traffic, as ciphertext, while their link is cut")  # fmt: skip
     sub("join", "accept an invitation to a channel: from now on its messages come here")
     for name, what in (("add", "invite a paired peer into the channel"), ("remove", "remove a member")):
         p = sub(name, what)

@@ -208,6 +208,8 @@ def _channel_fields(act: dict[str, Any]) -> tuple[RecordType, dict[str, Any]]:
     for key in ("member", "name"):
         if isinstance(fields.get(key), str):
             fields[key] = fields[key].strip().lstrip("#").lower()
+    if fields.get("relay") is False:
+        del fields["relay"]  # a channel without relay says nothing of it (``records.OPTIONAL_FIELDS``)
     return rtype, {**_CHANNEL_DEFAULTS.get(rtype, {}), **fields}
 
 

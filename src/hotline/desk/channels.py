@@ -1,7 +1,7 @@
 """Channels: several terminals on one thread, each record signed once and sent to every member.
 
 A channel is a desk thread opened by a ``channel.create`` record (its name, its
-members — at most 16, the creator among them — and its disclosure). Every
+members — at most 16, the creator among them —, its disclosure and whether it allows relay). Every
 later record of the thread is one act of one member, signed once by it:
 
     channel.join     an invited member accepts; only then does it receive messages
@@ -13,7 +13,9 @@ later record of the thread is one act of one member, signed once by it:
                      per-author sequence vector)
 
 The same signed bytes go to each member over that member's own pairwise link, in
-the ordinary exactly-once stream (``fanout``): no group key, no relay, no server.
+the ordinary exactly-once stream (``fanout``): no group key, no server. A channel created with
+``relay`` lets a member carry two others' whole pairwise link, as ciphertext, while theirs is cut
+(``relay_vias``; ``core.relay``, ``engine.relaying``).
 
 Membership takes effect at one point. Every member folds the thread in the order
 all desk threads use, ``(lamport, author, id)`` (``desk.register``), so a removal
@@ -81,6 +83,7 @@ class Channel:
     creator: str
     disclosure: str
     created_at_ns: int
+    relay: bool = False  # members may carry two others' traffic, as ciphertext, when their link is cut
     invited: set[str] = field(default_factory=set)
     joined: set[str] = field(default_factory=set)
     gone: dict[str, str] = field(default_factory=dict)  # member -> "left" or "removed by X"
@@ -123,7 +126,7 @@ def fold_channel(records: Sequence[DeskRecord]) -> Channel:
     if first.type is not RecordType.CHANNEL_CREATE:
         raise DeskError(f"{first.thread} is not a channel")
     f = first.fields
-    channel = Channel(first.id, f["name"], first.author, f["disclosure"], first.at_ns,
+    channel = Channel(first.id, f["name"], first.author, f["disclosure"], first.at_ns, bool(f.get("relay")),
                       invited=set(f["members"]) - {first.author}, joined={first.author})  # fmt: skip
     channel.steps.append(ChannelStep(first, "" if first.author in f["members"] else "the creator is not a member"))
     for record in records[1:]:
@@ -185,6 +188,17 @@ def _drop(channel: Channel, member: str, why: str, record: DeskRecord) -> None:
     channel.joined.discard(member)
     channel.gone[member] = why
     channel.cut[member] = record.order
+
+
+def relay_vias(channels: Iterable[Channel], a: str, c: str) -> set[str]:
+    """The members that may carry the stream between ``a`` and ``c`` (``core.relay``): those that have
+    joined, with both, a channel that allows relay. Everyone's own record of the channels decides
+    for itself — the sender whom it asks, the relay whether it passes frames on."""
+    vias: set[str] = set()
+    for channel in channels:
+        if channel.relay and {a, c} <= channel.joined:
+            vias |= channel.joined - {a, c}
+    return vias
 
 
 def causal_order(messages: Iterable[ChannelMessage]) -> list[ChannelMessage]:
@@ -322,7 +336,7 @@ def channel_view(channel: Channel, viewer: str) -> dict[str, Any]:
     everyone = sorted(channel.members | set(channel.gone))
     return {
         "id": channel.id, "name": channel.name, "creator": channel.creator, "disclosure": channel.disclosure,
-        "created_at_ns": channel.created_at_ns, "state": channel.member_state(viewer),
+        "created_at_ns": channel.created_at_ns, "state": channel.member_state(viewer), "relay": channel.relay,
         "members": [{"name": n, "state": channel.member_state(n), "why": channel.gone.get(n, "")} for n in everyone],
         "messages": [message_view(m) for m in channel.visible_to(viewer)],
         "history": [{"id": s.record.id, "type": s.record.type.value, "author": s.record.author,

@@ -283,7 +283,7 @@ def _flag(value: Any) -> bool:
 Check = Callable[[Any], Any]
 
 # What each type of record holds: every field is required (a record is written by our own code,
-# which fills in defaults), and no other field is allowed.
+# which fills in defaults) but those of OPTIONAL_FIELDS, and no other field is allowed.
 FIELDS: dict[RecordType, dict[str, Check]] = {
     RecordType.CALL_PROPOSE: {
         "subject": _required_line, "agenda": _text, "at": _time, "duration_s": _duration, "answer_by": _time,
@@ -309,7 +309,8 @@ FIELDS: dict[RecordType, dict[str, Check]] = {
     RecordType.NOTIFICATION: {"form": _form_id, "form_hash": _hash, "data": _form_data, "answers": _uuid_or_empty},
     RecordType.NOTIFICATION_ACK: {"by": _line},
     RecordType.NOTIFICATION_REFUSED: {"reason": _required_line, "form": _form_id, "form_hash": _hash},
-    RecordType.CHANNEL_CREATE: {"name": _channel_name, "members": _members, "disclosure": _enum(Disclosure)},
+    RecordType.CHANNEL_CREATE: {"name": _channel_name, "members": _members, "disclosure": _enum(Disclosure),
+                                "relay": _flag},
     RecordType.CHANNEL_JOIN: {},
     RecordType.CHANNEL_ADD: {"member": _member},
     RecordType.CHANNEL_REMOVE: {"member": _member, "reason": _line},
@@ -319,17 +320,22 @@ FIELDS: dict[RecordType, dict[str, Check]] = {
         "to": _recipients,
     },
 }  # fmt: skip
+# Fields a record may leave out (then they are absent from its signed bytes too): a channel that
+# does not allow relay says nothing of it, so records written before relay existed still check.
+OPTIONAL_FIELDS: dict[RecordType, frozenset[str]] = {RecordType.CHANNEL_CREATE: frozenset({"relay"})}
 
 
 def check_fields(rtype: RecordType, fields: dict[str, Any]) -> dict[str, Any]:
     """The fields of a record of this type, checked; a clear error names the first wrong one."""
     expected = FIELDS[rtype]
     unknown = sorted(set(fields) - set(expected))
-    missing = sorted(set(expected) - set(fields))
+    missing = sorted(set(expected) - set(fields) - OPTIONAL_FIELDS.get(rtype, frozenset()))
     if unknown or missing:
         raise DeskError(f"{rtype} record: unknown fields {unknown}, missing fields {missing}")
     checked = {}
     for name, check in expected.items():
+        if name not in fields:
+            continue  # an optional one, left out
         try:
             checked[name] = check(fields[name])
         except ValueError as e:

@@ -49,6 +49,7 @@ from hotline.core.paths import PathSelector
 from hotline.core.protocol import (
     State,
 )
+from hotline.core.relay import is_relay_path
 from hotline.core.supervision import (
     PathTested,
     PathView,
@@ -65,6 +66,7 @@ from hotline.engine.desking import DeskHandling, desk_event
 from hotline.engine.links import LinkHandling, about
 from hotline.engine.peer import Clock, Link, PeerState, open_state, seal_state
 from hotline.engine.rekeying import RekeyHandling
+from hotline.engine.relaying import RelayHandling
 from hotline.engine.status import terminal_status
 from hotline.home.config import Config
 from hotline.home.forms import load_forms
@@ -107,7 +109,7 @@ class _Ack:
 Listener = Callable[[dict[str, Any]], None]
 
 
-class Engine(RekeyHandling, LinkHandling, DeskHandling):
+class Engine(RekeyHandling, RelayHandling, LinkHandling, DeskHandling):
     def __init__(
         self,
         *,
@@ -155,6 +157,7 @@ class Engine(RekeyHandling, LinkHandling, DeskHandling):
         )
         self.supervisor.restore(self.store.active_alarms())
         self._init_desk()
+        self._init_relay()
         for message_id, peer_name, precedence, since_ns in self.store.unacknowledged():
             self.supervisor.track_ack(message_id, peer_name, precedence, since_ns)
         self.reload_peers()
@@ -611,6 +614,7 @@ class Engine(RekeyHandling, LinkHandling, DeskHandling):
                 for seq, data in peer.outbound.handle_timer(now):
                     peer.active.conn.send_envelope(seq, data)
                 peer.active.pump()
+        self._relay_tick(now)
         now_ns = self.clock.wall_ns()
         self._desk_alarms(now_ns)
         self.supervisor.tick(now, now_ns, self._path_views())
@@ -735,6 +739,8 @@ class Engine(RekeyHandling, LinkHandling, DeskHandling):
         views = []
         for peer in self.peers.values():
             for health in peer.selector.paths.values():
+                if is_relay_path(health.name):
+                    continue  # tested end to end by its heartbeats; its carrier's paths are tested
                 link = peer.links.get(health.name)
                 if link is not None and (
                     link.handover_until is not None
