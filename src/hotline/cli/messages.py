@@ -222,9 +222,7 @@ def cmd_attachment(args: argparse.Namespace) -> int:
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
-    home, config = open_home(args)
-    by = args.by or os.environ.get("USER") or "operator"
-    validate_label(by, "--by")
+    home, _ = open_home(args)
     args.id = canonical_message_id(args.id)
     with open_journal(home, readonly=True) as storage:
         found = storage.store.message(args.id)
@@ -234,16 +232,25 @@ def cmd_ack(args: argparse.Namespace) -> int:
         print(f"{args.id}: already acknowledged {times.rfc3339(found['acknowledged_at_ns'])} by "
               f"{found['acknowledged_by'] or '?'}; nothing more to send")  # fmt: skip
         return 0
+    return ack_message(args, args.id, args.id)
+
+
+def ack_message(args: argparse.Namespace, message_id: str, shown: str) -> int:
+    """Acknowledge a received message — a pairwise one, or a channel's by its record's id or its
+    carrier's — through the running terminal, or against the journal when it is stopped."""
+    home, config = open_home(args)
+    by = args.by or os.environ.get("USER") or "operator"
+    validate_label(by, "--by")
     when = "now"
     try:
         with ControlClient(home, timeout=30) as client:
-            client.request("ack", id=args.id, by=by)
+            client.request("ack", id=message_id, by=by)
     except ControlError as e:
         if "no running terminal" not in str(e):
             raise
-        _ack_offline(home, config, args.id, by)
+        _ack_offline(home, config, message_id, by)
         when = "at the next `hotline run`"
-    print(f"{args.id}: acknowledged (received and understood) by {by}; the signed receipt goes back to the "
+    print(f"{shown}: acknowledged (received and understood) by {by}; the signed receipt goes back to the "
           f"sender {when}")  # fmt: skip
     return 0
 
@@ -340,5 +347,5 @@ def register(add: Add) -> None:
                    help="where to save it (default: its own name in this folder; - for stdout)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace a file that already exists")
     p = add("ack", cmd_ack, "acknowledge a received message: 'received and understood', signed, sent back")
-    p.add_argument("id", help="the message id (see `hotline inbox`)")
+    p.add_argument("id", help="the message id (see `hotline inbox`; a channel message's own id or its carrier's)")
     p.add_argument("--by", help="who acknowledges (default: $USER)")

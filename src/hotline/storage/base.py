@@ -305,9 +305,20 @@ class DeskStore(Protocol):
         """Every desk record held, signed, in the order they were journaled."""
         ...
 
-    def record_carriers(self) -> list[tuple[bytes, str, str, int | None]]:
-        """Every outgoing message that carries a desk record: (the signed record, peer, state,
-        delivered at) — a channel record has one per member (``desk.channels``)."""
+    def record_carriers(self, direction: str = "out") -> list[dict[str, Any]]:
+        """Every message that carries a desk record one way ("out": sent, "in": received and taken into
+        the desk), oldest first: a dict with the signed record (``signed``), the carrier's ``id``,
+        ``peer``, ``state`` and its times and receipts (``delivered_at_ns``, ``read_at_ns``,
+        ``acknowledged_at_ns``, ``acknowledged_by``, ``received_at_ns``). A channel record sent has one
+        carrier per member (``desk.channels``): its receipts are that member's."""
+        ...
+
+    def carried_record(self, message_id: str) -> tuple[bytes, str] | None:
+        """(the signed desk record, "out" or "in") that a message carries; None if it carries none."""
+        ...
+
+    def carrier_in(self, record_id: str) -> str | None:
+        """The id of the message that brought a received desk record here; None if none did."""
         ...
 
 

@@ -1,0 +1,154 @@
+"""Per-member receipts of channel messages through three engines (fake clock, real journals): each
+member's read and acknowledged receipts come back to the author over its own link, a member
+acknowledges by the message's id or its carrier's, and a FLASH to the channel stays overdue at its
+author until every member it went to has acknowledged it, the alarm naming those still to."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hotline.core.errors import DeliveryError
+from hotline.desk.channels import channel_document
+from test_channels_engine import NAMES, Mesh, started
+from test_desk_engine import act
+from test_engine import Side
+
+FLASH_S = 600  # the default handling time of a FLASH
+
+
+def document(side: Side) -> dict[str, Any]:
+    assert side.engine is not None
+    register, store = side.engine.desk, side.engine.store
+    channel = register.channel(register.find_channel("ceasefire"))
+    return channel_document(channel, side.name, store.record_carriers("out"), store.record_carriers("in"), {})
+
+
+def ack(side: Side, message_id: str, by: str = "officer", read: bool = False) -> None:
+    assert side.engine is not None
+    errors: list[Exception | None] = []
+    (side.engine.mark_read if read else side.engine.acknowledge)(message_id, by, errors.append)
+    side.settle()
+    (error,) = errors
+    if error is not None:
+        raise error
+
+
+def overdue(side: Side) -> dict[str, str]:
+    """The ack-overdue alarms standing at a side: subject -> detail."""
+    assert side.engine is not None
+    return {str(a["subject"]): str(a["detail"]) for a in side.engine.alarms() if a["kind"] == "ack-overdue"}
+
+
+def tick_after(mesh: Mesh, seconds: float) -> None:
+    mesh.clock.now += seconds
+    for side in mesh.sides.values():
+        assert side.engine is not None
+        side.engine.tick()
+    mesh.settle()
+
+
+def reconnect(mesh: Mesh) -> None:
+    """Fresh links between every pair (the fake clock's long silences cut the old ones)."""
+    for x, y in itertools.combinations(NAMES, 2):
+        mesh.connect(x, y)
+    mesh.deliver_all()
+
+
+def carrier_at(side: Side, record_id: str) -> str:
+    assert side.engine is not None
+    carrier = side.engine.store.carrier_in(record_id)
+    assert carrier is not None
+    return carrier
+
+
+def test_each_member_s_read_and_acknowledgement_come_back_to_the_author(tmp_path: Path) -> None:
+    mesh = Mesh(tmp_path)
+    s = started(mesh)
+    sent = act(s["washington"], {"act": "channel.message", "channel": "ceasefire", "text": "Hold fire at 06:00.",
+                                 "precedence": "immediate"})  # fmt: skip
+    mesh.deliver_all()
+    (message,) = document(s["washington"])["messages"]
+    assert message["delivery"].keys() == {"kyiv", "moscow"}
+    assert all(r["state"] == "delivered" and not r["read_at_ns"] for r in message["delivery"].values())
+    assert message["unacknowledged_by"] == ["kyiv", "moscow"]
+
+    ack(s["kyiv"], sent.id, "petrenko", read=True)  # the message's own id
+    ack(s["moscow"], carrier_at(s["moscow"], sent.id), "ivanov")  # the carrier's id works as well
+    mesh.deliver_all()
+    (message,) = document(s["washington"])["messages"]
+    kyiv, moscow = message["delivery"]["kyiv"], message["delivery"]["moscow"]
+    assert kyiv["read_at_ns"] and not kyiv["acknowledged_at_ns"]
+    assert moscow["acknowledged_at_ns"] and moscow["acknowledged_by"] == "ivanov" and moscow["read_at_ns"]
+    assert message["unacknowledged_by"] == ["kyiv"]
+    (at_moscow,) = document(s["moscow"])["messages"]
+    assert at_moscow["mine"]["acknowledged_by"] == "ivanov" and "delivery" not in at_moscow
+
+    ack(s["kyiv"], sent.id, "petrenko")
+    ack(s["kyiv"], sent.id, "someone else")  # said once: nothing more is sent
+    mesh.deliver_all()
+    (message,) = document(s["washington"])["messages"]
+    assert message["unacknowledged_by"] == [] and message["delivery"]["kyiv"]["acknowledged_by"] == "petrenko"
+
+
+def test_only_a_member_acknowledges_and_only_what_it_received(tmp_path: Path) -> None:
+    mesh = Mesh(tmp_path)
+    s = started(mesh)
+    sent = act(s["washington"], {"act": "channel.message", "channel": "ceasefire", "text": "ours"})
+    assert s["washington"].engine is not None
+    created = s["washington"].engine.desk.first(sent.thread)
+    mesh.deliver_all()
+    for what in (sent.id, created.id):  # the author's own message; a membership record
+        with pytest.raises(DeliveryError, match="no received message"):
+            ack(s["washington" if what == sent.id else "kyiv"], what)
+
+
+def test_a_channel_flash_is_overdue_until_every_member_has_acknowledged_it(tmp_path: Path) -> None:
+    mesh = Mesh(tmp_path)
+    s = started(mesh)
+    flash = act(s["washington"], {"act": "channel.message", "channel": "ceasefire", "text": "Launch detected.",
+                                  "subject": "Launch", "precedence": "flash"})  # fmt: skip
+    mesh.deliver_all()
+    tick_after(mesh, FLASH_S - 5)
+    assert overdue(s["washington"]) == {}
+    tick_after(mesh, 10)
+    detail = overdue(s["washington"])[flash.id]
+    assert "not acknowledged within its handling time by kyiv, moscow" in detail
+    assert {a["peer"] for a in s["washington"].engine.alarms() if a["kind"] == "ack-overdue"} == {"#ceasefire"}  # type: ignore[union-attr]
+    # Each member's own record says it has not acknowledged it either (on both sides, as any message).
+    assert carrier_at(s["moscow"], flash.id) in overdue(s["moscow"])
+
+    ack(s["moscow"], flash.id, "ivanov")
+    reconnect(mesh)
+    assert overdue(s["moscow"]) == {}
+    detail = overdue(s["washington"])[flash.id]
+    assert detail.endswith("by kyiv") and "moscow" not in detail
+
+    s["washington"].crash()  # what is still awaited is found again at the start
+    s["washington"].start()
+    reconnect(mesh)
+    tick_after(mesh, 1)
+    assert overdue(s["washington"])[flash.id].endswith("by kyiv")
+
+    ack(s["kyiv"], flash.id, "petrenko")
+    reconnect(mesh)
+    assert overdue(s["washington"]) == {}
+    cleared = s["washington"].journal.execute("SELECT count(*) FROM entries WHERE kind = 'alarm.cleared'").fetchone()
+    assert cleared[0] >= 1
+
+
+def test_an_unacknowledged_channel_flash_is_tracked_again_after_a_restart(tmp_path: Path) -> None:
+    mesh = Mesh(tmp_path)
+    s = started(mesh)
+    flash = act(s["washington"], {"act": "channel.message", "channel": "ceasefire", "text": "now",
+                                  "precedence": "flash"})  # fmt: skip
+    mesh.deliver_all()
+    for name in ("washington", "kyiv"):
+        mesh.crash(name)
+    mesh.connect_all()
+    tick_after(mesh, FLASH_S + 5)
+    assert "by kyiv, moscow" in overdue(s["washington"])[flash.id]
+    assert carrier_at(s["kyiv"], flash.id) in overdue(s["kyiv"])
