@@ -105,13 +105,12 @@ def _send_to_channel(args: argparse.Namespace, body: str) -> int:
     """`send --channel`: one desk record, signed once, fanned out to the members (``desk.channels``)."""
     from hotline.cli.desk import do_act  # here, so `send --to` loads nothing of the desk
 
-    for option, given in (("--attach", args.attach), ("--wait", args.wait), ("--id", args.id),
-                          ("--classification", args.classification)):  # fmt: skip
+    for option, given in (("--attach", args.attach), ("--id", args.id), ("--classification", args.classification)):
         if given:
             raise ConfigError(f"{option} is not supported with --channel yet")
     act = {"act": "channel.message", "channel": args.channel, "text": body, "subject": args.subject or "",
            "precedence": args.precedence, "lang": args.lang}  # fmt: skip
-    return do_act(args, act)
+    return do_act(args, act, wait_s=args.timeout if args.wait else None)
 
 
 def _wait_cut_short(home: Path, message_id: str, cause: BaseException, timeout: float) -> int:
@@ -143,8 +142,11 @@ def _listing(args: argparse.Namespace, direction: str) -> int:
     for row in rows:
         for key in [k for k in row if k.endswith("_at_ns")]:  # every time also in RFC 3339
             row[key.removesuffix("_ns")] = times.rfc3339(row[key]) if row[key] else None
+    channel_rows = _channel_messages(args, home, args.peer, args.limit) if direction == "out" else []
     if args.json:
-        out_json({"messages": rows, "total": total})
+        out_json(
+            {"messages": rows, "total": total, **({"channel_messages": channel_rows} if direction == "out" else {})}
+        )
         return 0
     if not rows:
         print("no messages")
@@ -165,7 +167,33 @@ def _listing(args: argparse.Namespace, direction: str) -> int:
             print(f"    {r['attachments']} attachment(s): `hotline attachment {r['id']}`")
     if total > len(rows):
         print(f"showing the latest {len(rows)} of {total}; --limit to see more")
+    if channel_rows:
+        from hotline.cli.channels import receipt_mark
+
+        print("to channels (each member's receipt):")
+    for c in channel_rows:
+        marks = " ".join(f"{n}:{receipt_mark(d)}" for n, d in c["delivery"].items())
+        print(f"{c['at']}  {c['precedence'].upper():<9} #{c['channel']} {c['author']}#{c['seq']:<4} "
+              f"[{c['lang']}] {c['subject']}\n    [{marks}]  ({c['id']})")  # fmt: skip
     return 0
+
+
+def _channel_messages(args: argparse.Namespace, home: Path, peer: str | None, limit: int) -> list[dict[str, Any]]:
+    """This terminal's messages to channels (``peer``: those that went to it), the latest ``limit``,
+    oldest first, each with every member's receipts."""
+    from hotline.cli.desk import load_register
+    from hotline.desk.channels import channel_document
+    from hotline.desk.register import with_times
+
+    _, config = open_home(args)
+    register = load_register(home, config.name)
+    with open_journal(home, readonly=True) as storage:
+        sent = storage.store.record_carriers("out")
+    found = [{"channel": channel.name, **m} for channel in register.channels()
+             for m in channel_document(channel, config.name, sent, [], {})["messages"]
+             if "delivery" in m and (peer is None or peer in m["delivery"])]  # fmt: skip
+    found.sort(key=lambda m: (m["at_ns"], m["id"]))
+    return [with_times(m) for m in found[-limit:]]
 
 
 def cmd_inbox(args: argparse.Namespace) -> int:
@@ -330,7 +358,8 @@ def register(add: Add) -> None:
     p.add_argument(
         "--wait",
         action="store_true",
-        help="return only once the signed delivery receipt is journaled (exit 3 if none within --timeout)",
+        help="return only once the signed delivery receipt is journaled (exit 3 if none within --timeout); "
+        "with --channel, once every member's is",
     )
     p.add_argument("--timeout", type=_seconds, default=60.0, metavar="S",
                    help="with --wait: seconds to wait for the receipt (default 60)")  # fmt: skip
