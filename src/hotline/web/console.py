@@ -48,6 +48,8 @@ WORDS = [
     N_("call.propose"), N_("call.accept"), N_("call.decline"), N_("call.counter"), N_("call.withdraw"),
     N_("call.start"), N_("call.end"), N_("call.note"), N_("readout"), N_("commitment.propose"),
     N_("commitment.agree"), N_("commitment.decline"), N_("commitment.status"), N_("commitment.round"),
+    # channels: a member's state and link
+    N_("joined"), N_("invited"), N_("left"), N_("removed"), N_("up"), N_("down"), N_("unknown (terminal stopped)"),
 ]  # fmt: skip
 
 
