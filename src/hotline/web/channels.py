@@ -21,6 +21,7 @@ from starlette.responses import Response
 from hotline.core.access import Permission, Principal
 from hotline.core.errors import DeskError
 from hotline.desk.channels import Channel, channel_document, find_message
+from hotline.desk.records import RecordType, decode_record
 from hotline.web.actions import acknowledge
 from hotline.web.auth import authenticate
 from hotline.web.context import ApiContext, context
@@ -91,6 +92,21 @@ async def mark_all_read(ctx: ApiContext, view: dict[str, Any], who: Principal) -
     for message_id in unread:
         await ctx.terminal.mark_read(message_id, who.label)
     return bool(unread)
+
+
+def channel_flashes(ctx: ApiContext) -> list[dict[str, Any]]:
+    """Members' FLASH messages to a channel that no person here has acknowledged yet, shaped as the
+    console's flash takeover shows a message: each member acknowledges a channel FLASH."""
+    register, found = ctx.terminal.register(), []
+    for row in ctx.store.record_carriers("in"):
+        record = decode_record(row["signed"])
+        f = record.fields
+        if record.type is not RecordType.CHANNEL_MESSAGE or f["precedence"] != "flash" or row["acknowledged_at_ns"]:
+            continue
+        name = register.first(record.thread).fields["name"] if record.thread in register else "?"
+        found.append({"id": record.id, "peer": f"{record.author} · #{name}", "lang": f["lang"], "subject": f["subject"],
+                      "body": f["text"], "received_at_ns": row["received_at_ns"], "classification": ""})  # fmt: skip
+    return found
 
 
 # -- the JSON API -------------------------------------------------------------------------------
