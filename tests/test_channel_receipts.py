@@ -5,14 +5,19 @@ author until every member it went to has acknowledged it, the alarm naming those
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hotline.core.errors import DeliveryError
+from hotline.core.model import Attachment, MessageContent, MessageKind, Precedence, uuid7
 from hotline.desk.channels import channel_document
+from hotline.desk.records import DeskRecord, RecordType, sign_record
 from test_channels_engine import NAMES, Mesh, started
 from test_desk_engine import act
 from test_engine import Side
@@ -60,7 +65,7 @@ def reconnect(mesh: Mesh) -> None:
 
 def carrier_at(side: Side, record_id: str) -> str:
     assert side.engine is not None
-    carrier = side.engine.store.carrier_in(record_id)
+    carrier = side.engine.store.carrier_of(record_id)
     assert carrier is not None
     return carrier
 
@@ -152,3 +157,53 @@ def test_an_unacknowledged_channel_flash_is_tracked_again_after_a_restart(tmp_pa
     tick_after(mesh, FLASH_S + 5)
     assert "by kyiv, moscow" in overdue(s["washington"])[flash.id]
     assert carrier_at(s["kyiv"], flash.id) in overdue(s["kyiv"])
+
+
+def test_a_channel_message_s_files_reach_every_member_as_its_signed_record_names_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    mesh = Mesh(tmp_path)
+    s = started(mesh)
+    files = [["readout.txt", b"The parties agreed."], ["map.bin", bytes(range(256)) * 4]]
+    sent = act(s["washington"], {"act": "channel.message", "channel": "ceasefire", "text": "See the files.",
+                                 "attachments": files})  # fmt: skip
+    mesh.deliver_all()
+    named = [[name, hashlib.sha256(data).digest(), len(data)] for name, data in files]
+    assert sent.fields["attachments"] == named  # the record, signed once, commits to every file
+    for name in ("moscow", "kyiv"):
+        side = s[name]
+        assert side.engine is not None
+        (message,) = document(side)["messages"]
+        assert [(a["name"], a["size"]) for a in message["attachments"]] == [("readout.txt", 19), ("map.bin", 1024)]
+        carrier = side.engine.store.carrier_of(sent.id)
+        assert carrier is not None
+        assert side.engine.store.attachment(carrier, 1) == ("map.bin", files[1][1])
+    # A message without files is the same record as before files could come along: no such field.
+    plain = act(s["washington"], {"act": "channel.message", "channel": "ceasefire", "text": "no files"})
+    assert "attachments" not in plain.fields
+
+    # A carrier, from the record's own author, with other files than its signed record names is refused.
+    assert s["moscow"].engine is not None
+    now = mesh.clock.wall_ns()
+    fields = {
+        "text": "one file",
+        "subject": "",
+        "precedence": "routine",
+        "lang": "en",
+        "seq": 7,
+        "seen": {},
+        "to": ["kyiv", "washington"],
+        "attachments": [["a.txt", hashlib.sha256(b"agreed").digest(), 6]],
+    }
+    forged = sign_record(s["moscow"].identity, DeskRecord(uuid7(now // 1_000_000, b"f" * 10),
+                         RecordType.CHANNEL_MESSAGE, sent.thread, "moscow", "", 50, now, fields))  # fmt: skip
+    swapped = MessageContent(id=uuid7(now // 1_000_000, os.urandom(10)), sender="moscow", recipient="kyiv",
+                             precedence=Precedence.ROUTINE, lang="zxx", subject="", body="", created_at_ns=now,
+                             kind=MessageKind.RECORD, receipt=forged.signed,
+                             attachments=(Attachment("a.txt", b"NOT agreed"),))  # fmt: skip
+    with caplog.at_level(logging.ERROR, logger="hotline.engine"):
+        s["moscow"].engine.submit(swapped, lambda error, created: None)
+        s["moscow"].settle()
+        mesh.deliver_all()
+    assert any("its files are not those its signed record commits to" in r.getMessage() for r in caplog.records)
+    assert s["kyiv"].engine is not None and forged.id not in s["kyiv"].engine.desk

@@ -79,3 +79,12 @@ def test_a_channel_flash_is_overdue_until_each_member_has_acknowledged_it(
     (row,) = w.cli_json("outbox")["channel_messages"]
     assert row["id"] == flash and row["channel"] == "ceasefire"
     assert {n: d["acknowledged_by"] for n, d in row["delivery"].items()} == {"moscow": "ivanov", "kyiv": "petrenko"}
+
+    # Files go along (--attach): each member saves what the author's signed record names.
+    report = w.home.parent / "report.txt"
+    report.write_text("Ceasefire holding along the line.\n")
+    with_file = w.cli("send", "--channel", "ceasefire", "--attach", str(report), "--wait", "See the report.").stdout
+    for t in (m, k):
+        saved = t.cli("attachment", with_file.strip(), "0", "-o", "-").stdout
+        assert saved == "Ceasefire holding along the line.\n"
+    assert show(k)["messages"][-1]["attachments"][0]["name"] == "report.txt"

@@ -102,6 +102,9 @@ def _print(v: dict[str, Any]) -> None:
             marks = f"  [here: {receipt_mark(msg['mine'])}]" if msg["mine"] else ""
         subject = f"{msg['subject']}: " if msg["subject"] else ""
         print(f"    {msg['at']}  {msg['author']}#{msg['seq']:<4} {msg['precedence']:<9} {subject}{msg['text']}{marks}")
+        if msg["attachments"]:
+            names = ", ".join(f"{a['name']} ({a['size']:,} bytes)" for a in msg["attachments"])
+            print(f"        files: {names} — `hotline attachment {msg['id']} N`")
 
 
 def receipt_mark(r: dict[str, Any]) -> str:

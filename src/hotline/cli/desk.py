@@ -29,7 +29,7 @@ from hotline.cli.common import (
 )
 from hotline.core.errors import ConfigError, ControlError, ControlTimeout
 from hotline.core.times import format_duration, parse_duration, parse_time
-from hotline.desk.acts import make_record
+from hotline.desk.acts import act_attachments, make_record
 from hotline.desk.records import decode_record
 from hotline.desk.register import Register, call_view, commitment_view, with_times
 from hotline.engine.desking import file_record
@@ -81,7 +81,7 @@ def do_act(args: argparse.Namespace, act: dict[str, Any], wait_s: float | None =
                 register, identity, act, now_ns(), os.urandom, peers, forms, str(act.get("ui_lang", "en"))
             )
             with storage.record.transaction():
-                file_record(storage.store, register, record, now_ns(), os.urandom, _by(), forms)
+                file_record(storage.store, register, record, now_ns(), os.urandom, _by(), forms, act_attachments(act))
         result = {"id": record.id, "thread": record.thread, "type": str(record.type), "shared": record.shared}
         via = "journal (terminal not running; the next `hotline run` sends it)" if record.shared else "journal"
     if getattr(args, "json", False):

@@ -105,11 +105,13 @@ def _send_to_channel(args: argparse.Namespace, body: str) -> int:
     """`send --channel`: one desk record, signed once, fanned out to the members (``desk.channels``)."""
     from hotline.cli.desk import do_act  # here, so `send --to` loads nothing of the desk
 
-    for option, given in (("--attach", args.attach), ("--id", args.id), ("--classification", args.classification)):
+    for option, given in (("--id", args.id), ("--classification", args.classification)):
         if given:
             raise ConfigError(f"{option} is not supported with --channel yet")
     act = {"act": "channel.message", "channel": args.channel, "text": body, "subject": args.subject or "",
            "precedence": args.precedence, "lang": args.lang}  # fmt: skip
+    if args.attach:
+        act["attachments"] = [_read_attachment(a) for a in args.attach]
     return do_act(args, act, wait_s=args.timeout if args.wait else None)
 
 
@@ -209,6 +211,7 @@ def cmd_attachment(args: argparse.Namespace) -> int:
     with open_journal(home, readonly=True) as storage:
         store = storage.store
         args.id = canonical_message_id(args.id)
+        args.id = store.carrier_of(args.id) or args.id  # a channel message's files ride its carrier
         found = store.message(args.id)
         if found is None:
             raise DeliveryError(f"no message with id {args.id}; see `hotline inbox` or `hotline outbox`")
@@ -370,7 +373,7 @@ def register(add: Add) -> None:
         p.add_argument("--peer", help="only this peer")
         p.add_argument("--limit", type=_positive, default=100, help="most recent N (default 100)")
     p = add("attachment", cmd_attachment, "list a message's attachments, or save one to a file", listing=True)
-    p.add_argument("id", help="the message id (see `hotline inbox` or `outbox`)")
+    p.add_argument("id", help="the message id (see `hotline inbox` or `outbox`; a channel message's own id)")
     p.add_argument("index", nargs="?", type=int, help="the attachment to save (0, 1, ...); without it, list them")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="where to save it (default: its own name in this folder; - for stdout)")  # fmt: skip

@@ -314,6 +314,8 @@ def message_view(message: ChannelMessage) -> dict[str, Any]:
         "id": r.id, "author": r.author, "seq": f["seq"], "seen": dict(f["seen"]), "at_ns": r.at_ns,
         "lamport": r.lamport, "precedence": f["precedence"], "lang": f["lang"], "subject": f["subject"],
         "text": f["text"], "recipients": sorted(message.recipients),
+        "attachments": [{"index": i, "name": name, "size": size, "sha256": digest.hex()}
+                        for i, (name, digest, size) in enumerate(f.get("attachments", []))],
     }  # fmt: skip
 
 

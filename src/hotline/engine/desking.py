@@ -20,6 +20,7 @@ the register and the time: ``_desk_alarms`` raises and clears them on the tick.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import Any
 
 from hotline.core.alarms import DESK_KINDS
 from hotline.core.errors import HotlineError, RemoteProtocolError
-from hotline.core.model import MessageContent, uuid7
+from hotline.core.model import Attachment, MessageContent, uuid7
 from hotline.core.supervision import Supervisor
 from hotline.crypto.identity import Identity
 from hotline.desk import acts
@@ -50,6 +51,7 @@ class _DeskAct:
     record: DeskRecord
     done: Callable[[Exception | None, DeskRecord | None], None]
     by: str = ""
+    files: tuple[Attachment, ...] = ()  # a channel message's, to ride each member's carrier
 
 
 class DeskHandling:
@@ -134,7 +136,7 @@ class DeskHandling:
             done(e, None)
             return
         self.desk.add(record)  # the next act is checked against this one, even before the commit
-        self._desk_acts.append(_DeskAct(record, done, by))
+        self._desk_acts.append(_DeskAct(record, done, by, acts.act_attachments(act)))
         self._request_flush()
 
     def _write_desk_acts(self, now_ns: int) -> list[tuple[_DeskAct, list[MessageContent]]]:
@@ -142,7 +144,8 @@ class DeskHandling:
         channel's to each member it goes to (one carrier per member, the same signed record)."""
         written: list[tuple[_DeskAct, list[MessageContent]]] = []
         for item in self._desk_acts:
-            messages = file_record(self.store, self.desk, item.record, now_ns, self._randbytes, item.by, self.forms)
+            messages = file_record(self.store, self.desk, item.record, now_ns, self._randbytes, item.by, self.forms,
+                                   item.files)  # fmt: skip
             for message in messages:
                 self.peers[message.recipient].queue.push(message.id, message.precedence)
             if item.record.type is RecordType.CHANNEL_MESSAGE and messages:
@@ -207,6 +210,9 @@ class DeskHandling:
             log.debug("channel record %s, forwarded by %s, is already held", record.id, peer.name)
             return
         why = admission_problem([*self.desk.thread(record.thread), *pending], record, self.name)
+        committed = record.fields.get("attachments", [])
+        if [[a.name, hashlib.sha256(a.data).digest(), len(a.data)] for a in content.attachments] != committed:
+            why = why or f"its files are not those its signed record commits to ({len(committed)} named)"
         if why:
             raise RemoteProtocolError(why)
         self._desk_in[content.id] = record
@@ -332,6 +338,7 @@ def file_record(
     randbytes: Callable[[int], bytes],
     by: str = "",
     forms: FormRegistry | None = None,
+    files: tuple[Attachment, ...] = (),
 ) -> list[MessageContent]:
     """Journal one of this side's records (inside the caller's transaction): a shared one with the
     message that carries it to the peer, which is returned to be queued; a channel's with one
@@ -342,7 +349,8 @@ def file_record(
         thread = register.thread(record.thread) if record.id in register else [*register.thread(record.thread), record]
         name = str(thread[0].fields["name"])
         for member, records in fanout(thread, record, register.me):
-            messages += [acts.channel_carrier(r, member, name, randbytes, register.me) for r in records]
+            messages += [acts.channel_carrier(r, member, name, randbytes, register.me, files if r is record else ())
+                         for r in records]  # fmt: skip
     elif record.shared:
         messages.append(acts.carrier(record, register, randbytes, forms))
     for message in messages:

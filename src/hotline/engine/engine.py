@@ -532,7 +532,7 @@ class Engine(RekeyHandling, LinkHandling, DeskHandling):
     def _record_ack(self, item: _Ack, now_ns: int) -> Exception | None:
         """Inside the flush transaction: journal the acknowledgement and queue its receipt."""
         # A channel's message is acknowledged on the carrier that brought it, by either id (``desking``).
-        item.message_id = self.store.carrier_in(item.message_id) or item.message_id
+        item.message_id = self.store.carrier_of(item.message_id) or item.message_id
         found = self.store.incoming(item.message_id)
         channel = found is not None and found["kind"] != MessageKind.MESSAGE.value
         if found is None or (channel and self._carried_message(item.message_id) is None):

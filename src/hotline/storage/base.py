@@ -246,7 +246,7 @@ class MessageStore(Protocol):
 
     def message(self, message_id: str) -> dict[str, Any] | None:
         """One message (either direction, with ``direction``) and its attachments' index, name, size
-        and sha256 (hex)."""
+        and sha256 (hex); a person's, or one that carries a desk record (a channel message's files)."""
         ...
 
     def attachment(self, message_id: str, index: int) -> tuple[str, bytes] | None:
@@ -317,8 +317,10 @@ class DeskStore(Protocol):
         """(the signed desk record, "out" or "in") that a message carries; None if it carries none."""
         ...
 
-    def carrier_in(self, record_id: str) -> str | None:
-        """The id of the message that brought a received desk record here; None if none did."""
+    def carrier_of(self, record_id: str) -> str | None:
+        """The message that carries a desk record: the one that brought it here, or for one of ours the
+        one that took it out (for a channel's, the first of its carriers: each holds the same record and
+        files); None for a record kept here or not held."""
         ...
 
 

@@ -35,7 +35,7 @@ async def acknowledge(ctx: ApiContext, message_id: str, by: Principal, *, read_o
     """Acknowledge ("received and understood") an incoming message, or with ``read_only``
     record that a person opened it; either way a signed receipt goes back to the sender. A
     channel's message is named by its own id or its carrier's (``web.channels``)."""
-    carrier = ctx.store.carrier_in(message_id) or message_id  # a channel's message: the one that brought it
+    carrier = ctx.store.carrier_of(message_id) or message_id  # a channel's message: the one that brought it
     found = ctx.store.incoming(carrier)
     if found is None or (found["kind"] != "message" and not _carries_channel_message(ctx, carrier)):
         raise HTTPException(404, f"no received message with id {message_id}")

@@ -159,8 +159,10 @@ async def get_message(request: Request) -> Response:
 async def get_attachment(request: Request) -> Response:
     await authenticate(request, Permission.READ)
     index = request.path_params["index"]
+    store = context(request).store
     message_id = canonical_message_id(request.path_params["id"])
-    found = context(request).store.attachment(message_id, index) if index < MAX_ATTACHMENTS else None
+    message_id = store.carrier_of(message_id) or message_id  # a channel message's files ride its carrier
+    found = store.attachment(message_id, index) if index < MAX_ATTACHMENTS else None
     if found is None:
         raise HTTPException(404, "no such attachment")
     name, data = found

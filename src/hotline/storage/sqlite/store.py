@@ -513,9 +513,9 @@ class Store:
         ).fetchone()
         return None if found is None else (bytes(found[0]), str(found[1]))
 
-    def carrier_in(self, record_id: str) -> str | None:
+    def carrier_of(self, record_id: str) -> str | None:
         found = self.journal.execute(
-            "SELECT message_id FROM desk_records WHERE id = ? AND direction = 'in'", (record_id,)
+            "SELECT message_id FROM desk_records WHERE id = ? AND direction IN ('in', 'out')", (record_id,)
         ).fetchone()
         return None if found is None else str(found[0])
 
@@ -560,7 +560,9 @@ class Store:
 
     def message(self, message_id: str) -> dict[str, Any] | None:
         """One message (either direction) with its attachments' names, sizes and digests."""
-        r = self.journal.execute(self._MESSAGE_COLUMNS + "WHERE id = ? AND kind = 'message'", (message_id,)).fetchone()
+        r = self.journal.execute(
+            self._MESSAGE_COLUMNS + "WHERE id = ? AND kind IN ('message', 'record')", (message_id,)
+        ).fetchone()
         if r is None:
             return None
         found = self._message_row(r)
@@ -577,7 +579,7 @@ class Store:
     def attachment(self, message_id: str, index: int) -> tuple[str, bytes] | None:
         row = self.journal.execute(
             "SELECT a.name, a.data FROM attachments a JOIN messages m ON m.id = a.message_id "
-            "WHERE a.message_id = ? AND a.idx = ? AND m.kind = 'message'",
+            "WHERE a.message_id = ? AND a.idx = ? AND m.kind IN ('message', 'record')",
             (message_id, index),
         ).fetchone()
         return None if row is None else (row[0], bytes(row[1]))
