@@ -164,9 +164,9 @@ def test_a_channel_message_s_files_reach_every_member_as_its_signed_record_names
 ) -> None:
     mesh = Mesh(tmp_path)
     s = started(mesh)
-    files = [["readout.txt", b"The parties agreed."], ["map.bin", bytes(range(256)) * 4]]
+    files = [("readout.txt", b"The parties agreed."), ("map.bin", bytes(range(256)) * 4)]
     sent = act(s["washington"], {"act": "channel.message", "channel": "ceasefire", "text": "See the files.",
-                                 "attachments": files})  # fmt: skip
+                                 "attachments": [list(f) for f in files]})  # fmt: skip
     mesh.deliver_all()
     named = [[name, hashlib.sha256(data).digest(), len(data)] for name, data in files]
     assert sent.fields["attachments"] == named  # the record, signed once, commits to every file
