@@ -105,3 +105,16 @@ def test_a_channel_message_written_in_one_console_is_acknowledged_in_another_and
     expect(sent.locator(".receipt[data-member=kyiv]")).to_have_attribute("data-acknowledged", "1", timeout=5000)
     expect(author.locator(".channel-message[data-author=kyiv]")).to_contain_text("Confirmed from Kyiv.", timeout=5000)
     assert author.evaluate("window.notReloaded") is True, "the page was reloaded"
+
+    # A FLASH to the channel takes over moscow's screen until a person there acknowledges it.
+    flash = w.cli("send", "--channel", "ceasefire", "--precedence", "flash", "--subject", "Launch detected",
+                  "Acknowledge at once.").stdout.strip()  # fmt: skip
+    alert = member.locator(f"#flash .flash-alert[data-id='{flash}']")
+    expect(alert).to_be_visible(timeout=5000)
+    expect(alert).to_contain_text("washington · #ceasefire")
+    expect(alert).to_contain_text("Launch detected")
+    alert.get_by_role("button", name="Received and understood").click()
+    expect(member.locator("#flash")).to_be_hidden(timeout=5000)
+    flash_sent = author.locator(f".channel-message[data-id='{flash}']")
+    expect(flash_sent.locator(".receipt[data-member=moscow]")).to_have_attribute("data-acknowledged", "1", timeout=5000)
+    expect(flash_sent.locator(".receipt[data-member=kyiv]")).to_have_attribute("data-acknowledged", "0")

@@ -76,6 +76,9 @@ def test_a_channel_flash_is_overdue_until_each_member_has_acknowledged_it(
         receipt = message["delivery"][name]
         assert receipt["state"] == "delivered" and receipt["delivered_at"]
         assert receipt["read_at_ns"] and receipt["acknowledged_at"] and receipt["acknowledged_by"] == by
+    assert "moscow:acknowledged(ivanov)" in w.cli("channel", "show", "ceasefire").stdout
+    assert "[here: acknowledged(petrenko)]" in k.cli("channel", "show", "ceasefire").stdout
+    assert "#ceasefire washington#1" in w.cli("outbox").stdout
     (row,) = w.cli_json("outbox")["channel_messages"]
     assert row["id"] == flash and row["channel"] == "ceasefire"
     assert {n: d["acknowledged_by"] for n, d in row["delivery"].items()} == {"moscow": "ivanov", "kyiv": "petrenko"}
