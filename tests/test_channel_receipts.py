@@ -9,13 +9,17 @@ import hashlib
 import itertools
 import logging
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hotline.core.errors import DeliveryError
 from hotline.core.model import Attachment, MessageContent, MessageKind, Precedence, uuid7
+from hotline.core.wire import unpack
 from hotline.desk.channels import channel_document
 from hotline.desk.records import DeskRecord, RecordType, sign_record
 from test_channels_engine import NAMES, Mesh, started
@@ -207,3 +211,58 @@ def test_a_channel_message_s_files_reach_every_member_as_its_signed_record_names
         mesh.deliver_all()
     assert any("its files are not those its signed record commits to" in r.getMessage() for r in caplog.records)
     assert s["kyiv"].engine is not None and forged.id not in s["kyiv"].engine.desk
+
+
+ack_script = st.lists(
+    st.one_of(
+        st.tuples(st.just("ack"), st.sampled_from(("moscow", "kyiv"))),
+        st.tuples(st.just("deliver"), st.just("")),
+        st.tuples(st.just("cut"), st.sampled_from(("moscow", "kyiv"))),
+        st.tuples(st.just("crash"), st.sampled_from(NAMES)),
+        st.tuples(st.just("late"), st.just("")),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=10, deadline=None)
+@given(ack_script)
+def test_every_member_s_acknowledgement_reaches_the_author_once_and_the_alarm_follows(
+    steps: list[tuple[str, str]],
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        mesh = Mesh(Path(tmp))
+        s = started(mesh)
+        flash = act(s["washington"], {"act": "channel.message", "channel": "ceasefire", "text": "now",
+                                      "precedence": "flash"})  # fmt: skip
+        mesh.deliver_all()
+        acked: set[str] = set()
+        late = False
+        for kind, who in steps:
+            if kind == "ack" and who not in acked:
+                ack(s[who], flash.id, f"officer-{who}")
+                acked.add(who)
+            elif kind == "deliver":
+                mesh.deliver(2)
+            elif kind == "cut":
+                mesh.disconnect("washington", who)
+            elif kind == "crash":
+                mesh.crash(who)
+            elif kind == "late" and not late:
+                tick_after(mesh, FLASH_S + 1)
+                late = True
+        reconnect(mesh)
+        tick_after(mesh, 0 if late else FLASH_S + 1)
+        reconnect(mesh)
+        (message,) = document(s["washington"])["messages"]
+        assert {n for n, r in message["delivery"].items() if r["acknowledged_at_ns"]} == acked
+        assert all(message["delivery"][n]["acknowledged_by"] == f"officer-{n}" for n in acked)
+        waiting = sorted({"moscow", "kyiv"} - acked)
+        alarms = overdue(s["washington"])
+        if waiting:
+            assert alarms[flash.id].endswith("by " + ", ".join(waiting))
+        else:
+            assert flash.id not in alarms
+        bodies = s["washington"].journal.execute("SELECT body FROM entries WHERE kind = 'receipt.received'")
+        received = sum(1 for (body,) in bodies if unpack(bytes(body)).get("kind") == "acknowledged")
+        assert received == len(acked)  # each member's acknowledgement journaled once
