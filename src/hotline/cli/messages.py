@@ -146,11 +146,12 @@ def _listing(args: argparse.Namespace, direction: str) -> int:
             row[key.removesuffix("_ns")] = times.rfc3339(row[key]) if row[key] else None
     channel_rows = _channel_messages(args, home, args.peer, args.limit) if direction == "out" else []
     if args.json:
-        out_json(
-            {"messages": rows, "total": total, **({"channel_messages": channel_rows} if direction == "out" else {})}
-        )
+        listing: dict[str, Any] = {"messages": rows, "total": total}
+        if direction == "out":
+            listing["channel_messages"] = channel_rows  # one each, with every member's receipts
+        out_json(listing)
         return 0
-    if not rows:
+    if not rows and not channel_rows:
         print("no messages")
     for r in rows:
         when = r["received_at"] if direction == "in" else (r["delivered_at"] or r["sent_at"] or r["queued_at"])
@@ -176,7 +177,7 @@ def _listing(args: argparse.Namespace, direction: str) -> int:
     for c in channel_rows:
         marks = " ".join(f"{n}:{receipt_mark(d)}" for n, d in c["delivery"].items())
         print(f"{c['at']}  {c['precedence'].upper():<9} #{c['channel']} {c['author']}#{c['seq']:<4} "
-              f"[{c['lang']}] {c['subject']}\n    [{marks}]  ({c['id']})")  # fmt: skip
+              f"[{c['lang']}] {c['subject'] or c['text'][:80]}\n    [{marks}]  ({c['id']})")  # fmt: skip
     return 0
 
 
