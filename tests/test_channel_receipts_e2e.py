@@ -57,6 +57,9 @@ def test_a_channel_flash_is_overdue_until_each_member_has_acknowledged_it(
     assert {n: d["state"] for n, d in message["delivery"].items()} == {"moscow": "delivered", "kyiv": "delivered"}
     assert message["unacknowledged_by"] == ["kyiv", "moscow"]
 
+    (listed,) = w.cli_json("channels")["channels"]
+    assert listed["awaiting_their_ack"] == 1 and listed["messages"] == 1
+    assert k.cli_json("channels")["channels"][0]["awaiting_our_ack"] == 1
     wait_for(lambda: "by kyiv, moscow" in overdue(w).get(flash, ""), 15, "the FLASH overdue at washington")
     alarm = next(a for a in w.cli_json("alarms")["alarms"] if a["subject"] == flash)
     assert alarm["peer"] == "#ceasefire"

@@ -20,7 +20,7 @@ from hotline.cli.common import Add, home_option, open_home, open_journal, out_js
 from hotline.cli.desk import do_act, load_register
 from hotline.cli.messages import ack_message
 from hotline.core.errors import ControlError, DeskError
-from hotline.desk.channels import Channel, channel_document, channel_view, find_message
+from hotline.desk.channels import Channel, channel_document, channel_summary, find_message
 from hotline.desk.register import with_times
 from hotline.terminal.control import ControlClient
 
@@ -117,12 +117,10 @@ def receipt_mark(r: dict[str, Any]) -> str:
 def cmd_channels(args: argparse.Namespace) -> int:
     home, config = open_home(args)
     register = load_register(home, config.name)
-    views = []
-    for channel in register.channels():
-        view = channel_view(channel, config.name)
-        views.append({"id": view["id"], "name": view["name"], "creator": view["creator"], "state": view["state"],
-                      "disclosure": view["disclosure"], "members": view["members"],
-                      "messages": len(view["messages"]), "created_at_ns": view["created_at_ns"]})  # fmt: skip
+    with open_journal(home, readonly=True) as storage:
+        sent, received = storage.store.record_carriers("out"), storage.store.record_carriers("in")
+    links = _links(home)
+    views = [channel_summary(channel_document(c, config.name, sent, received, links)) for c in register.channels()]
     if args.json:
         out_json({"channels": [with_times(v) for v in views], "total": len(views)})
         return 0
@@ -130,7 +128,12 @@ def cmd_channels(args: argparse.Namespace) -> int:
         print("no channels")
     for v in views:
         members = ", ".join(f"{m['name']}({m['state']})" for m in v["members"])
-        print(f"#{v['name']:<20} {v['state']:<8} {v['messages']:>5} messages  {members}")
+        waiting = ""
+        if v["awaiting_our_ack"] or v["awaiting_their_ack"]:
+            waiting = (
+                f"  to acknowledge here: {v['awaiting_our_ack']}, ours awaiting members: {v['awaiting_their_ack']}"
+            )
+        print(f"#{v['name']:<20} {v['state']:<8} {v['messages']:>5} messages  {members}{waiting}")
     return 0
 
 

@@ -393,6 +393,17 @@ def channel_document(
     return view
 
 
+def channel_summary(document: dict[str, Any]) -> dict[str, Any]:
+    """A channel's line in a listing, from its ``channel_document``: how many messages, and how many of
+    this terminal's wait for a member's acknowledgement and of the members' for this terminal's."""
+    summary = {k: v for k, v in document.items() if k not in ("messages", "history")}
+    messages = document["messages"]
+    summary["messages"] = len(messages)
+    summary["awaiting_their_ack"] = sum(1 for m in messages if m.get("unacknowledged_by"))
+    summary["awaiting_our_ack"] = sum(1 for m in messages if "mine" in m and not m["mine"].get("acknowledged_at_ns"))
+    return summary
+
+
 def find_message(channel: Channel, given: str) -> ChannelMessage:
     """A message of the channel by its id (or the start of it) or as ``author#seq``; ``DeskError`` if none
     or several match."""

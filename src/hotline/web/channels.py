@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from hotline.core.access import Permission, Principal
 from hotline.core.errors import DeskError
-from hotline.desk.channels import Channel, channel_document, find_message
+from hotline.desk.channels import Channel, channel_document, channel_summary, find_message
 from hotline.desk.records import RecordType, decode_record
 from hotline.web.actions import acknowledge
 from hotline.web.auth import authenticate
@@ -41,25 +41,20 @@ def find_channel(ctx: ApiContext, name: str) -> Channel:
 
 
 def channels_listing(ctx: ApiContext) -> list[dict[str, Any]]:
-    """Each channel this terminal holds: its members, how many messages, and how many of ours wait for
-    a member's acknowledgement and of theirs for ours."""
-    me, out = ctx.terminal.name, []
-    for channel in ctx.terminal.register().channels():
-        view = channel_document(channel, me, ctx.store.record_carriers("out"), ctx.store.record_carriers("in"), {})
-        messages = view.pop("messages")
-        view.pop("history")
-        view["messages"] = len(messages)
-        view["awaiting_their_ack"] = sum(1 for m in messages if m.get("unacknowledged_by"))
-        view["awaiting_our_ack"] = sum(1 for m in messages if "mine" in m and not m["mine"].get("acknowledged_at_ns"))
-        out.append(view)
-    return out
+    """Each channel this terminal holds (``channel_summary``)."""
+    me, sent, received = ctx.terminal.name, ctx.store.record_carriers("out"), ctx.store.record_carriers("in")
+    links = _links(ctx)
+    return [channel_summary(channel_document(c, me, sent, received, links)) for c in ctx.terminal.register().channels()]
+
+
+def _links(ctx: ApiContext) -> dict[str, str]:
+    return {str(p["name"]): str(p.get("link", "down")) for p in ctx.terminal.status().get("peers", [])}
 
 
 def channel_detail(ctx: ApiContext, channel: Channel) -> dict[str, Any]:
-    links = {str(p["name"]): str(p.get("link", "down")) for p in ctx.terminal.status().get("peers", [])}
     store = ctx.store
     return channel_document(channel, ctx.terminal.name, store.record_carriers("out"), store.record_carriers("in"),
-                            links)  # fmt: skip
+                            _links(ctx))  # fmt: skip
 
 
 def message_act(channel: Channel, given: dict[str, Any]) -> dict[str, Any]:
