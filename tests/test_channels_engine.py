@@ -176,8 +176,9 @@ def test_a_removed_member_receives_nothing_after_its_removal_and_carriers_are_tr
     held = [r[0] for r in s["kyiv"].journal.execute("SELECT id FROM desk_records")]
     assert after.id not in held
     assert s["moscow"].engine is not None
-    carriers = {(peer, state) for signed, peer, state, _ in s["moscow"].engine.store.record_carriers()
-                if signed == after.signed}  # fmt: skip
+    carriers = {
+        (r["peer"], r["state"]) for r in s["moscow"].engine.store.record_carriers() if r["signed"] == after.signed
+    }
     assert carriers == {("washington", "delivered")}
     with pytest.raises(DeskError, match="not a joined member"):
         act(s["kyiv"], {"act": "channel.message", "channel": "ceasefire", "text": "still here?"})

@@ -424,6 +424,7 @@ class Engine(RekeyHandling, RelayHandling, LinkHandling, DeskHandling):
                     acked_in.append((peer_name, ack_in))
                     if ack_in.kind is ReceiptKind.ACKNOWLEDGED:
                         self.supervisor.acknowledged(ack_in.message_id, peer_name, ack_in.by, now_ns)
+                        self._channel_acknowledged(ack_in.message_id, peer_name, ack_in.by, now_ns)
                 else:
                     log.error("%s sent a %s receipt for message %s, which we never sent it", peer_name,
                               ack_in.kind, ack_in.message_id,
@@ -533,8 +534,11 @@ class Engine(RekeyHandling, RelayHandling, LinkHandling, DeskHandling):
 
     def _record_ack(self, item: _Ack, now_ns: int) -> Exception | None:
         """Inside the flush transaction: journal the acknowledgement and queue its receipt."""
+        # A channel's message is acknowledged on the carrier that brought it, by either id (``desking``).
+        item.message_id = self.store.carrier_of(item.message_id) or item.message_id
         found = self.store.incoming(item.message_id)
-        if found is None or found["kind"] != MessageKind.MESSAGE.value:
+        channel = found is not None and found["kind"] != MessageKind.MESSAGE.value
+        if found is None or (channel and self._carried_message(item.message_id) is None):
             return DeliveryError(f"no received message with id {item.message_id}; see `hotline inbox`")
         if found["acknowledged_at_ns"] is not None or (item.kind is ReceiptKind.READ and found["read_at_ns"]):
             return None  # already said: nothing more to say
@@ -619,6 +623,9 @@ class Engine(RekeyHandling, RelayHandling, LinkHandling, DeskHandling):
         self._desk_alarms(now_ns)
         self.supervisor.tick(now, now_ns, self._path_views())
         for message_id, peer_name in self.supervisor.acks_due(now, now_ns):
+            if peer_name.startswith("#"):  # one of this terminal's messages to a channel (``desking``)
+                self._channel_ack_due(message_id, peer_name, now_ns)
+                continue
             waiting = self.store.awaiting_ack(message_id)
             if waiting is not None:
                 direction, subject = waiting
