@@ -5,14 +5,13 @@ open page marks it acknowledged by moscow and only delivered at kyiv — then ky
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
-from conftest import PASSWORD, Terminal, free_port, wait_for
+from conftest import PASSWORD, Terminal, free_port, mesh, open_channel
 from test_console import browser, log_in
 
 pytestmark = pytest.mark.e2e
@@ -33,24 +32,8 @@ def test_a_channel_message_written_in_one_console_is_acknowledged_in_another_and
         t.init("--api", f"127.0.0.1:{free_port()}")
         t.add_user("alice", "operator", PASSWORD)
         t.add_user("audrey", "auditor", PASSWORD)
-    for t in everyone:
-        for other in everyone:
-            if other is not t:
-                t.pair_with(other)
-    for t in everyone:
-        t.start()
-    for t in everyone:
-        for other in everyone:
-            if other is not t:
-                t.wait_link(other.name)
-    w.cli("channel", "create", "ceasefire", "--member", "moscow", "--member", "kyiv")
-    for t in (m, k):
-        wait_for(
-            functools.partial(lambda x: x.cli_json("channels")["total"] == 1, t), 20, f"the invitation at {t.name}"
-        )
-        t.cli("channel", "join", "ceasefire")
-    wait_for(lambda: all(x["state"] == "joined" for x in w.cli_json("channel", "show", "ceasefire")["members"]), 20,
-             "everyone joined at washington")  # fmt: skip
+    mesh(everyone)
+    open_channel(w, (m, k))
 
     author, member = browser.new_context().new_page(), browser.new_context().new_page()
     log_in(author, w, "alice")

@@ -4,19 +4,14 @@ naming those still to; `channel show --json` and `outbox --json` with each membe
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
-from conftest import Terminal, wait_for
+from conftest import Terminal, mesh, open_channel, wait_for
+from conftest import show_channel as show
 
 pytestmark = pytest.mark.e2e
-
-
-def show(t: Terminal) -> dict[str, Any]:
-    return t.cli_json("channel", "show", "ceasefire")  # type: ignore[no-any-return]
 
 
 def overdue(t: Terminal) -> dict[str, str]:
@@ -31,23 +26,8 @@ def test_a_channel_flash_is_overdue_until_each_member_has_acknowledged_it(
     for t in everyone:
         t.init()
         t.configure("deadlines", flash=2.0)
-    for t in everyone:
-        for other in everyone:
-            if other is not t:
-                t.pair_with(other)
-    for t in everyone:
-        t.start()
-    for t in everyone:
-        for other in everyone:
-            if other is not t:
-                t.wait_link(other.name)
-    w.cli("channel", "create", "ceasefire", "--member", "moscow", "--member", "kyiv")
-    for t in (m, k):
-        wait_for(
-            functools.partial(lambda x: x.cli_json("channels")["total"] == 1, t), 20, f"the invitation at {t.name}"
-        )
-        t.cli("channel", "join", "ceasefire")
-    wait_for(lambda: all(x["state"] == "joined" for x in show(w)["members"]), 20, "everyone joined at washington")
+    mesh(everyone)
+    open_channel(w, (m, k))
 
     # --wait returns once both members have signed its delivery.
     flash = w.cli("send", "--channel", "ceasefire", "--precedence", "flash", "--subject", "Launch detected",

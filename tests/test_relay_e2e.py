@@ -10,11 +10,11 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
-from conftest import Terminal, wait_for
+from conftest import Terminal, mesh, open_channel, wait_for
+from conftest import show_channel as show
 from hotline.core.model import Address
 from hotline.crypto.identity import make_card
 from hotline.home.config import KEYS_FILE
@@ -25,10 +25,6 @@ pytestmark = pytest.mark.e2e
 
 NAMES = ("washington", "moscow", "kyiv", "ankara")
 TOTAL = 200
-
-
-def show(t: Terminal) -> dict[str, Any]:
-    return t.cli_json("channel", "show", "ceasefire")  # type: ignore[no-any-return]
 
 
 def desk_ids(t: Terminal) -> list[str]:
@@ -76,26 +72,8 @@ def test_four_terminals_one_channel_relay_over_a_cut_link_through_a_sigkill(
     proxies += [Proxy(k.port), Proxy(w.port)]
     pair_through(w, k, proxies[0])
     pair_through(k, w, proxies[1])
-    for t in everyone:
-        for other in everyone:
-            if other is not t and {t.name, other.name} != {"washington", "kyiv"}:
-                t.pair_with(other)
-    for t in everyone:
-        t.start()
-    for t in everyone:
-        for other in everyone:
-            if other is not t:
-                t.wait_link(other.name)
-    w.cli("channel", "create", "ceasefire", "--member", "moscow", "--member", "kyiv", "--member", "ankara",
-          "--disclosure", "secret", "--relay")  # fmt: skip
-    for t in (m, k, a):
-        wait_for(
-            functools.partial(lambda x: x.cli_json("channels")["total"] == 1, t), 20, f"the invitation at {t.name}"
-        )
-        t.cli("channel", "join", "ceasefire")
-    for t in everyone:
-        wait_for(functools.partial(lambda x: all(y["state"] == "joined" for y in show(x)["members"]), t), 20,
-                 f"everyone joined, at {t.name}")  # fmt: skip
+    mesh(everyone, already=frozenset({frozenset({"washington", "kyiv"})}))
+    open_channel(w, (m, k, a), "--disclosure", "secret", "--relay")
 
     assert show(k)["relay"] is True
     sent: list[str] = []
