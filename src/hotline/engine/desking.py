@@ -148,13 +148,14 @@ class DeskHandling:
         self._desk_acts.clear()
         return written
 
-    def _check_record_item(self, peer: PeerState, content: MessageContent) -> None:
-        """A desk record arrived in an authentic envelope: take it into the desk, or refuse it."""
+    def _check_record_item(self, peer: PeerState, content: MessageContent, key: bytes) -> None:
+        """A desk record arrived in an authentic envelope signed by ``key`` (the peer's key when it
+        was sealed): take it into the desk, or refuse it."""
         try:
             if _is_channel_record(content.receipt):
                 self._check_channel_item(peer, content)
                 return
-            record = open_record(content.receipt, peer.identity_key)
+            record = open_record(content.receipt, key)
             if record.author != peer.name or record.peer != self.name:
                 raise RemoteProtocolError(
                     f"it is by {record.author} for {record.peer}, but came from {peer.name} to {self.name}"

@@ -17,6 +17,7 @@ from hotline.core.protocol import Connection
 from hotline.crypto import envelope as env
 from hotline.crypto.identity import ContactCard
 from hotline.crypto.ratchet import Ratchet
+from hotline.storage.records import PastKey
 
 SESSION_AD = b"hotline-session-v1\x00"
 
@@ -64,6 +65,9 @@ class Link:
     # yet (its handshake finishes later at our end): it keeps the path's place, and the path stays
     # up, until this monotonic time; then the path is down after all.
     handover_until: float | None = None
+    # We dialled the peer and it presented this key, not the pinned one: a provisional link that
+    # waits, sending nothing, for a succession from the pinned key naming it (``trust``).
+    presented: bytes | None = None
 
     def pump(self) -> None:
         data = self.conn.data_to_send()
@@ -106,3 +110,9 @@ class PeerState:
     rekey_offer: bytes | None = None
     answers: dict[bytes, bytes] = field(default_factory=dict)
     duplicates: set[str] = field(default_factory=set)  # ids in pending_in already journaled (a re-send)
+    past: list[PastKey] = field(default_factory=list)  # keys it held before, retired or revoked (``trust``)
+
+    @property
+    def revoked(self) -> bool:
+        """The pinned key itself was revoked: nothing of this peer is accepted until it is paired afresh."""
+        return any(p.state == "revoked" and p.key == self.identity_key for p in self.past)

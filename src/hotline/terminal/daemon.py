@@ -258,6 +258,29 @@ class Terminal:
     def _on_event(self, event: dict[str, Any]) -> None:
         if event.get("event") == "alarm" and self.config.alarm_command:
             self.spawn(self._run_alarm_command(event))
+        elif event.get("event") == "peer-key-rotated":
+            # Its new certificate is trusted for the connections it dials from now on. The old one
+            # stays loaded (contexts only add), so a handshake with it completes and is then refused
+            # by name as a stale key (``tls``), rather than failing as an unknown CA.
+            self.server_ctx.load_verify_locations(cadata=self.engine.peers[event["peer"]].card.cert_der)
+
+    def _adopt(self, identity: Identity) -> None:
+        """Our own key changed (``rotate_key``, ``revoke``): new connections present the new certificate."""
+        self.identity = identity
+        self.watch.identity = identity
+        self.server_ctx = server_context(identity, self.home, self._peer_certs())
+        self.client_ctx = client_context(identity, self.home)
+
+    async def rotate_key(self, new: Identity, statement: bytes) -> dict[str, Any]:
+        result = self.engine.rotate(new, statement)
+        self._adopt(new)
+        return result
+
+    async def revoke(self, new: Identity, statement: bytes) -> dict[str, Any]:
+        result = self.engine.revoke(new, statement)
+        self._adopt(new)
+        self.reload()
+        return result
 
     async def _run_alarm_command(self, event: dict[str, Any]) -> None:
         """Hand an alarm to the site's command (JSON on its stdin), so it can page someone."""
@@ -404,6 +427,8 @@ class Terminal:
         """Every path to every peer gets its own connection; dial the ones that have none."""
         now = time.monotonic()
         for name, peer in self.engine.peers.items():
+            if peer.revoked:
+                continue  # nothing until it is paired afresh
             for address in peer.card.addresses:
                 key = (name, address.path)
                 if address.path in peer.links or key in self._dialing or now < self._next_dial.get(key, 0.0):

@@ -133,6 +133,28 @@ class LinkProtocol(asyncio.Protocol):
             self._settle(None)
             return
         peer = t.engine.peer_by_key(key)
+        stale = t.engine.stale_key(key)
+        if stale is not None:
+            # A key a peer held before its succession (or revoked): refused by name, and nothing of
+            # the connection reaches the journal.
+            log.warning("refused the connection with %s at %s: %s; a stale key is never accepted again",
+                        who, self.address, stale)  # fmt: skip
+            tls.close()
+            self._settle(None)
+            return
+        expected_peer = t.engine.peers.get(self.expected_peer or "")
+        if self.dialed and peer is None and expected_peer is not None and not expected_peer.revoked:
+            # Perhaps it rotated its key while we were apart: a provisional link, which only a
+            # succession signed by the pinned key makes a link (``engine.trust``).
+            provisional = t.engine.link_established(expected_peer.name, self, dialed=True, address=self.address,
+                                                    path=self.path, presented=key)  # fmt: skip
+            self.link = provisional
+            if provisional is not None:
+                for chunk in self._early:
+                    t.engine.data_received(provisional, chunk)
+            self._early.clear()
+            self._settle(self.link)
+            return
         if self.dialed and (peer is None or peer.name != self.expected_peer):
             expected = t.engine.peers.get(self.expected_peer or "")
             paired_on = (
