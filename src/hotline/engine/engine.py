@@ -67,7 +67,7 @@ from hotline.engine.links import LinkHandling, about
 from hotline.engine.peer import Clock, Link, PeerState, open_state, seal_state
 from hotline.engine.rekeying import RekeyHandling
 from hotline.engine.status import terminal_status
-from hotline.engine.trust import TrustHandling, key_for
+from hotline.engine.trust import TrustHandling, item_keys, key_for, open_with
 from hotline.home.config import Config
 from hotline.home.forms import load_forms
 from hotline.storage.base import Record, TerminalStore
@@ -277,9 +277,9 @@ class Engine(TrustHandling, RekeyHandling, LinkHandling, DeskHandling):
             self._request_flush()
             return
         if content.kind is MessageKind.RECEIPT:
-            self._check_receipt_item(peer, content, key)
+            self._check_receipt_item(peer, content, item_keys(peer, key))
         elif content.kind is MessageKind.RECORD:
-            self._check_record_item(peer, content, key)
+            self._check_record_item(peer, content, item_keys(peer, key))
         self._contents[content.id] = content
         stream_hash = peer.inbound.accept(seq, data)
         peer.pending_in.append((seq, data, stream_hash, content))
@@ -302,12 +302,12 @@ class Engine(TrustHandling, RekeyHandling, LinkHandling, DeskHandling):
         return (held.kind, held.subject, held.body, held.precedence) == (
             content.kind, content.subject, content.body, content.precedence)  # fmt: skip
 
-    def _check_receipt_item(self, peer: PeerState, content: MessageContent, key: bytes) -> None:
-        """A read/acknowledged receipt that rode the stream, signed by ``key`` as its envelope is. The
-        envelope is authentic and is journaled regardless (the stream must not stall); a bad inner
+    def _check_receipt_item(self, peer: PeerState, content: MessageContent, keys: list[bytes]) -> None:
+        """A read/acknowledged receipt that rode the stream, signed by one of ``keys`` (``item_keys``).
+        The envelope is authentic and is journaled regardless (the stream must not stall); a bad inner
         receipt is logged."""
         try:
-            receipt = env.open_receipt(content.receipt, key)
+            receipt = open_with(keys, lambda k: env.open_receipt(content.receipt, k))
         except (ProtocolError, CryptoError) as e:
             log.error("receipt item %s from %s refused: %s", content.id, peer.name, e,
                       extra=about(peer.name, message_id=content.id))  # fmt: skip

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from hotline.core.errors import CryptoError, IdentityError, ProtocolError, RemoteProtocolError, SignatureError
 from hotline.core.model import ReceiptKind
@@ -48,6 +48,7 @@ from hotline.storage.integrity import read_checkpoint, write_checkpoint
 from hotline.storage.records import PastKey
 
 log = logging.getLogger("hotline.engine")
+T = TypeVar("T")
 
 
 def _check_new_identity(statement_card: ContactCard, new: Identity) -> None:
@@ -119,6 +120,24 @@ def key_for(peer: PeerState, seq: int) -> bytes:
         if past.state == "retired" and seq <= past.upto:
             return past.key
     return peer.identity_key
+
+
+def item_keys(peer: PeerState, envelope_key: bytes) -> list[bytes]:
+    """The keys a signed item inside an authentic envelope (a receipt, a desk record) may carry: the
+    envelope's, or one the peer retired by succession. An item is signed when it is made and may be
+    sealed after the key changed; the envelope, signed by the key in force, vouches that the peer
+    sends it now. A revoked key is never among them."""
+    return [envelope_key, *(p.key for p in peer.past if p.state == "retired" and p.key != envelope_key)]
+
+
+def open_with(keys: list[bytes], opener: Callable[[bytes], T]) -> T:
+    """``opener(key)`` with the first of ``keys`` it verifies against; its last refusal otherwise."""
+    for key in keys[:-1]:
+        try:
+            return opener(key)
+        except (ProtocolError, CryptoError):
+            continue
+    return opener(keys[-1])
 
 
 def stale_reason(name: str, past: PastKey) -> str:
