@@ -9,16 +9,21 @@ import collections
 import json
 import socket
 import ssl
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import Terminal, wait_for
+from hotline.cli.common import NEXT_KEYS
 from hotline.core.errors import SignatureError
 from hotline.crypto import envelope as env
-from hotline.crypto.identity import Identity, fingerprint
-from hotline.home.keyfile import load_keys
+from hotline.crypto.identity import ContactCard, Identity, fingerprint, make_card
+from hotline.crypto.succession import make_succession
+from hotline.engine.trust import record_rotation
+from hotline.home.keyfile import load_keys, save_keys
+from hotline.storage.backend import open_storage
 from hotline.terminal.tls import client_context
 
 pytestmark = pytest.mark.e2e
@@ -193,3 +198,30 @@ def test_revoke_refuses_the_key_until_paired_afresh(paired: tuple[Terminal, Term
         t.stop()
         assert "journal OK" in t.cli("journal", "verify").stdout
         assert "Traceback" not in t.log()
+
+
+def test_an_interrupted_rotation_is_finished_or_forgotten_as_the_journal_says(
+    paired: tuple[Terminal, Terminal],
+) -> None:
+    a, b = paired
+    old = load_keys(a.home / "keys.json", None)
+    new = replace(Identity.generate("washington"), state_key=old.state_key)
+    card = make_card(new, ContactCard.from_json(a.card()).addresses, "2026-12-04T00:00:00Z")
+    # Not journaled: the new keys beside the old are forgotten.
+    save_keys(a.home / NEXT_KEYS, new, None)
+    a.start()
+    a.stop()
+    assert not (a.home / NEXT_KEYS).exists()
+    assert load_keys(a.home / "keys.json", None).public_key == old.public_key
+    # Journaled, then the process died before moving the keys: the next start finishes it.
+    save_keys(a.home / NEXT_KEYS, new, None)
+    with open_storage(a.home / "journal.sqlite") as storage, storage.record.transaction():
+        record_rotation(storage.store, old, new, make_succession(old, card, n=1, at_ns=1), 1)
+    a.start()
+    assert load_keys(a.home / "keys.json", None).public_key == new.public_key
+    b.start()
+    wait_for(lambda: a.link_up("moscow") and b.link_up("washington"), 30, "the link with the new key")
+    assert _peer(b, "washington")["fingerprint"] == fingerprint(new.public_key)
+    for t in (a, b):
+        t.stop()
+        assert "journal OK" in t.cli("journal", "verify").stdout

@@ -8,7 +8,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from hotline.cli.common import Add, ask_passphrase, now_ns, open_home, open_journal, open_journal_to_record, out_json
+from hotline.cli.common import (
+    NEXT_KEYS,
+    Add,
+    ask_passphrase,
+    now_ns,
+    open_home,
+    open_journal,
+    open_journal_to_record,
+    out_json,
+)
 from hotline.cli.setup import CARD_FILE
 from hotline.core import times
 from hotline.core.errors import ControlError
@@ -20,8 +29,6 @@ from hotline.engine.trust import record_revocation, record_rotation
 from hotline.home.config import KEYS_FILE, Config
 from hotline.home.keyfile import load_keys, save_keys, write_atomic
 from hotline.terminal.control import ControlClient
-
-NEXT_KEYS = "keys.next.json"
 
 ROTATE_HELP = """\
 Create a new identity key (and TLS certificate and X25519 key) and hand this terminal's
@@ -66,7 +73,8 @@ def _key_change(args: argparse.Namespace) -> tuple[Path, Config, Identity, Ident
     return home, config, old, new, card, passphrase
 
 
-def _apply(home: Path, op: str, old: Identity, new: Identity, statement: bytes, passphrase: str | None) -> bool:
+def _apply(home: Path, op: str, old: Identity, new: Identity, card: ContactCard, statement: bytes,
+           passphrase: str | None) -> bool:  # fmt: skip
     """Hand the change to the running terminal, or journal it here if it is stopped; then put the new
     keys in place. Returns whether the terminal was running. The new keys are written first beside
     the old ones, so a failure leaves the old ones in place."""
@@ -88,6 +96,7 @@ def _apply(home: Path, op: str, old: Identity, new: Identity, statement: bytes, 
     except BaseException:
         (home / NEXT_KEYS).unlink(missing_ok=True)
         raise
+    write_atomic(home / CARD_FILE, card.to_json().encode(), 0o644)
     os.replace(home / NEXT_KEYS, home / KEYS_FILE)
     return running
 
@@ -97,8 +106,7 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     with open_journal(home, readonly=True) as storage:
         n = 1 + sum(1 for s in storage.store.own_statements() if s.kind == "terminal.rotated")
     statement = make_succession(old, card, n=n, at_ns=now_ns())
-    running = _apply(home, "rotate-key", old, new, statement, passphrase)
-    write_atomic(home / CARD_FILE, card.to_json().encode(), 0o644)
+    running = _apply(home, "rotate-key", old, new, card, statement, passphrase)
     result: dict[str, Any] = {"old": fingerprint(old.public_key), "new": fingerprint(new.public_key),
                               "rotation": n, "running": running}  # fmt: skip
     if args.json:
@@ -116,8 +124,7 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
 def cmd_revoke(args: argparse.Namespace) -> int:
     home, _, old, new, card, passphrase = _key_change(args)
     statement = make_revocation(old, at_ns=now_ns(), reason=args.reason)
-    running = _apply(home, "revoke", old, new, statement, passphrase)
-    write_atomic(home / CARD_FILE, card.to_json().encode(), 0o644)
+    running = _apply(home, "revoke", old, new, card, statement, passphrase)
     with open_journal(home, readonly=True) as storage:
         peers = peer_listing(storage.store)
     result: dict[str, Any] = {"revoked": fingerprint(old.public_key), "new": fingerprint(new.public_key),
