@@ -118,6 +118,8 @@ def test_rotate_key_on_a_running_pair_while_messages_flow(paired: tuple[Terminal
     _send(a, "moscow", ["after the restart"])
     wait_for(lambda: _bodies(b)["after the restart"] == 1, 30, "a message after the restart")
     assert len(_alarms(b, "peer-key-rotated")) == 1, "the alarm is raised once, not per link"
+    b.cli("verify", "washington", after["safety_number"])  # the operators read the new digits aloud
+    wait_for(lambda: not _alarms(b, "peer-key-rotated"), 10, "the alarm to clear once confirmed")
     for t in (a, b):
         t.stop()
         assert "journal OK" in t.cli("journal", "verify").stdout
@@ -191,6 +193,7 @@ def test_revoke_refuses_the_key_until_paired_afresh(paired: tuple[Terminal, Term
     assert digits == _peer(a, "moscow")["safety_number"]
     b.cli("verify", "washington", digits)
     a.cli("verify", "moscow", digits)
+    assert not _alarms(b, "peer-key-revoked"), "paired afresh: the alarm has done its work"
     wait_for(lambda: _bodies(b)["after the revocation"] == 1, 30, "the message after the fresh pairing")
     _send(b, "washington", ["welcome back"])
     wait_for(lambda: _bodies(a)["welcome back"] == 1, 30, "the answer")

@@ -85,6 +85,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     home, _ = open_home(args)
     with open_journal_to_record(home) as storage:
         confirm_safety_number(storage.store, args.peer, args.safety_number, now_ns())
+    ask_running(home, "reload")  # a running terminal clears the alarm of a rotated key, if any
     print(f"{args.peer}: safety number confirmed and recorded in the journal")
     return 0
 

@@ -175,6 +175,7 @@ class Engine(TrustHandling, RekeyHandling, LinkHandling, DeskHandling):
         """(Re)load peers from the journal; a re-paired peer gets fresh state. Returns changed names."""
         changed = []
         for row in self.store.peers():
+            self._settle_key_alarms(row)
             current = self.peers.get(row.name)
             if current is not None and current.identity_key == row.identity_key:
                 continue

@@ -45,7 +45,7 @@ from hotline.engine.pairing import pair
 from hotline.engine.peer import Clock, Link, PeerState
 from hotline.storage.base import Record, TerminalStore
 from hotline.storage.integrity import read_checkpoint, write_checkpoint
-from hotline.storage.records import PastKey
+from hotline.storage.records import PastKey, PeerRow
 
 log = logging.getLogger("hotline.engine")
 T = TypeVar("T")
@@ -173,6 +173,22 @@ class TrustHandling(ABC):
 
     @abstractmethod
     def reload_peers(self) -> list[str]: ...
+
+    def _settle_key_alarms(self, row: PeerRow) -> None:
+        """The operators read the new safety number aloud after a rotation, or paired a revoked peer's
+        new card: the alarm about its key has done its work."""
+        now_ns = self.clock.wall_ns()
+        for alarm in self.supervisor.board.listing():
+            if alarm["peer"] != row.name:
+                continue
+            if alarm["kind"] == "peer-key-rotated" and (row.verified_at_ns or 0) > int(str(alarm["raised_ns"])):
+                reason = "the new safety number was read aloud and confirmed"
+            elif alarm["kind"] == "peer-key-revoked" and alarm["subject"] != fingerprint(row.identity_key):
+                reason = "paired afresh with a new key"
+            else:
+                continue
+            self.supervisor.clear_alarm(str(alarm["kind"]), row.name, str(alarm["subject"]), reason, now_ns)
+            self._supervise()
 
     # -- keys we know, for the TLS layer ----------------------------------------------------
 

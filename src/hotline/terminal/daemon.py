@@ -31,7 +31,6 @@ from hotline.desk.register import Register
 from hotline.engine import pairing
 from hotline.engine.engine import Engine, Listener
 from hotline.engine.links import about
-from hotline.engine.peer import Link
 from hotline.home.config import CONTROL_SOCKET, JOURNAL_FILE, LOCK_FILE, Config
 from hotline.home.forms import load_forms
 from hotline.storage.backend import open_storage
@@ -365,6 +364,7 @@ class Terminal:
 
     def confirm_safety_number(self, peer: str, heard: str, by: str) -> None:
         pairing.confirm_safety_number(self.store, peer, heard, self.now_ns(), by=by)
+        self.reload()  # an alarm about its key may have done its work
 
     def subscribe(self, listener: Listener) -> None:
         self.engine.listeners.append(listener)
@@ -431,7 +431,10 @@ class Terminal:
                 continue  # nothing until it is paired afresh
             for address in peer.card.addresses:
                 key = (name, address.path)
-                if address.path in peer.links or key in self._dialing or now < self._next_dial.get(key, 0.0):
+                link = peer.links.get(address.path)
+                if link is not None and link.hello_cursor is not None:
+                    self._backoff[key] = DIAL_BACKOFF_MIN  # up, hello and all: the next outage dials at once
+                if link is not None or key in self._dialing or now < self._next_dial.get(key, 0.0):
                     continue
                 self._dialing.add(key)
                 self.spawn(self._dial(name, address))
@@ -440,7 +443,6 @@ class Terminal:
         loop = asyncio.get_running_loop()
         key = (name, address.path)
         proto: LinkProtocol | None = None
-        link: Link | None = None
         try:
             factory = functools.partial(
                 LinkProtocol, self, dialed=True, expected_peer=name, address=str(address), path=address.path
@@ -450,15 +452,15 @@ class Terminal:
                     loop.create_connection(factory, address.host, address.port), timeout=HANDSHAKE_TIMEOUT
                 )
                 proto = connected
-                link = await asyncio.wait_for(connected.established, timeout=HANDSHAKE_TIMEOUT * 2)
+                await asyncio.wait_for(connected.established, timeout=HANDSHAKE_TIMEOUT * 2)
             except (OSError, TimeoutError) as e:
                 log.debug("dial %s path %s at %s failed: %s", name, address.path, address, e,
                           extra=about(name, address.path))  # fmt: skip
                 if proto is not None:
                     proto.close()
-            if link is not None:
-                self._backoff[key] = DIAL_BACKOFF_MIN
-                return
+            # Backing off even when TLS completed: only a hello proves the link (above). The peer may
+            # refuse our certificate after the client's side of a TLS 1.3 handshake is done (one that
+            # has not yet accepted our key's succession), and this must not redial every tick.
             backoff = self._backoff.get(key, DIAL_BACKOFF_MIN)
             self._next_dial[key] = time.monotonic() + backoff
             self._backoff[key] = min(backoff * 2, DIAL_BACKOFF_MAX)
