@@ -228,3 +228,25 @@ def test_an_interrupted_rotation_is_finished_or_forgotten_as_the_journal_says(
     for t in (a, b):
         t.stop()
         assert "journal OK" in t.cli("journal", "verify").stdout
+
+
+def test_an_operator_revokes_trust_in_a_peer_key_locally(paired: tuple[Terminal, Terminal], tmp_path: Path) -> None:
+    a, b = paired
+    a.start()
+    b.start()
+    b.wait_link("washington")
+    card = tmp_path / "washington-now.card"
+    card.write_text(a.card())
+    said = b.cli_json("revoke", "--peer", "washington", "--reason", "their laptop was stolen")
+    assert said["peer"] == "washington"
+    wait_for(lambda: not b.link_up("washington"), 10, "the link to close")
+    assert _peer(b, "washington")["revoked"]
+    refused = b.cli("pair", str(card), check=False)
+    assert refused.returncode != 0 and "revoked" in refused.stderr
+    _send(a, "moscow", ["not through"])
+    b.stop()
+    b.start()  # washington dials it again, and is refused by name
+    wait_for(lambda: "of 'washington' was revoked" in b.log(), 20, "washington's next dial to be refused")
+    assert not b.link_up("washington") and _bodies(b)["not through"] == 0
+    b.stop()
+    assert "journal OK" in b.cli("journal", "verify").stdout

@@ -20,12 +20,12 @@ from hotline.cli.common import (
 )
 from hotline.cli.setup import CARD_FILE
 from hotline.core import times
-from hotline.core.errors import ControlError
+from hotline.core.errors import ControlError, UnknownPeer
 from hotline.core.wire import pack
 from hotline.crypto.identity import ContactCard, Identity, fingerprint, make_card
 from hotline.crypto.succession import make_revocation, make_succession
 from hotline.engine.pairing import peer_listing
-from hotline.engine.trust import record_revocation, record_rotation
+from hotline.engine.trust import record_distrust, record_revocation, record_rotation
 from hotline.home.config import KEYS_FILE, Config
 from hotline.home.keyfile import load_keys, save_keys, write_atomic
 from hotline.terminal.control import ControlClient
@@ -57,6 +57,10 @@ and both sides read the new safety number aloud (`hotline verify PEER DIGITS`).
 Here every peer is paired afresh with its (unchanged) card, unverified: verify each one
 again once the digits are read. Messages not yet delivered are sent again in the new
 session.
+
+With --peer NAME it is the other way round: you believe the PEER's key compromised and
+stop trusting it here (journaled, its links close, nothing of it is accepted) until
+you pair its new card and read the new safety number aloud. No passphrase is needed.
 """
 
 
@@ -121,7 +125,33 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _revoke_peer(args: argparse.Namespace) -> int:
+    """`hotline revoke --peer NAME`: this side's operator stops trusting the peer's current key."""
+    home, _ = open_home(args)
+    by = f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'unknown'}"
+    try:
+        with ControlClient(home, timeout=30) as client:
+            result: dict[str, Any] = client.request("revoke-peer", peer=args.peer, reason=args.reason, by=by)
+    except ControlError as e:
+        if "no running terminal" not in str(e):
+            raise
+        with open_journal_to_record(home) as storage, storage.record.transaction():
+            row = storage.store.peer(args.peer)
+            if row is None:
+                raise UnknownPeer(f"no peer named {args.peer!r}; see `hotline peers`") from None
+            record_distrust(storage.store, row.name, row.identity_key, args.reason, by, now_ns())
+            result = {"peer": row.name, "revoked": fingerprint(row.identity_key)}
+    if args.json:
+        out_json(result)
+        return 0
+    print(f"trust in {result['peer']}'s key {result['revoked']} revoked here; nothing of it is accepted until you")
+    print(f"pair its new card (`hotline pair FILE`) and read the safety number aloud (`hotline verify {args.peer}`)")
+    return 0
+
+
 def cmd_revoke(args: argparse.Namespace) -> int:
+    if args.peer:
+        return _revoke_peer(args)
     home, _, old, new, card, passphrase = _key_change(args)
     statement = make_revocation(old, at_ns=now_ns(), reason=args.reason)
     running = _apply(home, "revoke", old, new, card, statement, passphrase)
@@ -154,3 +184,5 @@ def register(add: Add) -> None:
     p.description = REVOKE_HELP
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--reason", default="key believed compromised", help="told to peers with the revocation")
+    p.add_argument("--peer", help="instead: stop trusting this PEER's current key here (its key is believed "
+                   "compromised, and it cannot say so itself); only pairing its new card restores it")  # fmt: skip

@@ -33,7 +33,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from hotline.core.errors import CryptoError, IdentityError, ProtocolError, RemoteProtocolError, SignatureError
+from hotline.core.errors import (
+    CryptoError,
+    IdentityError,
+    ProtocolError,
+    RemoteProtocolError,
+    SignatureError,
+    UnknownPeer,
+)
 from hotline.core.model import ReceiptKind
 from hotline.core.protocol import State
 from hotline.core.supervision import Supervisor
@@ -111,6 +118,11 @@ def record_revocation(store: TerminalStore, old: Identity, new: Identity, statem
     for row in rows:
         pair(store, new, ContactCard.from_json(row.card_json), now_ns, by="revoke", fresh=True)
     return [row.name for row in rows]
+
+
+def record_distrust(store: TerminalStore, peer: str, key: bytes, reason: str, by: str, now_ns: int) -> None:
+    """Inside the caller's transaction: an operator here revokes trust in ``peer``'s ``key``."""
+    store.record_peer_revoked(peer, key, b"", f"revoked here by {by}: {reason}", now_ns)
 
 
 def key_for(peer: PeerState, seq: int) -> bytes:
@@ -327,6 +339,23 @@ class TrustHandling(ABC):
         self._supervise()
         for live in list(peer.links.values()):
             self._close_link(live, f"{peer.name} revoked its key")
+
+    def distrust(self, peer_name: str, reason: str, by: str) -> dict[str, Any]:
+        """An operator here revokes trust in the peer's current key (`hotline revoke --peer`): as if the
+        peer had revoked it, without its word; only pairing its new card ends it."""
+        peer = self.peers.get(peer_name)
+        if peer is None:
+            raise UnknownPeer(f"no peer named {peer_name!r}; see `hotline peers`")
+        self.flush()
+        now_ns = self.clock.wall_ns()
+        with self.journal.transaction():
+            record_distrust(self.store, peer_name, peer.identity_key, reason, by, now_ns)
+        peer.past = self.store.past_keys(peer.name)
+        log.critical("trust in %s's key %s revoked here by %s: %s", peer.name, fingerprint(peer.identity_key), by,
+                     reason)  # fmt: skip
+        for live in list(peer.links.values()):
+            self._close_link(live, f"this terminal's operator revoked trust in {peer.name}'s key")
+        return {"peer": peer.name, "revoked": fingerprint(peer.identity_key)}
 
     def _refuse_if_revoked(self, peer: PeerState) -> None:
         if peer.revoked:

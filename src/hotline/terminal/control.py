@@ -25,6 +25,9 @@ Operations:
                                 by the current key (``engine.trust``); peers are told at once
     revoke {statement, keys} -> {old, new, peers}: the current key is revoked by ``statement``
                                 (signed by it); every peer must pair the new card
+    revoke-peer {peer, reason?, by?}
+                             -> {peer, revoked}: trust in the peer's current key is revoked
+                                here; its links close until its new card is paired
     accept-damage {reason, by?}
                              -> {accepted, journal}: a supervisor accepts the damage the
                                 journal check found (journaled); appending resumes
@@ -123,6 +126,13 @@ async def _revoke(terminal: TerminalPort, args: dict[str, Any]) -> Any:
     return await terminal.revoke(*_key_change(args, "revoke"))
 
 
+async def _revoke_peer(terminal: TerminalPort, args: dict[str, Any]) -> Any:
+    peer, reason, by = args.get("peer"), args.get("reason", ""), args.get("by", "operator")
+    if not isinstance(peer, str) or not isinstance(reason, str) or not isinstance(by, str):
+        raise ControlError("revoke-peer needs 'peer' (a name) and optionally 'reason' and 'by' (text)")
+    return await terminal.distrust(peer, reason[:500], by[:200])
+
+
 async def _desk(terminal: TerminalPort, args: dict[str, Any]) -> Any:
     act, by = args.get("act"), args.get("by", "operator")
     if not isinstance(act, dict) or not isinstance(by, str):
@@ -143,6 +153,7 @@ OPERATIONS: dict[str, Operation] = {
     "backup": _backup,
     "rotate-key": _rotate_key,
     "revoke": _revoke,
+    "revoke-peer": _revoke_peer,
 }
 
 

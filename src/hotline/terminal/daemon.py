@@ -275,6 +275,9 @@ class Terminal:
         self._adopt(new)
         return result
 
+    async def distrust(self, peer: str, reason: str, by: str) -> dict[str, Any]:
+        return self.engine.distrust(peer, reason, by)
+
     async def revoke(self, new: Identity, statement: bytes) -> dict[str, Any]:
         result = self.engine.revoke(new, statement)
         self._adopt(new)

@@ -129,6 +129,10 @@ class TerminalPort(Protocol):
         """Sign with ``new`` from now on; ``statement`` is its succession, signed by the current key."""
         ...
 
+    async def distrust(self, peer: str, reason: str, by: str) -> dict[str, Any]:
+        """Revoke trust in ``peer``'s current key here; only pairing its new card ends it."""
+        ...
+
     async def revoke(self, new: Identity, statement: bytes) -> dict[str, Any]:
         """Revoke the current key (``statement``, signed by it) and start afresh under ``new``."""
         ...
