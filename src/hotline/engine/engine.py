@@ -211,6 +211,7 @@ class Engine(TrustHandling, RekeyHandling, LinkHandling, DeskHandling):
                 else "",
                 restored_at=self.store.restored_at(row.name),
                 past=self.store.past_keys(row.name),
+                paired_at_ns=row.paired_at_ns,
             )
             for seq in unacked:
                 sh = self.store.stream_hash_at(row.name, seq)

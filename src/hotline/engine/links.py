@@ -38,6 +38,7 @@ from hotline.core.protocol import (
     grace_for,
 )
 from hotline.core.supervision import Supervisor
+from hotline.core.times import rfc3339
 from hotline.crypto.identity import Identity, fingerprint
 from hotline.engine.peer import Clock, Link, LinkIO, PeerState
 from hotline.home.config import Config
@@ -54,6 +55,14 @@ def about(peer: str, path: object = None, message_id: str | None = None) -> dict
     if message_id:
         found["message_id"] = message_id
     return found
+
+
+def changed_key_reason(name: str, address: str, presented: bytes, pinned: bytes, paired_at_ns: int) -> str:
+    """Why a peer that presented another key than the pinned one (and no succession from it) is refused."""
+    paired_on = rfc3339(paired_at_ns)[:10]
+    return (f"peer {name!r} at {address} presented identity key {fingerprint(presented)}, not the key "
+            f"{fingerprint(pinned)} paired on {paired_on}; verify the safety number with its operator, then "
+            "re-pair with `hotline pair`")  # fmt: skip
 
 
 class LinkHandling(ABC):
@@ -352,9 +361,9 @@ class LinkHandling(ABC):
     def _unproven(self, peer: PeerState, link: Link, why: str) -> None:
         """A provisional link ended without a succession for the key it presented: a changed key."""
         presented = link.presented or b""
-        reason = (f"peer {peer.name!r} at {link.address} presented identity key {fingerprint(presented)}, not the "
-                  f"pinned key {fingerprint(peer.identity_key)}, and no succession signed by the pinned key "
-                  f"({why}); verify the safety number with its operator, then re-pair with `hotline pair`")  # fmt: skip
+        log.info("path %s to %s: no succession for key %s (%s)", link.path, peer.name, fingerprint(presented), why,
+                 extra=about(peer.name, link.path))  # fmt: skip
+        reason = changed_key_reason(peer.name, link.address, presented, peer.identity_key, peer.paired_at_ns)
         self.refuse(peer.name, reason, {"path": link.path, "address": link.address, "presented": presented})
 
     def _on_hello(self, peer: PeerState, link: Link, hello: HelloReceived) -> None:

@@ -110,6 +110,7 @@ class PeerState:
     rekey_offer: bytes | None = None
     answers: dict[bytes, bytes] = field(default_factory=dict)
     duplicates: set[str] = field(default_factory=set)  # ids in pending_in already journaled (a re-send)
+    paired_at_ns: int = 0  # when the pinned card was paired (for the reasons a changed key is refused)
     past: list[PastKey] = field(default_factory=list)  # keys it held before, retired or revoked (``trust``)
 
     @property

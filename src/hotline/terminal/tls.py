@@ -15,12 +15,12 @@ import os
 import secrets
 import ssl
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from hotline.core.errors import IdentityError
 from hotline.crypto.identity import Identity, cert_public_key, fingerprint
+from hotline.engine.links import changed_key_reason
 from hotline.engine.peer import Link
 
 if TYPE_CHECKING:
@@ -157,16 +157,11 @@ class LinkProtocol(asyncio.Protocol):
             return
         if self.dialed and (peer is None or peer.name != self.expected_peer):
             expected = t.engine.peers.get(self.expected_peer or "")
-            paired_on = (
-                time.strftime("%Y-%m-%d", time.gmtime(t.engine.store.peer(expected.name).paired_at_ns / 1e9))  # type: ignore[union-attr]
-                if expected
-                else "?"
-            )
-            reason = (
-                f"peer {self.expected_peer!r} at {self.address} presented identity key {fingerprint(key)}, "
-                f"not the key {fingerprint(expected.identity_key) if expected else '?'} paired on {paired_on}; "
-                "verify the safety number with its operator, then re-pair with `hotline pair`"
-            )
+            if expected is not None:
+                reason = changed_key_reason(expected.name, self.address, key, expected.identity_key,
+                                            expected.paired_at_ns)  # fmt: skip
+            else:
+                reason = f"{self.address} presented identity key {fingerprint(key)}, which is not paired"
             t.engine.refuse(self.expected_peer or "?", reason, {"address": self.address, "presented": key})
             tls.close()
             self._settle(None)
