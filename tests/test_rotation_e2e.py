@@ -120,6 +120,7 @@ def test_rotate_key_on_a_running_pair_while_messages_flow(paired: tuple[Terminal
     assert len(_alarms(b, "peer-key-rotated")) == 1, "the alarm is raised once, not per link"
     b.cli("verify", "washington", after["safety_number"])  # the operators read the new digits aloud
     wait_for(lambda: not _alarms(b, "peer-key-rotated"), 10, "the alarm to clear once confirmed")
+    assert not _alarms(a, "journal-altered"), "the checkpoint was signed again with the new key"
     for t in (a, b):
         t.stop()
         assert "journal OK" in t.cli("journal", "verify").stdout
