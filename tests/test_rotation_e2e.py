@@ -9,6 +9,7 @@ import collections
 import json
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 
 from conftest import Terminal, wait_for
 from hotline.cli.common import NEXT_KEYS
-from hotline.core.errors import SignatureError
+from hotline.core.errors import PassphraseError, SignatureError
 from hotline.crypto import envelope as env
 from hotline.crypto.identity import ContactCard, Identity, fingerprint, make_card
 from hotline.crypto.succession import make_succession
@@ -251,3 +252,16 @@ def test_an_operator_revokes_trust_in_a_peer_key_locally(paired: tuple[Terminal,
     assert not b.link_up("washington") and _bodies(b)["not through"] == 0
     b.stop()
     assert "journal OK" in b.cli("journal", "verify").stdout
+
+
+def test_the_new_keys_are_sealed_under_the_same_passphrase(make_terminal: Callable[..., Terminal]) -> None:
+    t = make_terminal("washington", passphrase="correct horse battery staple")
+    t.init()
+    before = load_keys(t.home / "keys.json", "correct horse battery staple")
+    said = t.cli_json("rotate-key")
+    after = load_keys(t.home / "keys.json", "correct horse battery staple")
+    assert said["new"] == fingerprint(after.public_key) and after.public_key != before.public_key
+    with pytest.raises(PassphraseError):
+        load_keys(t.home / "keys.json", "wrong")
+    assert not (t.home / NEXT_KEYS).exists()
+    assert "journal OK" in t.cli("journal", "verify").stdout
