@@ -120,6 +120,25 @@ def test_stale_key_receipt_and_envelope_refused_and_not_journaled(
     assert content.id not in w.b.inbox()
 
 
+def test_a_second_succession_from_the_old_key_is_refused_as_a_stolen_key(tmp_path: Path) -> None:
+    """The old key hands the name to another key after the real rotation: someone else holds it."""
+    w = World(tmp_path)
+    w.connect()
+    old = _rotate(w)
+    w.deliver_all()
+    assert w.b.engine is not None and w.links is not None
+    pinned = w.b.engine.peers["washington"].identity_key
+    thief = Identity.generate("washington")
+    forged = make_succession(old, make_card(thief, w.a.config.listen, "2026-12-04T00:00:00Z"), n=1, at_ns=1)
+    _, _, lb, _ = w.links
+    w.b.engine.data_received(lb, encode_frame({"t": "succ", "s": forged, "upto": 0}))
+    w.settle()
+    assert w.b.engine.peers["washington"].identity_key == pinned, "the key accepted first stays pinned"
+    changed = [a for a in w.b.engine.alarms() if a["kind"] == "peer-key-changed"]
+    assert changed and "held by someone else" in str(changed[0]["detail"])
+    assert "peer.succeeded" not in _kinds(w)[_kinds(w).index("peer.succeeded") + 1 :]
+
+
 actions = st.lists(
     st.one_of(
         st.tuples(st.just("send"), st.sampled_from("ab"), st.integers(1, 5)),

@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import seeded
-from hotline.core.errors import CardError, CryptoError, ProtocolError, RemoteProtocolError, SignatureError
+from hotline.core.errors import (
+    CardError,
+    CryptoError,
+    KeyConflict,
+    ProtocolError,
+    RemoteProtocolError,
+    SignatureError,
+)
 from hotline.core.model import Address
 from hotline.core.wire import pack, unpack
 from hotline.crypto.identity import ContactCard, Identity, make_card
@@ -130,7 +137,7 @@ def test_judge_ignores_the_replay_of_an_older_succession() -> None:
 def test_judge_refuses_a_fork_a_downgrade_a_stranger_and_a_revoked_key() -> None:
     other = _identity(b"other")
     fork = make_succession(K0, _card(other), n=1, at_ns=AT + 5)  # the retired key names another successor
-    with pytest.raises(RemoteProtocolError, match="conflicts"):
+    with pytest.raises(KeyConflict, match="conflicts"):
         judge_succession(fork, pinned=K1.public_key, retired={K0.public_key: K1.public_key}, revoked=set())
     back = make_succession(K1, _card(K0), n=2, at_ns=AT + 6)  # hands the name back to a retired key
     with pytest.raises(RemoteProtocolError, match="earlier key"):

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hotline.core.errors import CardError, RemoteProtocolError, SignatureError
+from hotline.core.errors import CardError, KeyConflict, RemoteProtocolError, SignatureError
 from hotline.core.wire import pack, unpack
 from hotline.crypto.identity import ContactCard, Identity, fingerprint, verify
 from hotline.crypto.signed import signed_map, split_signed
@@ -193,7 +193,7 @@ def judge_succession(
     if signer in retired:
         applied = open_succession(data, signer)
         if applied.new_key != retired[signer]:
-            raise RemoteProtocolError(
+            raise KeyConflict(
                 f"key succession from retired key {fingerprint(signer)} to {fingerprint(applied.new_key)} "
                 f"conflicts with the one accepted before (to {fingerprint(retired[signer])}): refused"
             )

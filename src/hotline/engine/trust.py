@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 from hotline.core.errors import (
     CryptoError,
     IdentityError,
+    KeyConflict,
     ProtocolError,
     RemoteProtocolError,
     SignatureError,
@@ -290,7 +291,15 @@ class TrustHandling(ABC):
             raise RemoteProtocolError(f"{peer.name}'s key was revoked: a succession from it is refused; "
                                       "pair its new card")  # fmt: skip
         retired = {p.key: p.successor for p in peer.past if p.state == "retired" and p.successor is not None}
-        succession = judge_succession(data, pinned=peer.identity_key, retired=retired, revoked=revoked)
+        try:
+            succession = judge_succession(data, pinned=peer.identity_key, retired=retired, revoked=revoked)
+        except KeyConflict as e:
+            # Both cannot come from the terminal we paired with: its old key is in someone else's hands.
+            self.supervisor.raise_alarm("peer-key-changed", peer.name, "", f"{e}; the key {peer.name} rotated "
+                                        "away from is held by someone else: ask its operator to `hotline revoke`",
+                                        self.clock.wall_ns())  # fmt: skip
+            self._supervise()
+            raise
         if succession is None:
             log.debug("%s re-sent a key succession already accepted", peer.name)
             return
