@@ -28,6 +28,7 @@ from hotline.core.times import rfc3339
 from hotline.crypto import envelope as env
 from hotline.desk.records import decode_record, open_record
 from hotline.storage.base import Record
+from hotline.storage.integrity import OWN_KEY_KINDS
 from hotline.storage.records import GENESIS_HASH, entry_hash
 
 
@@ -90,7 +91,7 @@ def verify(journal: Record, max_problems: int = 20) -> VerifyReport:
         prev = entry.hash
         try:
             body = entry.decoded()
-            if entry.kind in {"terminal.created", "terminal.rotated", "terminal.revoked"}:
+            if entry.kind in OWN_KEY_KINDS:
                 own_key = body["identity_key"]  # what we sign from here on
             elif entry.kind == "peer.paired":
                 if peer_keys.get(entry.peer) != body["identity_key"] or body.get("fresh"):
