@@ -336,7 +336,10 @@ class LinkHandling(ABC):
                     )
                 elif isinstance(event, ConnectionClosed):
                     if link.presented is not None:
-                        self._unproven(peer, link, event.reason)
+                        # Not a refusal by itself: the peer may have closed a duplicate connection
+                        # before its succession; a hello without one is the refusal (``_on_hello``).
+                        log.info("provisional path %s to %s closed before any succession: %s", link.path,
+                                 link.peer, event.reason, extra=about(link.peer, link.path))  # fmt: skip
                     link.pump()
                     link.io.close()
                     was_up = link.hello_cursor is not None or link.inherits_up
@@ -358,17 +361,15 @@ class LinkHandling(ABC):
                 return
         link.pump()
 
-    def _unproven(self, peer: PeerState, link: Link, why: str) -> None:
-        """A provisional link ended without a succession for the key it presented: a changed key."""
+    def _unproven(self, peer: PeerState, link: Link) -> None:
+        """A provisional link said hello without a succession for the key it presented: a changed key."""
         presented = link.presented or b""
-        log.info("path %s to %s: no succession for key %s (%s)", link.path, peer.name, fingerprint(presented), why,
-                 extra=about(peer.name, link.path))  # fmt: skip
         reason = changed_key_reason(peer.name, link.address, presented, peer.identity_key, peer.paired_at_ns)
         self.refuse(peer.name, reason, {"path": link.path, "address": link.address, "presented": presented})
 
     def _on_hello(self, peer: PeerState, link: Link, hello: HelloReceived) -> None:
         if link.presented is not None:
-            self._unproven(peer, link, "it said hello first")
+            self._unproven(peer, link)
             raise RemoteProtocolError(f"{peer.name} presented an unknown key and no succession from the pinned one")
         if peer.revoked:
             raise RemoteProtocolError(f"{peer.name}'s key {fingerprint(peer.identity_key)} is revoked; pair its "

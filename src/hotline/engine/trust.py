@@ -23,7 +23,7 @@ of it is accepted, and only a fresh pairing with a new card ends that.
 A peer that rotated while we were apart presents a certificate we do not know.
 When we dialled it, the link is *provisional* (``Link.presented``): we send
 nothing, and only a succession from the pinned key naming the presented key makes
-it a link; a hello first, or silence, is refused as a changed key.
+it a link; a hello without one is refused as a changed key.
 """
 
 from __future__ import annotations

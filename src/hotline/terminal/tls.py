@@ -142,21 +142,13 @@ class LinkProtocol(asyncio.Protocol):
             tls.close()
             self._settle(None)
             return
-        expected_peer = t.engine.peers.get(self.expected_peer or "")
-        if self.dialed and peer is None and expected_peer is not None and not expected_peer.revoked:
+        expected = t.engine.peers.get(self.expected_peer or "")
+        presented: bytes | None = None
+        if self.dialed and peer is None and expected is not None and not expected.revoked:
             # Perhaps it rotated its key while we were apart: a provisional link, which only a
             # succession signed by the pinned key makes a link (``engine.trust``).
-            provisional = t.engine.link_established(expected_peer.name, self, dialed=True, address=self.address,
-                                                    path=self.path, presented=key)  # fmt: skip
-            self.link = provisional
-            if provisional is not None:
-                for chunk in self._early:
-                    t.engine.data_received(provisional, chunk)
-            self._early.clear()
-            self._settle(self.link)
-            return
+            peer, presented = expected, key
         if self.dialed and (peer is None or peer.name != self.expected_peer):
-            expected = t.engine.peers.get(self.expected_peer or "")
             if expected is not None:
                 reason = changed_key_reason(expected.name, self.address, key, expected.identity_key,
                                             expected.paired_at_ns)  # fmt: skip
@@ -171,7 +163,9 @@ class LinkProtocol(asyncio.Protocol):
             tls.close()
             self._settle(None)
             return
-        self.link = t.engine.link_established(peer.name, self, dialed=self.dialed, address=self.address, path=self.path)
+        self.link = t.engine.link_established(
+            peer.name, self, dialed=self.dialed, address=self.address, path=self.path, presented=presented
+        )
         if self.link is not None:
             for chunk in self._early:
                 t.engine.data_received(self.link, chunk)
