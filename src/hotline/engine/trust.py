@@ -116,9 +116,11 @@ def record_revocation(store: TerminalStore, old: Identity, new: Identity, statem
             "cert": new.cert_der, "reason": revocation.reason}  # fmt: skip
     store.record_own_statement("terminal.revoked", body, statement, {row.name: 0 for row in rows}, now_ns)
     _resign_checkpoint(store, old, new)
-    for row in rows:
+    revoked = store.revoked_keys()
+    paired = [row for row in rows if row.identity_key not in revoked]  # one we distrust waits for its new card
+    for row in paired:
         pair(store, new, ContactCard.from_json(row.card_json), now_ns, by="revoke", fresh=True)
-    return [row.name for row in rows]
+    return [row.name for row in paired]
 
 
 def record_distrust(store: TerminalStore, peer: str, key: bytes, reason: str, by: str, now_ns: int) -> None:
@@ -183,6 +185,10 @@ class TrustHandling(ABC):
     def emit(self, event: dict[str, Any]) -> None: ...
 
     _close_link: Callable[[Link, str], None]  # ``links``: later in the engine's bases
+    damage: str  # the journal failed its check: nothing is appended (``engine``)
+
+    @abstractmethod
+    def _refusal(self) -> Exception: ...
 
     @abstractmethod
     def reload_peers(self) -> list[str]: ...
@@ -240,6 +246,8 @@ class TrustHandling(ABC):
     def rotate(self, new: Identity, statement: bytes) -> dict[str, Any]:
         """``hotline rotate-key`` on the running terminal: journal it, sign with the new key from now
         on, and tell every peer on every live link (the others hear it when their link comes up)."""
+        if self.damage:
+            raise self._refusal()
         self.flush()  # what the old key sealed is journaled as the old key's
         now_ns = self.clock.wall_ns()
         with self.journal.transaction():
@@ -263,6 +271,8 @@ class TrustHandling(ABC):
     def revoke(self, new: Identity, statement: bytes) -> dict[str, Any]:
         """``hotline revoke`` on the running terminal: tell every peer on every live link, journal it,
         then start afresh under ``new``: every link closes, every peer must pair our new card."""
+        if self.damage:
+            raise self._refusal()
         for peer in self.peers.values():
             for link in peer.links.values():
                 if link.conn.state is not State.CLOSED:
@@ -286,6 +296,9 @@ class TrustHandling(ABC):
     # -- theirs -------------------------------------------------------------------------------
 
     def _on_succession(self, peer: PeerState, link: Link, data: bytes, upto: int) -> None:
+        if self.damage:
+            log.info("%s's key succession left for later: the journal is in doubt", peer.name)
+            return  # it comes again on the next link, before anything else
         revoked = {p.key for p in peer.past if p.state == "revoked"} | set(self.store.revoked_keys())
         if peer.identity_key in revoked:
             raise RemoteProtocolError(f"{peer.name}'s key was revoked: a succession from it is refused; "
@@ -305,6 +318,10 @@ class TrustHandling(ABC):
             return
         if succession.name != peer.name:
             raise RemoteProtocolError(f"key succession for {succession.name!r} arrived on {peer.name}'s link")
+        holder = next((p.name for p in self.peers.values() if p.identity_key == succession.new_key), None)
+        if holder is not None or succession.new_key == self.identity.public_key:
+            raise RemoteProtocolError(f"key succession names key {fingerprint(succession.new_key)}, which is "
+                                      f"{holder or self.name}'s: refused")  # fmt: skip
         self.flush()  # what the old key signed is journaled before the key changes
         now_ns = self.clock.wall_ns()
         new_key = succession.new_key
@@ -323,6 +340,11 @@ class TrustHandling(ABC):
                    "safety_number": number})  # fmt: skip
 
     def _on_revocation(self, peer: PeerState, link: Link, data: bytes) -> None:
+        if self.damage:
+            log.info("%s's key revocation left for later: the journal is in doubt", peer.name)
+            for live in list(peer.links.values()):  # but nothing more of it is taken meanwhile
+                self._close_link(live, f"{peer.name} revokes its key; heard again once the journal is sound")
+            return
         key = signer_of(data)
         if any(p.key == key and p.state == "revoked" for p in peer.past):
             if link.presented is not None or key == peer.identity_key:
@@ -352,6 +374,8 @@ class TrustHandling(ABC):
     def distrust(self, peer_name: str, reason: str, by: str) -> dict[str, Any]:
         """An operator here revokes trust in the peer's current key (`hotline revoke --peer`): as if the
         peer had revoked it, without its word; only pairing its new card ends it."""
+        if self.damage:
+            raise self._refusal()
         peer = self.peers.get(peer_name)
         if peer is None:
             raise UnknownPeer(f"no peer named {peer_name!r}; see `hotline peers`")
