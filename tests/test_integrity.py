@@ -12,14 +12,17 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from conftest import Terminal, wait_for
 from hotline.core.errors import JournalError
-from hotline.core.model import Precedence
-from hotline.crypto.identity import Identity
+from hotline.core.model import Address, Precedence
+from hotline.crypto.identity import Identity, make_card
+from hotline.crypto.succession import make_succession
+from hotline.engine.trust import record_rotation
 from hotline.storage.audit import verify
 from hotline.storage.base import Record
 from hotline.storage.integrity import (
@@ -561,3 +564,21 @@ def test_a_big_journal_starts_from_its_checkpoint_and_the_full_verify_finds_what
     wait_for(lambda: a.status()["journal"]["full_verify"], 30, "the full verify after the acceptance")
     journal = a.status()["journal"]
     assert journal["state"] == "intact" and journal["full_verify"]["accepted"] == [4]
+
+
+def test_an_acceptance_signed_before_a_key_rotation_still_counts_after_it(
+    journal_of_ten: tuple[Path, Identity],
+) -> None:
+    """Each acceptance is checked against the key in force when it was made (``terminal.rotated``)."""
+    path, old = journal_of_ten
+    tamper(path, flip_a_byte(path, 5))
+    _accept(path, old, [5])
+    new = replace(Identity.generate("washington"), state_key=old.state_key)
+    card = make_card(new, [Address("primary", "127.0.0.1", 7400)], "2026-12-04T00:00:00Z")
+    with Journal(path) as journal, journal.transaction():
+        record_rotation(Store(journal), old, new, make_succession(old, card, n=1, at_ns=30), 30)
+    assert _check(path, new) == []
+    with Journal(path) as journal, journal.transaction():  # one by the retired key, after the rotation: forged
+        found = entries_as_found(journal, [5])
+        Store(journal).record_operator(ACCEPT_ACTION, acceptance(old, found, "test", "late", "sam"), 40)
+    assert any("not signed by this terminal" in d for d in _check(path, new))

@@ -21,7 +21,8 @@ from typing import Any, Protocol
 
 from hotline.core import times
 from hotline.core.errors import ControlError, PassphraseError
-from hotline.crypto.identity import Identity
+from hotline.crypto.identity import Identity, fingerprint
+from hotline.crypto.succession import signer_of
 from hotline.home.config import JOURNAL_FILE, KEYS_FILE, Config, load_config, resolve_home
 from hotline.home.keyfile import load_keys
 from hotline.storage.backend import Storage, open_storage
@@ -92,8 +93,31 @@ def open_home(args: argparse.Namespace) -> tuple[Path, Config]:
     return home, load_config(home)
 
 
+NEXT_KEYS = "keys.next.json"  # the new keys of a rotation or revocation, until it is journaled
+
+
 def load_identity(home: Path, config: Config) -> Identity:
-    return load_keys(home / KEYS_FILE, ask_passphrase(config))
+    passphrase = ask_passphrase(config)
+    identity = load_keys(home / KEYS_FILE, passphrase)
+    if (home / NEXT_KEYS).exists():
+        identity = _finish_key_change(home, identity, passphrase)
+    return identity
+
+
+def _finish_key_change(home: Path, current: Identity, passphrase: str | None) -> Identity:
+    """A `rotate-key` or `revoke` stopped between its two steps (journal the change; move the new keys
+    into place): the journal decides. Its latest statement made by the key in place means the change
+    was journaled, and the new keys are the terminal's now; otherwise it never happened."""
+    with open_journal(home, readonly=True) as storage:
+        statements = storage.store.own_statements()
+    if statements and signer_of(statements[-1].statement) == current.public_key:
+        new = load_keys(home / NEXT_KEYS, passphrase)
+        os.replace(home / NEXT_KEYS, home / KEYS_FILE)
+        print(f"note: finished an interrupted key change; the identity key is now {fingerprint(new.public_key)}; "
+              "check `hotline card` before giving it out", file=sys.stderr)  # fmt: skip
+        return new
+    (home / NEXT_KEYS).unlink()
+    return current
 
 
 def open_journal(home: Path, *, readonly: bool = False) -> Storage:

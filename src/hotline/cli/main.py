@@ -22,6 +22,7 @@ from hotline.cli import (
     demo,
     desk,
     journal,
+    keys,
     messages,
     notify,
     peers,
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     # The groups, in the order `hotline --help` lists their commands.
     setup.register(add)  # init, card
     peers.register(add)  # pair, peers, verify
+    keys.register(add)  # rotate-key, revoke
     run.register(add)  # run
     messages.register(add)  # send, inbox, outbox, attachment, ack
     status.register(add)  # alarms, status

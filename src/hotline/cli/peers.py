@@ -68,8 +68,15 @@ def cmd_peers(args: argparse.Namespace) -> int:
         print("no peers yet: `hotline pair FILE` with the other side's card")
     for p in peers:
         state = f"verified {p['verified_at']}" if p["verified"] else "UNVERIFIED (see `hotline verify`)"
+        if p["revoked"]:
+            state = "REVOKED: its key is refused; pair its new card (`hotline pair FILE`)"
         print(f"{p['name']:<16} {p['fingerprint']}  paired {p['paired_at']}  {state}")
         print(f"  safety number {p['safety_number']}")
+        if p["rotated_at"]:
+            print(
+                f"  key came by succession on {p['rotated_at']}, signed by the key it replaced"
+                + (" (the verification carries over)" if p["verified"] else "")
+            )
         print(f"  paths: {', '.join(a['path'] + '=' + a['address'] for a in p['addresses'])}")
     return 0
 
@@ -78,6 +85,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     home, _ = open_home(args)
     with open_journal_to_record(home) as storage:
         confirm_safety_number(storage.store, args.peer, args.safety_number, now_ns())
+    ask_running(home, "reload")  # a running terminal clears the alarm of a rotated key, if any
     print(f"{args.peer}: safety number confirmed and recorded in the journal")
     return 0
 

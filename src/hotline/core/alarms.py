@@ -10,6 +10,12 @@ Kinds:
     all-paths-down     no path to a peer is up: the line is dead
     test-failed        a test message on a path was not answered by its deadline
     peer-key-changed   a peer presented an identity key other than the pinned one
+    peer-key-rotated   a peer's key passed to a new one by a succession signed with the
+                       pinned key (`hotline rotate-key` there); the subject is the new key's
+                       fingerprint, so it is raised once per rotation; the safety number changed,
+                       and the alarm clears once the operators confirm it (`hotline verify`)
+    peer-key-revoked   a peer revoked its key as compromised: nothing of it is accepted until
+                       it is paired afresh with its new card (which clears it)
     ack-overdue        a message was not acknowledged by a person within its
                        precedence's handling time (flash 10 min, immediate 30 min,
                        priority 3 h, routine 6 h)
@@ -44,6 +50,8 @@ KINDS = (
     "all-paths-down",
     "test-failed",
     "peer-key-changed",
+    "peer-key-rotated",
+    "peer-key-revoked",
     "ack-overdue",
     "journal-altered",
     "peer-record-in-doubt",

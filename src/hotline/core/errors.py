@@ -17,6 +17,7 @@ calls the library, so callers above never see them.
     ├── ProtocolError            the link protocol
     │   ├── LocalProtocolError   we were asked to do something the protocol forbids
     │   └── RemoteProtocolError  the peer sent something malformed, oversize or out of place
+    │       └── KeyConflict      two successions from one key name different successors
     ├── JournalError             the journal could not be read or written
     │   └── JournalCorrupt       the hash chain or a signature in the journal is broken
     ├── DeliveryError            a message cannot be accepted (unknown peer, too large)
@@ -83,6 +84,10 @@ class LocalProtocolError(ProtocolError):
 
 class RemoteProtocolError(ProtocolError):
     """The peer sent something malformed, oversize, replayed or out of place."""
+
+
+class KeyConflict(RemoteProtocolError):
+    """A key handed the peer's name to two different keys: someone else holds one of them."""
 
 
 class JournalError(HotlineError):

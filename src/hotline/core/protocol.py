@@ -26,6 +26,11 @@ Frames (msgpack maps, see ``wire``):
     test-ok {id, text}                   by the peer terminal itself, with the same text
     rekey   {r}                          a signed re-key offer (``crypto.rekey``): start a fresh
                                          ratchet and a fresh stream (after a restore)
+    succ    {s, upto}                    a signed key succession (``crypto.succession``): my key
+                                         passed to a new one; ``upto``: the last envelope of
+                                         mine to you the old key sealed. Allowed before hello
+    revoke  {r}                          a signed revocation of my key: refuse it from now on.
+                                         Allowed before hello
     doubt   {text}                       my journal's check result changed while connected:
                                          the damage found, or "" once a supervisor accepted it
     bye     {reason, handover?}          orderly close; ``handover: true`` means "I keep this
@@ -79,7 +84,14 @@ class State(enum.Enum):
 
 # Which incoming frame types each state accepts. Anything else is a protocol error.
 _TRANSITIONS: dict[State, dict[str, State]] = {
-    State.AWAIT_HELLO: {"hello": State.OPEN, "bye": State.CLOSED},
+    # A key statement may come before the hello: a peer that rotated while we were apart
+    # presents its new certificate, and its succession must be checked before anything else.
+    State.AWAIT_HELLO: {
+        "hello": State.OPEN,
+        "succ": State.AWAIT_HELLO,
+        "revoke": State.AWAIT_HELLO,
+        "bye": State.CLOSED,
+    },
     State.OPEN: {
         "env": State.OPEN,
         "rcpt": State.OPEN,
@@ -93,6 +105,8 @@ _TRANSITIONS: dict[State, dict[str, State]] = {
         "relay": State.OPEN,
         "relayed": State.OPEN,
         "relay-bad": State.OPEN,
+        "succ": State.OPEN,
+        "revoke": State.OPEN,
         "bye": State.CLOSED,
     },
     State.CLOSED: {},
@@ -183,6 +197,22 @@ class RelayRefused:
 
 
 @dataclass(frozen=True, slots=True)
+class SuccessionReceived:
+    """The peer says its key passed to a new one (``crypto.succession.judge_succession`` checks ``data``);
+    ``upto``: the last of its envelopes to us that the old key sealed."""
+
+    data: bytes
+    upto: int
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationReceived:
+    """The peer revokes its key (``crypto.succession.open_revocation`` checks ``data``)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionClosed:
     reason: str
     by_peer: bool  # True: the peer said bye or misbehaved; False: we closed or it went silent
@@ -203,6 +233,8 @@ Event = (
     | RelayRequested
     | RelayedReceived
     | RelayRefused
+    | SuccessionReceived
+    | RevocationReceived
     | ConnectionClosed
 )
 MAX_DOUBT_TEXT = 1000
@@ -348,6 +380,14 @@ class Connection:
         self._require_open("a relay refusal")
         self._emit({"t": "relay-bad", "from": sender, "reason": reason[:MAX_REASON_CHARS]})
 
+    def send_succession(self, data: bytes, upto: int) -> None:
+        """Our key passed to a new one; may precede our hello."""
+        self._emit({"t": "succ", "s": data, "upto": upto})
+
+    def send_revocation(self, data: bytes) -> None:
+        """Our key is revoked; may precede our hello."""
+        self._emit({"t": "revoke", "r": data})
+
     def send_doubt(self, text: str) -> None:
         """Tell the peer this terminal's journal check changed: the damage found, or "" once accepted."""
         self._emit({"t": "doubt", "text": text[:MAX_DOUBT_TEXT]})
@@ -469,6 +509,11 @@ class Connection:
         elif kind == "relay-bad":
             why = _str(frame, "reason")[:MAX_REASON_CHARS]
             self._events.append(RelayRefused(sender=_str(frame, "from"), reason=why))
+
+        elif kind == "succ":
+            self._events.append(SuccessionReceived(_bytes(frame, "s"), _int(frame, "upto")))
+        elif kind == "revoke":
+            self._events.append(RevocationReceived(_bytes(frame, "r")))
         elif kind == "test-ok":
             self._events.append(TestAnswered(id=_str(frame, "id"), text=_str(frame, "text")))
         elif kind == "bye":

@@ -39,6 +39,7 @@ from hotline.desk.records import DeskRecord, RecordType, decode_record, open_rec
 from hotline.desk.register import Register
 from hotline.engine.links import about
 from hotline.engine.peer import Clock, PeerState
+from hotline.engine.trust import open_with
 from hotline.storage.base import TerminalStore
 
 log = logging.getLogger("hotline.engine")
@@ -155,13 +156,14 @@ class DeskHandling:
         self._desk_acts.clear()
         return written
 
-    def _check_record_item(self, peer: PeerState, content: MessageContent) -> None:
-        """A desk record arrived in an authentic envelope: take it into the desk, or refuse it."""
+    def _check_record_item(self, peer: PeerState, content: MessageContent, keys: list[bytes]) -> None:
+        """A desk record arrived in an authentic envelope; it is signed by one of ``keys`` (the peer's
+        key when it was made, ``trust.item_keys``): take it into the desk, or refuse it."""
         try:
             if _is_channel_record(content.receipt):
                 self._check_channel_item(peer, content)
                 return
-            record = open_record(content.receipt, peer.identity_key)
+            record = open_with(keys, lambda k: open_record(content.receipt, k))
             if record.author != peer.name or record.peer != self.name:
                 raise RemoteProtocolError(
                     f"it is by {record.author} for {record.peer}, but came from {peer.name} to {self.name}"

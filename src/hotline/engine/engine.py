@@ -43,6 +43,7 @@ from hotline.core.errors import (
     JournalCorrupt,
     ProtocolError,
     RemoteProtocolError,
+    SignatureError,
 )
 from hotline.core.model import MessageContent, MessageKind, Precedence, ReceiptKind, next_stream_hash, uuid7
 from hotline.core.paths import PathSelector
@@ -68,6 +69,7 @@ from hotline.engine.peer import Clock, Link, PeerState, open_state, seal_state
 from hotline.engine.rekeying import RekeyHandling
 from hotline.engine.relaying import RelayHandling
 from hotline.engine.status import terminal_status
+from hotline.engine.trust import TrustHandling, item_keys, key_for, open_with
 from hotline.home.config import Config
 from hotline.home.forms import load_forms
 from hotline.storage.base import Record, TerminalStore
@@ -109,7 +111,7 @@ class _Ack:
 Listener = Callable[[dict[str, Any]], None]
 
 
-class Engine(RekeyHandling, RelayHandling, LinkHandling, DeskHandling):
+class Engine(TrustHandling, RekeyHandling, RelayHandling, LinkHandling, DeskHandling):
     def __init__(
         self,
         *,
@@ -176,6 +178,7 @@ class Engine(RekeyHandling, RelayHandling, LinkHandling, DeskHandling):
         """(Re)load peers from the journal; a re-paired peer gets fresh state. Returns changed names."""
         changed = []
         for row in self.store.peers():
+            self._settle_key_alarms(row)
             current = self.peers.get(row.name)
             if current is not None and current.identity_key == row.identity_key:
                 continue
@@ -210,6 +213,8 @@ class Engine(RekeyHandling, RelayHandling, LinkHandling, DeskHandling):
                 if self.supervisor.board.is_active("peer-record-in-doubt", row.name, "")
                 else "",
                 restored_at=self.store.restored_at(row.name),
+                past=self.store.past_keys(row.name),
+                paired_at_ns=row.paired_at_ns,
             )
             for seq in unacked:
                 sh = self.store.stream_hash_at(row.name, seq)
@@ -251,7 +256,14 @@ class Engine(RekeyHandling, RelayHandling, LinkHandling, DeskHandling):
             if peer.inbound.should_request_resume():
                 link.conn.send_resume(peer.committed_in_upto if not peer.pending_in else peer.inbound.upto)
             return
-        sealed = env.open_envelope(data, peer.identity_key, peer.seals)  # signature first (DESIGN)
+        self._refuse_if_revoked(peer)
+        key = key_for(peer, seq)  # the old key for what it sealed before its succession
+        try:
+            sealed = env.open_envelope(data, key, peer.seals)  # signature first (DESIGN)
+        except SignatureError:
+            if self._refuse_stale(peer, f"envelope {seq}", lambda k: env.open_envelope(data, k)):
+                raise SignatureError(f"envelope {seq} is signed by a stale key of {peer.name}") from None
+            raise
         if sealed.sender != peer.name or sealed.recipient != self.name or sealed.seq != seq:
             raise RemoteProtocolError(
                 f"envelope {seq} is addressed {sealed.sender}->{sealed.recipient} seq {sealed.seq}; "
@@ -270,9 +282,9 @@ class Engine(RekeyHandling, RelayHandling, LinkHandling, DeskHandling):
             self._request_flush()
             return
         if content.kind is MessageKind.RECEIPT:
-            self._check_receipt_item(peer, content)
+            self._check_receipt_item(peer, content, item_keys(peer, key))
         elif content.kind is MessageKind.RECORD:
-            self._check_record_item(peer, content)
+            self._check_record_item(peer, content, item_keys(peer, key))
         self._contents[content.id] = content
         stream_hash = peer.inbound.accept(seq, data)
         peer.pending_in.append((seq, data, stream_hash, content))
@@ -295,11 +307,12 @@ class Engine(RekeyHandling, RelayHandling, LinkHandling, DeskHandling):
         return (held.kind, held.subject, held.body, held.precedence) == (
             content.kind, content.subject, content.body, content.precedence)  # fmt: skip
 
-    def _check_receipt_item(self, peer: PeerState, content: MessageContent) -> None:
-        """A read/acknowledged receipt that rode the stream. The envelope is authentic and
-        is journaled regardless (the stream must not stall); a bad inner receipt is logged."""
+    def _check_receipt_item(self, peer: PeerState, content: MessageContent, keys: list[bytes]) -> None:
+        """A read/acknowledged receipt that rode the stream, signed by one of ``keys`` (``item_keys``).
+        The envelope is authentic and is journaled regardless (the stream must not stall); a bad inner
+        receipt is logged."""
         try:
-            receipt = env.open_receipt(content.receipt, peer.identity_key)
+            receipt = open_with(keys, lambda k: env.open_receipt(content.receipt, k))
         except (ProtocolError, CryptoError) as e:
             log.error("receipt item %s from %s refused: %s", content.id, peer.name, e,
                       extra=about(peer.name, message_id=content.id))  # fmt: skip
@@ -313,7 +326,13 @@ class Engine(RekeyHandling, RelayHandling, LinkHandling, DeskHandling):
     def _on_receipt(self, peer: PeerState, data: bytes) -> None:
         if self.damage or peer.restored_at is not None:
             return  # cannot be journaled now / of a stream about to end; the peer repeats it later
-        receipt = env.open_receipt(data, peer.identity_key)
+        self._refuse_if_revoked(peer)
+        try:
+            receipt = env.open_receipt(data, peer.identity_key)
+        except SignatureError:
+            if self._refuse_stale(peer, "a receipt", lambda k: env.open_receipt(data, k)):
+                return  # one in flight when the key changed: the next one, under the new key, says as much
+            raise
         if receipt.sender != peer.name or receipt.recipient != self.name:
             raise RemoteProtocolError(
                 f"receipt from {receipt.sender} to {receipt.recipient} arrived on {peer.name}'s link"

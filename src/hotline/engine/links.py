@@ -33,13 +33,16 @@ from hotline.core.protocol import (
     RelayRefused,
     RelayRequested,
     ResumeRequested,
+    RevocationReceived,
     RttMeasured,
     State,
+    SuccessionReceived,
     TestAnswered,
     grace_for,
 )
 from hotline.core.supervision import Supervisor
-from hotline.crypto.identity import Identity
+from hotline.core.times import rfc3339
+from hotline.crypto.identity import Identity, fingerprint
 from hotline.engine.peer import Clock, Link, LinkIO, PeerState
 from hotline.home.config import Config
 
@@ -55,6 +58,14 @@ def about(peer: str, path: object = None, message_id: str | None = None) -> dict
     if message_id:
         found["message_id"] = message_id
     return found
+
+
+def changed_key_reason(name: str, address: str, presented: bytes, pinned: bytes, paired_at_ns: int) -> str:
+    """Why a peer that presented another key than the pinned one (and no succession from it) is refused."""
+    paired_on = rfc3339(paired_at_ns)[:10]
+    return (f"peer {name!r} at {address} presented identity key {fingerprint(presented)}, not the key "
+            f"{fingerprint(pinned)} paired on {paired_on}; verify the safety number with its operator, then "
+            "re-pair with `hotline pair`")  # fmt: skip
 
 
 class LinkHandling(ABC):
@@ -95,6 +106,15 @@ class LinkHandling(ABC):
     @abstractmethod
     def _relay_refused_here(self, link: Link, reason: str) -> None: ...
 
+    @abstractmethod
+    def _on_succession(self, peer: PeerState, link: Link, data: bytes, upto: int) -> None: ...
+
+    @abstractmethod
+    def _on_revocation(self, peer: PeerState, link: Link, data: bytes) -> None: ...
+
+    @abstractmethod
+    def _send_statements(self, peer: PeerState, link: Link) -> None: ...
+
     def refuse(self, peer_name: str, reason: str, detail: dict[str, Any]) -> None:
         """A link attempt to a known peer was refused (wrong key, TLS failure). Journal once per reason."""
         peer = self.peers.get(peer_name)
@@ -112,9 +132,18 @@ class LinkHandling(ABC):
     # -- links ------------------------------------------------------------------------------
 
     def link_established(
-        self, peer_name: str, io: LinkIO, *, dialed: bool, address: str, path: str = "primary"
+        self,
+        peer_name: str,
+        io: LinkIO,
+        *,
+        dialed: bool,
+        address: str,
+        path: str = "primary",
+        presented: bytes | None = None,
     ) -> Link | None:
-        """A TLS connection whose certificate matches ``peer_name``'s pinned key is up on ``path``."""
+        """A TLS connection whose certificate matches ``peer_name``'s pinned key is up on ``path``; or,
+        with ``presented``, one we dialled that presented another key: provisional until a succession
+        from the pinned key names it (``trust``), and nothing is sent on it until then."""
         peer = self.peers[peer_name]
         we_are_smaller = self.identity.public_key < peer.identity_key
         link = Link(
@@ -125,7 +154,24 @@ class LinkHandling(ABC):
             preferred=(dialed == we_are_smaller),
             address=address,
             path=path,
+            presented=presented,
         )
+        if presented is not None:
+            log.warning("path %s to %s: it presents key %s, not the pinned %s; waiting for a succession "
+                        "signed by the pinned key", path, peer_name, fingerprint(presented),
+                        fingerprint(peer.identity_key), extra=about(peer_name, path))  # fmt: skip
+            return link
+        return self._register(peer, link)
+
+    def _provisional_accepted(self, peer: PeerState, link: Link) -> None:
+        """A succession from the pinned key named the key this provisional link presented."""
+        link.presented = None
+        if link.conn.state is not State.CLOSED:
+            self._register(peer, link)
+
+    def _register(self, peer: PeerState, link: Link) -> Link | None:
+        """The link's key is the pinned one: it takes its path, and we say hello."""
+        peer_name, path, io = peer.name, link.path, link.io
         current = peer.links.get(path)
         if current is not None and current.conn.state is not State.CLOSED and current.preferred and not link.preferred:
             # Both sides dialled this path at once: keep the connection the smaller key
@@ -159,7 +205,9 @@ class LinkHandling(ABC):
                           missed_limit=self.config.missed_heartbeats)  # fmt: skip
 
     def _hello(self, peer: PeerState, link: Link) -> None:
-        """The first frame on a new connection, direct or relayed: what we hold of the peer's stream."""
+        """The first frames on a new connection, direct or relayed: our key changes the peer may not
+        know of (``trust``), then what we hold of the peer's stream."""
+        self._send_statements(peer, link)
         if peer.restored_at is None:
             link.conn.send_hello(peer.committed_in_upto, peer.last_receipt_out, self.damage)
         else:  # restored: we hold nothing of whatever stream the peer is in now (``rekeying``)
@@ -286,6 +334,12 @@ class LinkHandling(ABC):
                         self._transmit(peer)
                 elif isinstance(event, RekeyReceived):
                     self._on_rekey(peer, link, event.data)
+                elif isinstance(event, SuccessionReceived):
+                    self._on_succession(peer, link, event.data, event.upto)
+                    if link.presented is not None and link.presented == peer.identity_key:
+                        self._provisional_accepted(peer, link)
+                elif isinstance(event, RevocationReceived):
+                    self._on_revocation(peer, link, event.data)
                 elif isinstance(event, RttMeasured):
                     peer.selector.ensure(link.path).add_rtt(self.clock.monotonic(), event.rtt)
                 elif isinstance(event, LargeFrameReceived):
@@ -300,6 +354,11 @@ class LinkHandling(ABC):
                         peer.name, link.path, event.id, event.text, self.clock.monotonic(), self.clock.wall_ns()
                     )
                 elif isinstance(event, ConnectionClosed):
+                    if link.presented is not None:
+                        # Not a refusal by itself: the peer may have closed a duplicate connection
+                        # before its succession; a hello without one is the refusal (``_on_hello``).
+                        log.info("provisional path %s to %s closed before any succession: %s", link.path,
+                                 link.peer, event.reason, extra=about(link.peer, link.path))  # fmt: skip
                     link.pump()
                     link.io.close()
                     was_up = link.hello_cursor is not None or link.inherits_up
@@ -323,7 +382,19 @@ class LinkHandling(ABC):
                 return
         link.pump()
 
+    def _unproven(self, peer: PeerState, link: Link) -> None:
+        """A provisional link said hello without a succession for the key it presented: a changed key."""
+        presented = link.presented or b""
+        reason = changed_key_reason(peer.name, link.address, presented, peer.identity_key, peer.paired_at_ns)
+        self.refuse(peer.name, reason, {"path": link.path, "address": link.address, "presented": presented})
+
     def _on_hello(self, peer: PeerState, link: Link, hello: HelloReceived) -> None:
+        if link.presented is not None:
+            self._unproven(peer, link)
+            raise RemoteProtocolError(f"{peer.name} presented an unknown key and no succession from the pinned one")
+        if peer.revoked:
+            raise RemoteProtocolError(f"{peer.name}'s key {fingerprint(peer.identity_key)} is revoked; pair its "
+                                      "new card (`hotline pair FILE`) and verify the safety number aloud")  # fmt: skip
         # Everything the hello claims is checked before the link counts as up, so a
         # refused hello leaves a refusal in the record, never a false link.up.
         restored = peer.restored_at is not None

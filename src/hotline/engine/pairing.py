@@ -28,15 +28,25 @@ class PairResult:
     replaced: PeerRow | None  # the earlier pairing this one replaced (a different key), if any
 
 
-def pair(store: TerminalStore, identity: Identity, card: ContactCard, now_ns: int, by: str = "") -> PairResult:
+def pair(
+    store: TerminalStore, identity: Identity, card: ContactCard, now_ns: int, by: str = "", *, fresh: bool = False
+) -> PairResult:
     """Pin ``card`` (already signature-checked) in the journal, in one transaction.
 
-    ``by`` names who paired (a console user or token) and is journaled beside it."""
+    ``by`` names who paired (a console user or token) and is journaled beside it. ``fresh``: pair
+    again with the same card because our own key changed (``hotline revoke``): a new session, a new
+    stream and a new safety number, unverified."""
     if card.identity_key == identity.public_key or card.name == identity.name:
         raise ConfigError("that is this terminal's own card; pair with the other side's card")
+    revoked_for = store.revoked_keys().get(card.identity_key)
+    if revoked_for is not None:
+        raise ConfigError(
+            f"that card carries key {fingerprint(card.identity_key)}, which {revoked_for!r} revoked as compromised; "
+            "ask its operator for the card of its new key"
+        )
     number = safety_number(identity.public_key, identity.name.encode(), card.identity_key, card.name.encode())
     old = store.peer(card.name)
-    if old is not None and old.identity_key == card.identity_key and old.card_json == card.to_json():
+    if not fresh and old is not None and old.identity_key == card.identity_key and old.card_json == card.to_json():
         return PairResult(number, already=True, replaced=None)
     secret = initial_secret(identity.public_key, identity.dh_key, card.identity_key, card.dh_key)
     if is_initiator(identity.public_key, card.identity_key):
@@ -46,7 +56,7 @@ def pair(store: TerminalStore, identity: Identity, card: ContactCard, now_ns: in
     with store.journal.transaction():
         rekeyed = store.add_peer(
             card.name, card.to_json(), card.identity_key, number,
-            seal_state(identity.state_key, card.name, ratchet.to_bytes(), secrets.token_bytes(12)), now_ns,
+            seal_state(identity.state_key, card.name, ratchet.to_bytes(), secrets.token_bytes(12)), now_ns, fresh=fresh,
         )  # fmt: skip
         if by:
             store.record_operator("pair", {"peer": card.name, "by": by}, now_ns)
@@ -72,6 +82,8 @@ def peer_listing(store: TerminalStore) -> list[dict[str, Any]]:
     peers: list[dict[str, Any]] = []
     for row in store.peers():
         card = ContactCard.from_json(row.card_json)
+        past = store.past_keys(row.name)
+        retired = [p for p in past if p.state == "retired"]
         peers.append(
             {
                 "name": row.name,
@@ -81,6 +93,14 @@ def peer_listing(store: TerminalStore) -> list[dict[str, Any]]:
                 "addresses": [{"path": a.path, "address": str(a)} for a in card.addresses],
                 "verified": row.verified_at_ns is not None,
                 "verified_at": rfc3339(row.verified_at_ns) if row.verified_at_ns else None,
+                # The key came by a succession the earlier key signed (``hotline rotate-key``), not by pairing.
+                "rotated_at": rfc3339(retired[-1].at_ns)
+                if retired and retired[-1].successor == row.identity_key
+                else None,
+                "revoked": any(p.state == "revoked" and p.key == row.identity_key for p in past),
+                "past_keys": [
+                    {"fingerprint": fingerprint(p.key), "state": p.state, "at": rfc3339(p.at_ns)} for p in past
+                ],
             }
         )
     return peers

@@ -17,6 +17,7 @@ from hotline.core.protocol import Connection
 from hotline.crypto import envelope as env
 from hotline.crypto.identity import ContactCard
 from hotline.crypto.ratchet import Ratchet
+from hotline.storage.records import PastKey
 
 SESSION_AD = b"hotline-session-v1\x00"
 
@@ -67,6 +68,9 @@ class Link:
     # A relayed path (``engine.relaying``): the peer whose own link carries this one; None if direct.
     via: str | None = None
     session: int = 0  # a relayed link's session, chosen by the end that opened it
+    # We dialled the peer and it presented this key, not the pinned one: a provisional link that
+    # waits, sending nothing, for a succession from the pinned key naming it (``trust``).
+    presented: bytes | None = None
 
     def pump(self) -> None:
         data = self.conn.data_to_send()
@@ -109,3 +113,10 @@ class PeerState:
     rekey_offer: bytes | None = None
     answers: dict[bytes, bytes] = field(default_factory=dict)
     duplicates: set[str] = field(default_factory=set)  # ids in pending_in already journaled (a re-send)
+    paired_at_ns: int = 0  # when the pinned card was paired (for the reasons a changed key is refused)
+    past: list[PastKey] = field(default_factory=list)  # keys it held before, retired or revoked (``trust``)
+
+    @property
+    def revoked(self) -> bool:
+        """The pinned key itself was revoked: nothing of this peer is accepted until it is paired afresh."""
+        return any(p.state == "revoked" and p.key == self.identity_key for p in self.past)

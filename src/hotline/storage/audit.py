@@ -3,10 +3,12 @@
 ``verify`` walks the journal from its first entry and checks, for every entry,
 that it links to the one before (hash chain), and for every envelope and
 receipt, its Ed25519 signature against the key in force when it was written:
-our own key (from ``terminal.created``) for what we sent and signed, the
-peer's pinned key (from the latest ``peer.paired``) for what it sent and
-signed. It also replays each direction's running stream hash, so a receipt is
-checked to cover exactly the envelopes journaled.
+our own key (from ``terminal.created``, or the latest ``terminal.rotated`` or
+``terminal.revoked``) for what we sent and signed, the peer's pinned key (from
+the latest ``peer.paired`` or ``peer.succeeded``) for what it sent and signed,
+and a key the peer retired by succession for the envelopes it sealed before.
+It also replays each direction's running stream hash, so a receipt is checked
+to cover exactly the envelopes journaled.
 
 It reports the first bad entry by number and kind; a person then knows where to
 look.
@@ -26,6 +28,7 @@ from hotline.core.times import rfc3339
 from hotline.crypto import envelope as env
 from hotline.desk.records import decode_record, open_record
 from hotline.storage.base import Record
+from hotline.storage.integrity import OWN_KEY_KINDS
 from hotline.storage.records import GENESIS_HASH, entry_hash
 
 
@@ -64,6 +67,9 @@ def verify(journal: Record, max_problems: int = 20) -> VerifyReport:
     expected_seq = 1
     own_key: bytes | None = None
     peer_keys: dict[str, bytes] = {}
+    # A peer's keys before its succession(s), oldest first, each with the last of its envelopes it
+    # sealed (``peer.succeeded``): those verify against it, everything later against the successor.
+    retired: dict[str, list[tuple[bytes, int]]] = {}
     streams: dict[str, _Stream] = {}
 
     def problem(seq: int, kind: str, text: str) -> None:
@@ -85,14 +91,19 @@ def verify(journal: Record, max_problems: int = 20) -> VerifyReport:
         prev = entry.hash
         try:
             body = entry.decoded()
-            if entry.kind == "terminal.created":
-                own_key = body["identity_key"]
+            if entry.kind in OWN_KEY_KINDS:
+                own_key = body["identity_key"]  # what we sign from here on
             elif entry.kind == "peer.paired":
-                if peer_keys.get(entry.peer) != body["identity_key"]:
+                if peer_keys.get(entry.peer) != body["identity_key"] or body.get("fresh"):
                     streams[entry.peer] = _Stream()
+                    retired[entry.peer] = []
                 peer_keys[entry.peer] = body["identity_key"]
+            elif entry.kind == "peer.succeeded":
+                retired.setdefault(entry.peer, []).append((body["old_key"], body["upto"]))
+                peer_keys[entry.peer] = body["identity_key"]  # the same stream goes on
             elif entry.kind == "peer.rekeyed":
                 streams[entry.peer] = _Stream()  # a fresh stream both ways, as a new pairing starts
+                retired[entry.peer] = []
             elif entry.kind in {"message.sealed", "receipt.sent"}:
                 if own_key is None:
                     raise HotlineError("signed by us before the terminal.created entry")
@@ -122,7 +133,8 @@ def verify(journal: Record, max_problems: int = 20) -> VerifyReport:
                     # (and the damage accepted) does not make every later one a new problem.
                     after, hash_before = stream.in_upto, stream.in_hash
                     stream.in_upto, stream.in_hash = body["seq"], body["sh"]
-                    received = env.open_envelope(body["envelope"], key)
+                    signer = next((k for k, upto in retired.get(entry.peer, []) if body["seq"] <= upto), key)
+                    received = env.open_envelope(body["envelope"], signer)
                     if received.seq != after + 1 or received.seq != body["seq"]:
                         raise HotlineError(f"received sequence {received.seq} after {after}")
                     if body["sh"] != next_stream_hash(hash_before, body["envelope"]):

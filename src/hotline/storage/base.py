@@ -29,7 +29,7 @@ from hotline.core.access import Principal, Role, Session
 from hotline.core.alarms import AlarmChange
 from hotline.core.model import MessageContent, Precedence
 from hotline.crypto.envelope import Receipt
-from hotline.storage.records import Cursors, Entry, PeerRow
+from hotline.storage.records import Cursors, Entry, OwnStatement, PastKey, PeerRow
 
 
 class Record(Protocol):
@@ -91,11 +91,19 @@ class PeerStore(Protocol):
     """Paired peers: their pinned cards, ratchet sessions and stream cursors."""
 
     def add_peer(
-        self, name: str, card_json: str, identity_key: bytes, safety_number: str, session: bytes, at_ns: int
+        self,
+        name: str,
+        card_json: str,
+        identity_key: bytes,
+        safety_number: str,
+        session: bytes,
+        at_ns: int,
+        fresh: bool = False,
     ) -> bool:
-        """Pin a peer's card (``peer.paired``). A first pairing, or one with a new key, starts a new
-        stream: fresh cursors and session, and what was sealed for the old key but not delivered goes
-        back to the queue. Returns True if this replaced a pairing with a different key."""
+        """Pin a peer's card (``peer.paired``). A first pairing, one with a new key, or one marked
+        ``fresh`` (our own key changed: ``hotline revoke``) starts a new stream: fresh cursors and
+        session, and what was sealed but not delivered goes back to the queue. Returns True if this
+        replaced a pairing with a different key."""
         ...
 
     def peer(self, name: str) -> PeerRow | None: ...
@@ -324,7 +332,43 @@ class DeskStore(Protocol):
         ...
 
 
-class TerminalStore(PeerStore, MessageStore, AlarmStore, EventStore, DeskStore, Protocol):
+class KeyStore(Protocol):
+    """Key rotation and revocation (``crypto.succession``): a peer's past keys, our own statements."""
+
+    def record_succession(self, peer: str, statement: bytes, card_json: str, old_key: bytes, new_key: bytes,
+                          safety_number: str, upto: int, at_ns: int) -> None:  # fmt: skip
+        """``peer.succeeded``: pin the new card and key, keep the old key as retired (valid for its
+        envelopes up to ``upto``), keep the verification."""
+        ...
+
+    def record_peer_revoked(self, peer: str, key: bytes, statement: bytes, reason: str, at_ns: int) -> None:
+        """``peer.revoked``: ``key`` is refused from now on, and no pairing may pin it again."""
+        ...
+
+    def set_safety_number(self, peer: str, number: str) -> None:
+        """Our own key changed by succession: the peer's safety number with it (journaled by the caller)."""
+        ...
+
+    def past_keys(self, peer: str) -> list[PastKey]:
+        """The peer's retired and revoked keys, oldest first."""
+        ...
+
+    def revoked_keys(self) -> dict[bytes, str]:
+        """Every revoked key, to the name of the peer that held it."""
+        ...
+
+    def record_own_statement(self, kind: str, body: dict[str, Any], statement: bytes, peers: dict[str, int],
+                             at_ns: int) -> None:  # fmt: skip
+        """``terminal.rotated`` or ``terminal.revoked``, with the new public keys in ``body`` and the
+        peers paired then (each to the last envelope the old key sealed for it)."""
+        ...
+
+    def own_statements(self) -> list[OwnStatement]:
+        """Our own successions and revocations, oldest first."""
+        ...
+
+
+class TerminalStore(PeerStore, MessageStore, AlarmStore, EventStore, DeskStore, KeyStore, Protocol):
     """Everything the engine keeps, over one record whose transactions it shares."""
 
     @property

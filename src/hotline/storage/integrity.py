@@ -200,12 +200,30 @@ def acceptance(identity: Identity, found: dict[int, bytes], damage: str, reason:
     return {"entries": seqs, "found": digests, "damage": damage, "reason": reason, "by": by, "signature": signature}
 
 
+# The entries that set this terminal's own key (``engine.trust``): every later signature of its own is by that key.
+OWN_KEY_KINDS = frozenset({"terminal.created", "terminal.rotated", "terminal.revoked"})
+
+
 @dataclass
 class Acceptances:
-    """The acceptances read so far, each checked against the terminal's key as it is read."""
+    """The acceptances read so far, each checked against the terminal's key as it is read: the key in
+    force at that point of the journal (``follow``; a key rotated or revoked since signed the earlier
+    ones), starting from ``public_key`` (the current key, right for a check from the latest checkpoint,
+    which a supervisor's acceptance always precedes)."""
 
     public_key: bytes
     accepted: dict[int, set[bytes]] = field(default_factory=dict)  # entry -> its digests as accepted
+
+    def follow(self, entry: Entry) -> None:
+        """An entry that sets the terminal's own key (created, rotated, revoked) makes it the key in force."""
+        if entry.kind not in OWN_KEY_KINDS:
+            return
+        try:
+            key = entry.decoded()["identity_key"]
+        except (HotlineError, KeyError):
+            return  # an unreadable entry: its hash check says if it was altered
+        if isinstance(key, bytes):
+            self.public_key = key
 
     def note(self, entry: Entry) -> Damage | None:
         """Read an ``operator.action``: an acceptance adds what it accepts; a forged one is damage."""
@@ -273,6 +291,7 @@ def check_chain(record: Record, checkpoint: Checkpoint | None, public_key: bytes
             if entry.hash != checkpoint.hash:
                 damage(entry, "differs from the entry this terminal verified and signed: the record up to it "
                               "was rewritten")  # fmt: skip
+        acceptances.follow(entry)
         if entry.kind == "operator.action":
             forged = acceptances.note(entry)
             if forged is not None:
@@ -302,11 +321,11 @@ def accepted_damage(record: Record, public_key: bytes) -> tuple[set[int], list[D
     """From the whole journal: the entries whose damage this terminal's signed acceptance covers
     and which are still as accepted, and the acceptances not signed by it (damage themselves)."""
     acceptances = Acceptances(public_key)
-    forged = [
-        d
-        for entry in record.entries()
-        if entry.kind == "operator.action" and (d := acceptances.note(entry)) is not None
-    ]
+    forged = []
+    for read in record.entries():
+        acceptances.follow(read)
+        if read.kind == "operator.action" and (d := acceptances.note(read)) is not None:
+            forged.append(d)
     honoured = set()
     for seq in acceptances.accepted:
         entry = next(iter(record.entries(seq)), None) if seq >= 1 else None

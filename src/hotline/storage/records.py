@@ -114,3 +114,26 @@ def content_fields(content: MessageContent) -> dict[str, Any]:
         "rcpt": content.receipt,
         "cls": content.classification,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class PastKey:
+    """A key a peer held before its current one: ``state`` is "retired" (passed on by a signed
+    succession to ``successor``; valid for envelopes up to ``upto`` of the stream then running) or
+    "revoked" (refused for everything)."""
+
+    key: bytes
+    state: str
+    successor: bytes | None
+    upto: int
+    at_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class OwnStatement:
+    """A succession (``kind`` "terminal.rotated") or revocation ("terminal.revoked") this terminal made,
+    and the peers paired then, each to the last envelope the old key sealed for it."""
+
+    kind: str
+    statement: bytes
+    peers: dict[str, int]

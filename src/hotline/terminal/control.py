@@ -21,6 +21,15 @@ Operations:
                                 member of a channel) has signed its delivery
     backup {path}            -> what was written (entries, size, head hash): a consistent hot
                                 backup of the home (``terminal.backup``), taken off the loop
+    rotate-key {statement, keys}
+                             -> {old, new, peers}: the key passes to the new identity (``keys``:
+                                its packed secret fields) by ``statement``, a succession signed
+                                by the current key (``engine.trust``); peers are told at once
+    revoke {statement, keys} -> {old, new, peers}: the current key is revoked by ``statement``
+                                (signed by it); every peer must pair the new card
+    revoke-peer {peer, reason?, by?}
+                             -> {peer, revoked}: trust in the peer's current key is revoked
+                                here; its links close until its new card is paired
     accept-damage {reason, by?}
                              -> {accepted, journal}: a supervisor accepts the damage the
                                 journal check found (journaled); appending resumes
@@ -40,8 +49,9 @@ from pathlib import Path
 from typing import Any
 
 from hotline.core import compose
-from hotline.core.errors import ControlError, ControlTimeout, HotlineError, RemoteProtocolError
-from hotline.core.wire import FrameDecoder, encode_frame
+from hotline.core.errors import ControlError, ControlTimeout, HotlineError, IdentityError, RemoteProtocolError
+from hotline.core.wire import FrameDecoder, encode_frame, unpack
+from hotline.crypto.identity import Identity
 from hotline.terminal.port import TerminalPort
 
 log = logging.getLogger(__name__)
@@ -98,6 +108,33 @@ async def _backup(terminal: TerminalPort, args: dict[str, Any]) -> Any:
     return await terminal.backup(Path(path))
 
 
+def _key_change(args: dict[str, Any], op: str) -> tuple[Identity, bytes]:
+    statement, keys = args.get("statement"), args.get("keys")
+    if not isinstance(statement, bytes) or not isinstance(keys, bytes):
+        raise ControlError(f"{op} needs 'statement' (the signed statement) and 'keys' (the new identity's secrets)")
+    try:
+        return Identity.from_secret_fields(unpack(keys)), statement
+    except IdentityError as e:
+        raise ControlError(f"{op}: the new keys are unusable: {e}") from None
+
+
+async def _rotate_key(terminal: TerminalPort, args: dict[str, Any]) -> Any:
+    # The succession must verify against the running key (the engine checks it), so this socket
+    # alone, without the passphrase that unlocks that key, cannot install a key of its own.
+    return await terminal.rotate_key(*_key_change(args, "rotate-key"))
+
+
+async def _revoke(terminal: TerminalPort, args: dict[str, Any]) -> Any:
+    return await terminal.revoke(*_key_change(args, "revoke"))
+
+
+async def _revoke_peer(terminal: TerminalPort, args: dict[str, Any]) -> Any:
+    peer, reason, by = args.get("peer"), args.get("reason", ""), args.get("by", "operator")
+    if not isinstance(peer, str) or not isinstance(reason, str) or not isinstance(by, str):
+        raise ControlError("revoke-peer needs 'peer' (a name) and optionally 'reason' and 'by' (text)")
+    return await terminal.distrust(peer, reason[:500], by[:200])
+
+
 async def _desk(terminal: TerminalPort, args: dict[str, Any]) -> Any:
     act, by = args.get("act"), args.get("by", "operator")
     if not isinstance(act, dict) or not isinstance(by, str):
@@ -116,6 +153,9 @@ OPERATIONS: dict[str, Operation] = {
     "accept-damage": _accept_damage,
     "desk": _desk,
     "backup": _backup,
+    "rotate-key": _rotate_key,
+    "revoke": _revoke,
+    "revoke-peer": _revoke_peer,
 }
 
 

@@ -31,7 +31,6 @@ from hotline.desk.register import Register
 from hotline.engine import pairing
 from hotline.engine.engine import Engine, Listener
 from hotline.engine.links import about
-from hotline.engine.peer import Link
 from hotline.home.config import CONTROL_SOCKET, JOURNAL_FILE, LOCK_FILE, Config
 from hotline.home.forms import load_forms
 from hotline.storage.backend import open_storage
@@ -258,6 +257,32 @@ class Terminal:
     def _on_event(self, event: dict[str, Any]) -> None:
         if event.get("event") == "alarm" and self.config.alarm_command:
             self.spawn(self._run_alarm_command(event))
+        elif event.get("event") == "peer-key-rotated":
+            # Its new certificate is trusted for the connections it dials from now on. The old one
+            # stays loaded (contexts only add), so a handshake with it completes and is then refused
+            # by name as a stale key (``tls``), rather than failing as an unknown CA.
+            self.server_ctx.load_verify_locations(cadata=self.engine.peers[event["peer"]].card.cert_der)
+
+    def _adopt(self, identity: Identity) -> None:
+        """Our own key changed (``rotate_key``, ``revoke``): new connections present the new certificate."""
+        self.identity = identity
+        self.watch.identity = identity
+        self.server_ctx = server_context(identity, self.home, self._peer_certs())
+        self.client_ctx = client_context(identity, self.home)
+
+    async def rotate_key(self, new: Identity, statement: bytes) -> dict[str, Any]:
+        result = self.engine.rotate(new, statement)
+        self._adopt(new)
+        return result
+
+    async def distrust(self, peer: str, reason: str, by: str) -> dict[str, Any]:
+        return self.engine.distrust(peer, reason, by)
+
+    async def revoke(self, new: Identity, statement: bytes) -> dict[str, Any]:
+        result = self.engine.revoke(new, statement)
+        self._adopt(new)
+        self.reload()
+        return result
 
     async def _run_alarm_command(self, event: dict[str, Any]) -> None:
         """Hand an alarm to the site's command (JSON on its stdin), so it can page someone."""
@@ -342,6 +367,7 @@ class Terminal:
 
     def confirm_safety_number(self, peer: str, heard: str, by: str) -> None:
         pairing.confirm_safety_number(self.store, peer, heard, self.now_ns(), by=by)
+        self.reload()  # an alarm about its key may have done its work
 
     def subscribe(self, listener: Listener) -> None:
         self.engine.listeners.append(listener)
@@ -410,9 +436,14 @@ class Terminal:
         """Every path to every peer gets its own connection; dial the ones that have none."""
         now = time.monotonic()
         for name, peer in self.engine.peers.items():
+            if peer.revoked:
+                continue  # nothing until it is paired afresh
             for address in peer.card.addresses:
                 key = (name, address.path)
-                if address.path in peer.links or key in self._dialing or now < self._next_dial.get(key, 0.0):
+                link = peer.links.get(address.path)
+                if link is not None and link.hello_cursor is not None:
+                    self._backoff[key] = DIAL_BACKOFF_MIN  # up, hello and all: the next outage dials at once
+                if link is not None or key in self._dialing or now < self._next_dial.get(key, 0.0):
                     continue
                 self._dialing.add(key)
                 self.spawn(self._dial(name, address))
@@ -421,7 +452,6 @@ class Terminal:
         loop = asyncio.get_running_loop()
         key = (name, address.path)
         proto: LinkProtocol | None = None
-        link: Link | None = None
         try:
             factory = functools.partial(
                 LinkProtocol, self, dialed=True, expected_peer=name, address=str(address), path=address.path
@@ -431,15 +461,15 @@ class Terminal:
                     loop.create_connection(factory, address.host, address.port), timeout=HANDSHAKE_TIMEOUT
                 )
                 proto = connected
-                link = await asyncio.wait_for(connected.established, timeout=HANDSHAKE_TIMEOUT * 2)
+                await asyncio.wait_for(connected.established, timeout=HANDSHAKE_TIMEOUT * 2)
             except (OSError, TimeoutError) as e:
                 log.debug("dial %s path %s at %s failed: %s", name, address.path, address, e,
                           extra=about(name, address.path))  # fmt: skip
                 if proto is not None:
                     proto.close()
-            if link is not None:
-                self._backoff[key] = DIAL_BACKOFF_MIN
-                return
+            # Backing off even when TLS completed: only a hello proves the link (above). The peer may
+            # refuse our certificate after the client's side of a TLS 1.3 handshake is done (one that
+            # has not yet accepted our key's succession), and this must not redial every tick.
             backoff = self._backoff.get(key, DIAL_BACKOFF_MIN)
             self._next_dial[key] = time.monotonic() + backoff
             self._backoff[key] = min(backoff * 2, DIAL_BACKOFF_MAX)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hotline.core.model import MessageContent
-from hotline.crypto.identity import ContactCard
+from hotline.crypto.identity import ContactCard, Identity
 from hotline.desk.forms import FormRegistry
 from hotline.desk.records import DeskRecord
 from hotline.desk.register import Register
@@ -125,6 +125,18 @@ class TerminalPort(Protocol):
 
     def forms(self) -> FormRegistry:
         """The form types of formatted notifications this terminal holds (the engine's own)."""
+        ...
+
+    async def rotate_key(self, new: Identity, statement: bytes) -> dict[str, Any]:
+        """Sign with ``new`` from now on; ``statement`` is its succession, signed by the current key."""
+        ...
+
+    async def distrust(self, peer: str, reason: str, by: str) -> dict[str, Any]:
+        """Revoke trust in ``peer``'s current key here; only pairing its new card ends it."""
+        ...
+
+    async def revoke(self, new: Identity, statement: bytes) -> dict[str, Any]:
+        """Revoke the current key (``statement``, signed by it) and start afresh under ``new``."""
         ...
 
     async def backup(self, dest: Path) -> dict[str, Any]:

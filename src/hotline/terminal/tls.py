@@ -15,12 +15,12 @@ import os
 import secrets
 import ssl
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from hotline.core.errors import IdentityError
 from hotline.crypto.identity import Identity, cert_public_key, fingerprint
+from hotline.engine.links import changed_key_reason
 from hotline.engine.peer import Link
 
 if TYPE_CHECKING:
@@ -133,18 +133,27 @@ class LinkProtocol(asyncio.Protocol):
             self._settle(None)
             return
         peer = t.engine.peer_by_key(key)
+        stale = t.engine.stale_key(key)
+        if stale is not None:
+            # A key a peer held before its succession (or revoked): refused by name, and nothing of
+            # the connection reaches the journal.
+            log.warning("refused the connection with %s at %s: %s; a stale key is never accepted again",
+                        who, self.address, stale)  # fmt: skip
+            tls.close()
+            self._settle(None)
+            return
+        expected = t.engine.peers.get(self.expected_peer or "")
+        presented: bytes | None = None
+        if self.dialed and peer is None and expected is not None and not expected.revoked:
+            # Perhaps it rotated its key while we were apart: a provisional link, which only a
+            # succession signed by the pinned key makes a link (``engine.trust``).
+            peer, presented = expected, key
         if self.dialed and (peer is None or peer.name != self.expected_peer):
-            expected = t.engine.peers.get(self.expected_peer or "")
-            paired_on = (
-                time.strftime("%Y-%m-%d", time.gmtime(t.engine.store.peer(expected.name).paired_at_ns / 1e9))  # type: ignore[union-attr]
-                if expected
-                else "?"
-            )
-            reason = (
-                f"peer {self.expected_peer!r} at {self.address} presented identity key {fingerprint(key)}, "
-                f"not the key {fingerprint(expected.identity_key) if expected else '?'} paired on {paired_on}; "
-                "verify the safety number with its operator, then re-pair with `hotline pair`"
-            )
+            if expected is not None:
+                reason = changed_key_reason(expected.name, self.address, key, expected.identity_key,
+                                            expected.paired_at_ns)  # fmt: skip
+            else:
+                reason = f"{self.address} presented identity key {fingerprint(key)}, which is not paired"
             t.engine.refuse(self.expected_peer or "?", reason, {"address": self.address, "presented": key})
             tls.close()
             self._settle(None)
@@ -154,7 +163,9 @@ class LinkProtocol(asyncio.Protocol):
             tls.close()
             self._settle(None)
             return
-        self.link = t.engine.link_established(peer.name, self, dialed=self.dialed, address=self.address, path=self.path)
+        self.link = t.engine.link_established(
+            peer.name, self, dialed=self.dialed, address=self.address, path=self.path, presented=presented
+        )
         if self.link is not None:
             for chunk in self._early:
                 t.engine.data_received(self.link, chunk)

@@ -60,6 +60,24 @@ CREATE TABLE IF NOT EXISTS peers(
     entry INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sessions(peer TEXT PRIMARY KEY, state BLOB NOT NULL);
+-- Keys a peer held before its current one (key rotation, ``crypto.succession``): 'retired' ones stay
+-- valid for what they signed before their successor (envelopes up to ``upto`` of the stream running
+-- then); 'revoked' ones are refused for everything, and so is any card carrying them.
+CREATE TABLE IF NOT EXISTS peer_keys(
+    peer TEXT NOT NULL,
+    key BLOB NOT NULL,
+    state TEXT NOT NULL,
+    successor BLOB,
+    upto INTEGER NOT NULL DEFAULT 0,
+    at_ns INTEGER NOT NULL,
+    entry INTEGER NOT NULL,
+    PRIMARY KEY(peer, key)
+);
+-- This terminal's own successions and revocations, each as signed, re-sent on every new link.
+-- ``peers``: the peers paired when it was made, each to the last envelope the old key sealed for it.
+CREATE TABLE IF NOT EXISTS own_statements(
+    entry INTEGER PRIMARY KEY, kind TEXT NOT NULL, statement BLOB NOT NULL, peers BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS cursors(
     peer TEXT PRIMARY KEY,
     out_next_seq INTEGER NOT NULL DEFAULT 1,

@@ -20,9 +20,10 @@ from hotline.core.wire import pack, unpack
 from hotline.crypto.envelope import Receipt
 from hotline.storage.records import LINK_KINDS, Cursors, PeerRow, content_fields
 from hotline.storage.sqlite.journal import Journal
+from hotline.storage.sqlite.keys import KeyRecords
 
 
-class Store:
+class Store(KeyRecords):
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
 
@@ -43,6 +44,7 @@ class Store:
         safety_number: str,
         session: bytes,
         at_ns: int,
+        fresh: bool = False,
     ) -> bool:
         """Pin a peer's card. Re-pairing replaces the key, the session and the cursors.
 
@@ -56,6 +58,7 @@ class Store:
                 "card": card_json,
                 "identity_key": identity_key,
                 "safety_number": safety_number,
+                **({"fresh": True} if fresh else {}),
             },
             at_ns,
             peer=name,
@@ -66,7 +69,8 @@ class Store:
             (name, card_json, identity_key, safety_number, at_ns, entry),
         )
         rekeyed = old is not None and old.identity_key != identity_key
-        if old is None or rekeyed:
+        if old is None or rekeyed or fresh:
+            self._forget_cutoffs(name)
             # A new pairing is a new stream: messages sealed for the old key but never
             # delivered go back to the queue and are sealed afresh for the new key.
             self.journal.execute(
@@ -151,6 +155,7 @@ class Store:
 
     def restart_stream(self, peer: str, session: bytes, held: int, detail: dict[str, Any], at_ns: int) -> list[str]:
         self.journal.append("peer.rekeyed", {"peer": peer, "held": held, **detail}, at_ns, peer=peer)
+        self._forget_cutoffs(peer)
         self.journal.execute(
             "UPDATE messages SET state = 'delivered', delivered_at_ns = ? "
             "WHERE direction = 'out' AND peer = ? AND state = 'sent' AND seq <= ?",
