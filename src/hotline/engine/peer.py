@@ -11,12 +11,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from hotline.core.delivery import Inbound, Outbound, OutboxQueue
 from hotline.core.errors import JournalError
-from hotline.core.model import MessageContent
 from hotline.core.paths import PathSelector
 from hotline.core.protocol import Connection
 from hotline.crypto import envelope as env
 from hotline.crypto.identity import ContactCard
 from hotline.crypto.ratchet import Ratchet
+from hotline.storage.records import Arrival
 
 SESSION_AD = b"hotline-session-v1\x00"
 
@@ -88,7 +88,7 @@ class PeerState:
     stream_hashes: dict[int, bytes] = field(default_factory=dict)  # unacked seq -> our running hash
     active: Link | None = None  # the link that carries our envelopes
     links: dict[str, Link] = field(default_factory=dict)  # one live link per path
-    pending_in: list[tuple[int, bytes, bytes, MessageContent]] = field(default_factory=list)
+    pending_in: list[Arrival] = field(default_factory=list)  # opened, to be journaled in the next flush
     pending_receipt: tuple[int, bytes] | None = None
     resend_receipt_on: set[Link] = field(default_factory=set)
     ratchet_dirty: bool = False
@@ -105,4 +105,3 @@ class PeerState:
     rekey_key: X25519PrivateKey | None = None
     rekey_offer: bytes | None = None
     answers: dict[bytes, bytes] = field(default_factory=dict)
-    duplicates: set[str] = field(default_factory=set)  # ids in pending_in already journaled (a re-send)
