@@ -272,6 +272,10 @@ class Engine(RekeyHandling, LinkHandling, DeskHandling):
             self._check_record_item(peer, content)
         self._contents[content.id] = content
         peer.pending_in.append(Arrival(content, seq, data, peer.inbound.accept(seq, data)))
+        if content.precedence > Precedence.ROUTINE:
+            # Journal it and send its receipt before opening what follows it in the stream: a FLASH
+            # must not wait for the routine batch behind it to be opened too (issue 11).
+            peer.hold_reading = True
         if link is not peer.active:
             # The sender has moved to a path we still think is standby (it noticed a failure
             # first): its receipt goes back where it spoke, not only into our dying path.
@@ -501,6 +505,7 @@ class Engine(RekeyHandling, LinkHandling, DeskHandling):
                 if peer.active is not None and peer.active.conn.state is State.OPEN:
                     peer.active.conn.send_receipt(new_receipt)
                     peer.active.pump()
+            self._read_on(peer)  # what held its stream is journaled and receipted
             if peer.last_receipt_out is not None:
                 for link in peer.resend_receipt_on:
                     already_told = new_receipt is not None and link is peer.active
@@ -526,6 +531,13 @@ class Engine(RekeyHandling, LinkHandling, DeskHandling):
                 callback()
         if any(p.queue and p.outbound.room() and p.restored_at is None for p in self.peers.values()):
             self._request_flush()  # more to seal than one batch
+
+    def _read_on(self, peer: PeerState) -> None:
+        """Open what follows in the peer's stream, once the arrival that held it is settled."""
+        if peer.hold_reading:
+            peer.hold_reading = False
+            for link in list(peer.links.values()):
+                self._drain(link)
 
     def _record_ack(self, item: _Ack, now_ns: int) -> Exception | None:
         """Inside the flush transaction: journal the acknowledgement and queue its receipt."""
@@ -564,7 +576,10 @@ class Engine(RekeyHandling, LinkHandling, DeskHandling):
             return  # never with a restored ratchet: the re-key comes first (``rekeying``)
         budget = min(peer.outbound.room(), SEAL_BATCH)
         batch: list[tuple[str, int, bytes]] = []
-        while len(batch) < budget:
+        precedence = peer.queue.peek()
+        # One precedence per batch: a FLASH is sealed, journaled and sent without waiting for the
+        # routine messages queued behind it to be encrypted in the same batch (the next flush has them).
+        while len(batch) < budget and precedence is not None and peer.queue.peek() == precedence:
             message_id = peer.queue.pop()
             if message_id is None:
                 break
@@ -706,6 +721,9 @@ class Engine(RekeyHandling, LinkHandling, DeskHandling):
         desk_acts, self._desk_acts = self._desk_acts, []
         # ``_acks_in`` and ``pending_in`` are kept: they arrived before the doubt and are journaled
         # after it (a peer's acknowledgement is not asked for again once its envelope is received).
+        # Links read on meanwhile (no envelope is opened while in doubt, but tests and doubts are heard).
+        for peer in self.peers.values():
+            self._read_on(peer)
         now_ns = self.clock.wall_ns()
         self._held_link_events += [(kind, peer, detail, now_ns) for kind, peer, detail in self._link_events]
         self._link_events.clear()

@@ -89,6 +89,9 @@ class PeerState:
     active: Link | None = None  # the link that carries our envelopes
     links: dict[str, Link] = field(default_factory=dict)  # one live link per path
     pending_in: list[Arrival] = field(default_factory=list)  # opened, to be journaled in the next flush
+    # An arrival above ROUTINE is in ``pending_in``: open nothing more of this peer's stream until
+    # the flush has journaled it and sent its receipt (what follows it waits in the connection).
+    hold_reading: bool = False
     pending_receipt: tuple[int, bytes] | None = None
     resend_receipt_on: set[Link] = field(default_factory=set)
     ratchet_dirty: bool = False
