@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup chromium demo test check lint typecheck layers unit bench fuzz soak messages screenshot clean
+.PHONY: setup chromium demo test check lint typecheck layers unit bench bench-peers fuzz soak messages screenshot clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,17 @@ unit: setup
 # Benchmarks (not tests): latency, throughput, failover; writes the figures into README.md.
 bench: setup
 	$(PY) bench/report.py
+
+# Hotline beside a Matrix homeserver (Synapse from PyPI, in its own virtualenv, SQLite, loopback,
+# federation off), measured in the same run; writes the table into README.md.
+PEERS_VENV ?= .venv-peers
+$(PEERS_VENV)/.installed:
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet matrix-synapse
+	touch $@
+
+bench-peers: setup $(PEERS_VENV)/.installed
+	$(PY) bench/peers.py --synapse-python $(PEERS_VENV)/bin/python --write
 
 # The standing fuzz and crash campaign (not tests; tests/test_campaign.py runs a short version of each).
 # FUZZ_COUNT inputs per decoder under atheris; SOAK_CYCLES SIGKILL cycles of SOAK_MESSAGES each way.
