@@ -505,7 +505,6 @@ class Engine(RekeyHandling, LinkHandling, DeskHandling):
                 if peer.active is not None and peer.active.conn.state is State.OPEN:
                     peer.active.conn.send_receipt(new_receipt)
                     peer.active.pump()
-            self._read_on(peer)  # what held its stream is journaled and receipted
             if peer.last_receipt_out is not None:
                 for link in peer.resend_receipt_on:
                     already_told = new_receipt is not None and link is peer.active
@@ -529,6 +528,8 @@ class Engine(RekeyHandling, LinkHandling, DeskHandling):
             self._contents.pop(message_id, None)
             for callback in self._delivered_waiters.pop(message_id, []):
                 callback()
+        for peer in self.peers.values():
+            self._read_on(peer)  # what held its stream is journaled, receipted and told: open what follows
         if any(p.queue and p.outbound.room() and p.restored_at is None for p in self.peers.values()):
             self._request_flush()  # more to seal than one batch
 
