@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -10,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -250,3 +251,40 @@ def paired(make_terminal: Callable[..., Terminal]) -> tuple[Terminal, Terminal]:
     a.pair_with(b)
     b.pair_with(a)
     return a, b
+
+
+def mesh(everyone: Sequence[Terminal], already: frozenset[frozenset[str]] = frozenset()) -> None:
+    """Pair every terminal with every other (but the pairs in ``already``, paired by the caller),
+    start them all, and wait until every link is up."""
+    for t in everyone:
+        for other in everyone:
+            if other is not t and frozenset({t.name, other.name}) not in already:
+                t.pair_with(other)
+    for t in everyone:
+        t.start()
+    for t in everyone:
+        for other in everyone:
+            if other is not t:
+                t.wait_link(other.name)
+
+
+def show_channel(t: Terminal, name: str = "ceasefire") -> dict[str, Any]:
+    return t.cli_json("channel", "show", name)  # type: ignore[no-any-return]
+
+
+def open_channel(author: Terminal, members: Sequence[Terminal], *create: str, name: str = "ceasefire") -> None:
+    """``author`` creates channel ``name`` with ``members`` (``create``: more options); each member
+    joins once its invitation is there; returns once every one of them sees everyone joined."""
+    author.cli("channel", "create", name, *(a for m in members for a in ("--member", m.name)), *create)
+
+    def invited(t: Terminal) -> bool:
+        return bool(t.cli_json("channels")["total"] >= 1)
+
+    def all_joined(t: Terminal) -> bool:
+        return all(m["state"] == "joined" for m in show_channel(t, name)["members"])
+
+    for t in members:
+        wait_for(functools.partial(invited, t), 20, f"the invitation at {t.name}")
+        t.cli("channel", "join", name)
+    for t in (author, *members):
+        wait_for(functools.partial(all_joined, t), 20, f"everyone joined, at {t.name}")

@@ -6,17 +6,13 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
-from conftest import Terminal, wait_for
+from conftest import Terminal, mesh, open_channel, wait_for
+from conftest import show_channel as show
 
 pytestmark = pytest.mark.e2e
-
-
-def show(t: Terminal) -> dict[str, Any]:
-    return t.cli_json("channel", "show", "ceasefire")  # type: ignore[no-any-return]
 
 
 def held_records(t: Terminal) -> set[str]:
@@ -31,23 +27,8 @@ def test_three_terminals_hold_every_channel_message_once_in_one_causal_order(
     everyone = (w, m, k)
     for t in everyone:
         t.init()
-    for t in everyone:
-        for other in everyone:
-            if other is not t:
-                t.pair_with(other)
-    for t in everyone:
-        t.start()
-    for t in everyone:
-        for other in everyone:
-            if other is not t:
-                t.wait_link(other.name)
-    w.cli("channel", "create", "ceasefire", "--member", "moscow", "--member", "kyiv", "--disclosure", "secret")
-    for t in (m, k):
-        wait_for(
-            functools.partial(lambda x: x.cli_json("channels")["total"] == 1, t), 20, f"the invitation at {t.name}"
-        )
-        t.cli("channel", "join", "ceasefire")
-    wait_for(lambda: all(x["state"] == "joined" for x in show(w)["members"]), 20, "everyone joined at washington")
+    mesh(everyone)
+    open_channel(w, (m, k), "--disclosure", "secret")
     wait_for(lambda: all(x["state"] == "joined" for x in show(k)["members"]), 20, "everyone joined at kyiv")
     sent: list[str] = []
     authors = (w, m, k)

@@ -67,7 +67,9 @@ class Mesh:
             return
         la, pa, lb, pb = found
         pa.closed = pb.closed = True
-        for side, link in ((self.sides[x], la), (self.sides[y], lb)):
+        # Each link names the peer at its far end: la is held by the side lb leads to (x and y may
+        # be given in either order).
+        for side, link in ((self.sides[lb.peer], la), (self.sides[la.peer], lb)):
             if side.engine is not None:
                 side.engine.connection_lost(link, "test: connection dropped")
         self.settle()
@@ -174,8 +176,9 @@ def test_a_removed_member_receives_nothing_after_its_removal_and_carriers_are_tr
     held = [r[0] for r in s["kyiv"].journal.execute("SELECT id FROM desk_records")]
     assert after.id not in held
     assert s["moscow"].engine is not None
-    carriers = {(peer, state) for signed, peer, state, _ in s["moscow"].engine.store.record_carriers()
-                if signed == after.signed}  # fmt: skip
+    carriers = {
+        (r["peer"], r["state"]) for r in s["moscow"].engine.store.record_carriers() if r["signed"] == after.signed
+    }
     assert carriers == {("washington", "delivered")}
     with pytest.raises(DeskError, match="not a joined member"):
         act(s["kyiv"], {"act": "channel.message", "channel": "ceasefire", "text": "still here?"})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,9 @@ from hotline.cli.common import (
     out_json,
     ts,
 )
-from hotline.core.errors import ConfigError, ControlError
+from hotline.core.errors import ConfigError, ControlError, ControlTimeout
 from hotline.core.times import format_duration, parse_duration, parse_time
-from hotline.desk.acts import make_record
+from hotline.desk.acts import act_attachments, make_record
 from hotline.desk.records import decode_record
 from hotline.desk.register import Register, call_view, commitment_view, with_times
 from hotline.engine.desking import file_record
@@ -47,16 +48,28 @@ def load_register(home: Path, me: str) -> Register:
         return Register(me, (decode_record(signed) for signed in storage.store.desk_records()))
 
 
-def do_act(args: argparse.Namespace, act: dict[str, Any]) -> int:
-    """Take the act through the running terminal, or into the journal if it is stopped; print its id."""
+def do_act(args: argparse.Namespace, act: dict[str, Any], wait_s: float | None = None) -> int:
+    """Take the act through the running terminal, or into the journal if it is stopped; print its id.
+    With ``wait_s``, return once every peer it went to has its delivery signed (exit 3 if not in time)."""
     home, config = open_home(args)
     try:
         client = ControlClient(home, timeout=30)
     except ControlError:
         client = None
+    if client is None and wait_s is not None:
+        raise ControlError("--wait needs the terminal running (`hotline run`)")
     if client is not None:
         with client:
-            result = client.request("desk", act=act, by=_by())
+            if wait_s is None:
+                result = client.request("desk", act=act, by=_by())
+            else:
+                try:
+                    req = client.submit("desk", act=act, by=_by(), wait="delivered")
+                    result = client.result(req, deadline=time.monotonic() + wait_s)
+                except ControlTimeout:
+                    print(f"hotline: not delivered everywhere within {wait_s:g} s; it is journaled and goes out as "
+                          "the links allow (`hotline outbox` follows it)", file=sys.stderr)  # fmt: skip
+                    return 3
         via = "running terminal"
     else:
         identity = load_identity(home, config)
@@ -68,7 +81,7 @@ def do_act(args: argparse.Namespace, act: dict[str, Any]) -> int:
                 register, identity, act, now_ns(), os.urandom, peers, forms, str(act.get("ui_lang", "en"))
             )
             with storage.record.transaction():
-                file_record(storage.store, register, record, now_ns(), os.urandom, _by(), forms)
+                file_record(storage.store, register, record, now_ns(), os.urandom, _by(), forms, act_attachments(act))
         result = {"id": record.id, "thread": record.thread, "type": str(record.type), "shared": record.shared}
         via = "journal (terminal not running; the next `hotline run` sends it)" if record.shared else "journal"
     if getattr(args, "json", False):

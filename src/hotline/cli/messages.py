@@ -105,13 +105,14 @@ def _send_to_channel(args: argparse.Namespace, body: str) -> int:
     """`send --channel`: one desk record, signed once, fanned out to the members (``desk.channels``)."""
     from hotline.cli.desk import do_act  # here, so `send --to` loads nothing of the desk
 
-    for option, given in (("--attach", args.attach), ("--wait", args.wait), ("--id", args.id),
-                          ("--classification", args.classification)):  # fmt: skip
+    for option, given in (("--id", args.id), ("--classification", args.classification)):
         if given:
             raise ConfigError(f"{option} is not supported with --channel yet")
     act = {"act": "channel.message", "channel": args.channel, "text": body, "subject": args.subject or "",
            "precedence": args.precedence, "lang": args.lang}  # fmt: skip
-    return do_act(args, act)
+    if args.attach:
+        act["attachments"] = [_read_attachment(a) for a in args.attach]
+    return do_act(args, act, wait_s=args.timeout if args.wait else None)
 
 
 def _wait_cut_short(home: Path, message_id: str, cause: BaseException, timeout: float) -> int:
@@ -143,10 +144,14 @@ def _listing(args: argparse.Namespace, direction: str) -> int:
     for row in rows:
         for key in [k for k in row if k.endswith("_at_ns")]:  # every time also in RFC 3339
             row[key.removesuffix("_ns")] = times.rfc3339(row[key]) if row[key] else None
+    channel_rows = _channel_messages(args, home, args.peer, args.limit) if direction == "out" else []
     if args.json:
-        out_json({"messages": rows, "total": total})
+        listing: dict[str, Any] = {"messages": rows, "total": total}
+        if direction == "out":
+            listing["channel_messages"] = channel_rows  # one each, with every member's receipts
+        out_json(listing)
         return 0
-    if not rows:
+    if not rows and not channel_rows:
         print("no messages")
     for r in rows:
         when = r["received_at"] if direction == "in" else (r["delivered_at"] or r["sent_at"] or r["queued_at"])
@@ -165,7 +170,33 @@ def _listing(args: argparse.Namespace, direction: str) -> int:
             print(f"    {r['attachments']} attachment(s): `hotline attachment {r['id']}`")
     if total > len(rows):
         print(f"showing the latest {len(rows)} of {total}; --limit to see more")
+    if channel_rows:
+        from hotline.cli.channels import receipt_mark
+
+        print("to channels (each member's receipt):")
+    for c in channel_rows:
+        marks = " ".join(f"{n}:{receipt_mark(d)}" for n, d in c["delivery"].items())
+        print(f"{c['at']}  {c['precedence'].upper():<9} #{c['channel']} {c['author']}#{c['seq']:<4} "
+              f"[{c['lang']}] {c['subject'] or c['text'][:80]}\n    [{marks}]  ({c['id']})")  # fmt: skip
     return 0
+
+
+def _channel_messages(args: argparse.Namespace, home: Path, peer: str | None, limit: int) -> list[dict[str, Any]]:
+    """This terminal's messages to channels (``peer``: those that went to it), the latest ``limit``,
+    oldest first, each with every member's receipts."""
+    from hotline.cli.desk import load_register
+    from hotline.desk.channels import channel_document
+    from hotline.desk.register import with_times
+
+    _, config = open_home(args)
+    register = load_register(home, config.name)
+    with open_journal(home, readonly=True) as storage:
+        sent = storage.store.record_carriers("out")
+    found = [{"channel": channel.name, **m} for channel in register.channels()
+             for m in channel_document(channel, config.name, sent, [], {})["messages"]
+             if "delivery" in m and (peer is None or peer in m["delivery"])]  # fmt: skip
+    found.sort(key=lambda m: (m["at_ns"], m["id"]))
+    return [with_times(m) for m in found[-limit:]]
 
 
 def cmd_inbox(args: argparse.Namespace) -> int:
@@ -181,6 +212,7 @@ def cmd_attachment(args: argparse.Namespace) -> int:
     with open_journal(home, readonly=True) as storage:
         store = storage.store
         args.id = canonical_message_id(args.id)
+        args.id = store.carrier_of(args.id) or args.id  # a channel message's files ride its carrier
         found = store.message(args.id)
         if found is None:
             raise DeliveryError(f"no message with id {args.id}; see `hotline inbox` or `hotline outbox`")
@@ -222,9 +254,7 @@ def cmd_attachment(args: argparse.Namespace) -> int:
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
-    home, config = open_home(args)
-    by = args.by or os.environ.get("USER") or "operator"
-    validate_label(by, "--by")
+    home, _ = open_home(args)
     args.id = canonical_message_id(args.id)
     with open_journal(home, readonly=True) as storage:
         found = storage.store.message(args.id)
@@ -234,16 +264,25 @@ def cmd_ack(args: argparse.Namespace) -> int:
         print(f"{args.id}: already acknowledged {times.rfc3339(found['acknowledged_at_ns'])} by "
               f"{found['acknowledged_by'] or '?'}; nothing more to send")  # fmt: skip
         return 0
+    return ack_message(args, args.id, args.id)
+
+
+def ack_message(args: argparse.Namespace, message_id: str, shown: str) -> int:
+    """Acknowledge a received message — a pairwise one, or a channel's by its record's id or its
+    carrier's — through the running terminal, or against the journal when it is stopped."""
+    home, config = open_home(args)
+    by = args.by or os.environ.get("USER") or "operator"
+    validate_label(by, "--by")
     when = "now"
     try:
         with ControlClient(home, timeout=30) as client:
-            client.request("ack", id=args.id, by=by)
+            client.request("ack", id=message_id, by=by)
     except ControlError as e:
         if "no running terminal" not in str(e):
             raise
-        _ack_offline(home, config, args.id, by)
+        _ack_offline(home, config, message_id, by)
         when = "at the next `hotline run`"
-    print(f"{args.id}: acknowledged (received and understood) by {by}; the signed receipt goes back to the "
+    print(f"{shown}: acknowledged (received and understood) by {by}; the signed receipt goes back to the "
           f"sender {when}")  # fmt: skip
     return 0
 
@@ -323,7 +362,8 @@ def register(add: Add) -> None:
     p.add_argument(
         "--wait",
         action="store_true",
-        help="return only once the signed delivery receipt is journaled (exit 3 if none within --timeout)",
+        help="return only once the signed delivery receipt is journaled (exit 3 if none within --timeout); "
+        "with --channel, once every member's is",
     )
     p.add_argument("--timeout", type=_seconds, default=60.0, metavar="S",
                    help="with --wait: seconds to wait for the receipt (default 60)")  # fmt: skip
@@ -334,11 +374,11 @@ def register(add: Add) -> None:
         p.add_argument("--peer", help="only this peer")
         p.add_argument("--limit", type=_positive, default=100, help="most recent N (default 100)")
     p = add("attachment", cmd_attachment, "list a message's attachments, or save one to a file", listing=True)
-    p.add_argument("id", help="the message id (see `hotline inbox` or `outbox`)")
+    p.add_argument("id", help="the message id (see `hotline inbox` or `outbox`; a channel message's own id)")
     p.add_argument("index", nargs="?", type=int, help="the attachment to save (0, 1, ...); without it, list them")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="where to save it (default: its own name in this folder; - for stdout)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace a file that already exists")
     p = add("ack", cmd_ack, "acknowledge a received message: 'received and understood', signed, sent back")
-    p.add_argument("id", help="the message id (see `hotline inbox`)")
+    p.add_argument("id", help="the message id (see `hotline inbox`; a channel message's own id or its carrier's)")
     p.add_argument("--by", help="who acknowledges (default: $USER)")

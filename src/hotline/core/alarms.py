@@ -18,6 +18,9 @@ Kinds:
                        accepts the damage (`hotline journal accept-damage`)
     peer-record-in-doubt  the peer says its journal failed its check: its record of
                        this link is in doubt until it says otherwise
+    relay-refused      a member reports that a frame this terminal relayed to it (peer) for
+                       another member (the subject) failed its signature check there: altered
+                       here, or sent bad; cleared after ten minutes without another report
     login-flood        console logins for a user, from an address, or both, are being
                        throttled after repeated failures (peer is "", the subject
                        names them: alice@127.0.0.1, alice@*, *@127.0.0.1)
@@ -46,6 +49,7 @@ KINDS = (
     "peer-record-in-doubt",
     "login-flood",
     "restored-messages-lost",
+    "relay-refused",
     "call-unanswered",
     "commitment-due-soon",
     "commitment-overdue",

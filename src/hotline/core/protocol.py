@@ -30,6 +30,15 @@ Frames (msgpack maps, see ``wire``):
                                          the damage found, or "" once a supervisor accepted it
     bye     {reason, handover?}          orderly close; ``handover: true`` means "I keep this
                                          path on a newer connection of ours", not an outage
+    relay   {to, s, f}                   please pass ``f`` (whole frames of my link to ``to``,
+                                         envelopes signed by me end to end, of that link's
+                                         session ``s``) on to ``to``
+    relayed {from, s, f}                 frames of ``from``'s link to you, passed on by me
+    relay-bad {from, reason}             a frame of ``from`` you passed on to me failed its
+                                         check here (its signature): I dropped it
+
+The three relay frames carry another pair's link inside this one (``engine.relaying``):
+``f`` is opaque here, capped at ``MAX_RELAY_BYTES``.
 
 Liveness follows the idea of BFD (RFC 5880): a ping every ``heartbeat_interval``
 and the connection is declared dead after ``missed_limit`` intervals with
@@ -43,7 +52,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hotline.core.errors import LocalProtocolError, RemoteProtocolError
-from hotline.core.wire import FrameDecoder, encode_frame
+from hotline.core.wire import MAX_FRAME_BYTES, FrameDecoder, encode_frame
 
 PROTOCOL_VERSION = 1
 MAX_REASON_CHARS = 200
@@ -53,6 +62,8 @@ MAX_REASON_CHARS = 200
 # is half a second and a tenth of a second a MiB, and never more than MAX_GRACE_MS.
 LARGE_FRAME_BYTES = 1024 * 1024
 MAX_GRACE_MS = 5000
+# What one relay frame may carry: a whole frame of the largest kind, with room left to wrap it.
+MAX_RELAY_BYTES = MAX_FRAME_BYTES - 4096
 
 
 def grace_for(size: int) -> float:
@@ -79,6 +90,9 @@ _TRANSITIONS: dict[State, dict[str, State]] = {
         "test-ok": State.OPEN,
         "doubt": State.OPEN,
         "rekey": State.OPEN,
+        "relay": State.OPEN,
+        "relayed": State.OPEN,
+        "relay-bad": State.OPEN,
         "bye": State.CLOSED,
     },
     State.CLOSED: {},
@@ -143,6 +157,32 @@ class RekeyReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class RelayRequested:
+    """The peer asks us to pass ``data`` (frames of its link to ``to``, of ``session``) on to ``to``."""
+
+    to: str
+    session: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RelayedReceived:
+    """Frames of ``sender``'s link to us (of ``session``), which the peer passed on."""
+
+    sender: str
+    session: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RelayRefused:
+    """A frame of ``sender`` that we passed on to the peer failed its check there."""
+
+    sender: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionClosed:
     reason: str
     by_peer: bool  # True: the peer said bye or misbehaved; False: we closed or it went silent
@@ -160,6 +200,9 @@ Event = (
     | LargeFrameReceived
     | RecordInDoubt
     | RekeyReceived
+    | RelayRequested
+    | RelayedReceived
+    | RelayRefused
     | ConnectionClosed
 )
 MAX_DOUBT_TEXT = 1000
@@ -186,6 +229,13 @@ def _bytes(frame: dict[str, Any], key: str) -> bytes:
     value = frame.get(key)
     if not isinstance(value, bytes):
         raise RemoteProtocolError(f"{frame['t']} frame field {key!r} must be bytes")
+    return value
+
+
+def _relayed(frame: dict[str, Any]) -> bytes:
+    value = _bytes(frame, "f")
+    if not value or len(value) > MAX_RELAY_BYTES:
+        raise RemoteProtocolError(f"{frame['t']} frame carries {len(value)} bytes; 1 to {MAX_RELAY_BYTES} are allowed")
     return value
 
 
@@ -222,6 +272,10 @@ class Connection:
     @property
     def closed(self) -> bool:
         return self.state is State.CLOSED
+
+    @property
+    def is_open(self) -> bool:
+        return self.state is State.OPEN
 
     # -- outgoing ---------------------------------------------------------------------------
 
@@ -278,6 +332,21 @@ class Connection:
     def send_rekey(self, data: bytes) -> None:
         self._require_open("a re-key offer")
         self._emit({"t": "rekey", "r": data})
+
+    def send_relay(self, to: str, session: int, data: bytes) -> None:
+        """Ask the peer to pass ``data`` (whole frames of our link to ``to``) on to ``to``."""
+        self._require_open("a frame to relay")
+        self._emit({"t": "relay", "to": to, "s": session, "f": data})
+
+    def send_relayed(self, sender: str, session: int, data: bytes) -> None:
+        """Pass on to the peer frames of ``sender``'s link to it."""
+        self._require_open("a relayed frame")
+        self._emit({"t": "relayed", "from": sender, "s": session, "f": data})
+
+    def send_relay_refused(self, sender: str, reason: str) -> None:
+        """Tell the peer that a frame of ``sender`` it passed on failed its check here."""
+        self._require_open("a relay refusal")
+        self._emit({"t": "relay-bad", "from": sender, "reason": reason[:MAX_REASON_CHARS]})
 
     def send_doubt(self, text: str) -> None:
         """Tell the peer this terminal's journal check changed: the damage found, or "" once accepted."""
@@ -392,6 +461,14 @@ class Connection:
             self._events.append(RecordInDoubt(text))
         elif kind == "rekey":
             self._events.append(RekeyReceived(_bytes(frame, "r")))
+        elif kind == "relay":
+            self._events.append(RelayRequested(to=_str(frame, "to"), session=_int(frame, "s"), data=_relayed(frame)))
+        elif kind == "relayed":
+            sender = _str(frame, "from")
+            self._events.append(RelayedReceived(sender=sender, session=_int(frame, "s"), data=_relayed(frame)))
+        elif kind == "relay-bad":
+            why = _str(frame, "reason")[:MAX_REASON_CHARS]
+            self._events.append(RelayRefused(sender=_str(frame, "from"), reason=why))
         elif kind == "test-ok":
             self._events.append(TestAnswered(id=_str(frame, "id"), text=_str(frame, "text")))
         elif kind == "bye":

@@ -12,11 +12,12 @@ a whole by the register's state machine (``Register.check``).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
 from hotline.core.errors import DeskError
-from hotline.core.model import MessageContent, MessageKind, Precedence, uuid7, validate_name
+from hotline.core.model import Attachment, MessageContent, MessageKind, Precedence, uuid7, validate_name
 from hotline.crypto.identity import Identity
 from hotline.desk.channels import fold_channel
 from hotline.desk.forms import FormRegistry
@@ -198,9 +199,23 @@ _CHANNEL_DEFAULTS: dict[RecordType, dict[str, Any]] = {
 }
 
 
+def act_attachments(act: dict[str, Any]) -> tuple[Attachment, ...]:
+    """The files a channel message's act brings (``attachments``: [name, bytes] each), checked as a
+    message's are; they ride each member's carrier, the record commits to their digests."""
+    given = act.get("attachments") or []
+    if not isinstance(given, list) or not all(
+        isinstance(a, list | tuple) and len(a) == 2 and isinstance(a[0], str) and isinstance(a[1], bytes) for a in given
+    ):  # fmt: skip
+        raise DeskError("'attachments' must list files as [name, bytes]")
+    return tuple(Attachment(name=a[0], data=a[1]) for a in given)
+
+
 def _channel_fields(act: dict[str, Any]) -> tuple[RecordType, dict[str, Any]]:
     rtype = CHANNEL_ACTS[str(act["act"])]
-    fields = {k: v for k, v in act.items() if k not in ("act", "channel", "ui_lang")}
+    fields = {k: v for k, v in act.items() if k not in ("act", "channel", "ui_lang", "attachments")}
+    files = act_attachments(act)
+    if files:  # left out when there are none: such a record is as it was before files could come along
+        fields["attachments"] = [[a.name, hashlib.sha256(a.data).digest(), len(a.data)] for a in files]
     if "disclosure" in fields and isinstance(fields["disclosure"], str):
         fields["disclosure"] = Disclosure.parse(fields["disclosure"]).value
     if "precedence" in fields and isinstance(fields["precedence"], str):
@@ -208,6 +223,8 @@ def _channel_fields(act: dict[str, Any]) -> tuple[RecordType, dict[str, Any]]:
     for key in ("member", "name"):
         if isinstance(fields.get(key), str):
             fields[key] = fields[key].strip().lstrip("#").lower()
+    if fields.get("relay") is False:
+        del fields["relay"]  # a channel without relay says nothing of it (``records.OPTIONAL_FIELDS``)
     return rtype, {**_CHANNEL_DEFAULTS.get(rtype, {}), **fields}
 
 
@@ -269,10 +286,11 @@ def _make_channel_record(
 
 
 def channel_carrier(record: DeskRecord, member: str, channel: str, randbytes: Callable[[int], bytes],
-                    me: str) -> MessageContent:  # fmt: skip
-    """The message that takes one channel record to one member over its link. A message keeps its
-    precedence; a membership record goes as FLASH, so that no message on the same link overtakes the
-    change it depends on (the queue orders by precedence, then first come)."""
+                    me: str, attachments: tuple[Attachment, ...] = ()) -> MessageContent:  # fmt: skip
+    """The message that takes one channel record to one member over its link, with the message's files
+    (the record commits to their digests). A message keeps its precedence; a membership record goes as
+    FLASH, so that no message on the same link overtakes the change it depends on (the queue orders by
+    precedence, then first come)."""
     if record.type is RecordType.CHANNEL_MESSAGE:
         precedence = Precedence.parse(record.fields["precedence"])
         title = record.fields["subject"]
@@ -281,7 +299,7 @@ def channel_carrier(record: DeskRecord, member: str, channel: str, randbytes: Ca
     return MessageContent(
         id=uuid7(record.at_ns // 1_000_000, randbytes(10)), sender=me, recipient=member,
         precedence=precedence, lang="zxx", subject=f"{record.type} #{channel}: {title}"[:500], body="",
-        created_at_ns=record.at_ns, kind=MessageKind.RECORD, receipt=record.signed,
+        created_at_ns=record.at_ns, kind=MessageKind.RECORD, receipt=record.signed, attachments=attachments,
     )  # fmt: skip
 
 

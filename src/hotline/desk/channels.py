@@ -1,7 +1,7 @@
 """Channels: several terminals on one thread, each record signed once and sent to every member.
 
 A channel is a desk thread opened by a ``channel.create`` record (its name, its
-members — at most 16, the creator among them — and its disclosure). Every
+members — at most 16, the creator among them —, its disclosure and whether it allows relay). Every
 later record of the thread is one act of one member, signed once by it:
 
     channel.join     an invited member accepts; only then does it receive messages
@@ -13,7 +13,9 @@ later record of the thread is one act of one member, signed once by it:
                      per-author sequence vector)
 
 The same signed bytes go to each member over that member's own pairwise link, in
-the ordinary exactly-once stream (``fanout``): no group key, no relay, no server.
+the ordinary exactly-once stream (``fanout``): no group key, no server. A channel created with
+``relay`` lets a member carry two others' whole pairwise link, as ciphertext, while theirs is cut
+(``relay_vias``; ``core.relay``, ``engine.relaying``).
 
 Membership takes effect at one point. Every member folds the thread in the order
 all desk threads use, ``(lamport, author, id)`` (``desk.register``), so a removal
@@ -81,6 +83,7 @@ class Channel:
     creator: str
     disclosure: str
     created_at_ns: int
+    relay: bool = False  # members may carry two others' traffic, as ciphertext, when their link is cut
     invited: set[str] = field(default_factory=set)
     joined: set[str] = field(default_factory=set)
     gone: dict[str, str] = field(default_factory=dict)  # member -> "left" or "removed by X"
@@ -123,7 +126,7 @@ def fold_channel(records: Sequence[DeskRecord]) -> Channel:
     if first.type is not RecordType.CHANNEL_CREATE:
         raise DeskError(f"{first.thread} is not a channel")
     f = first.fields
-    channel = Channel(first.id, f["name"], first.author, f["disclosure"], first.at_ns,
+    channel = Channel(first.id, f["name"], first.author, f["disclosure"], first.at_ns, bool(f.get("relay")),
                       invited=set(f["members"]) - {first.author}, joined={first.author})  # fmt: skip
     channel.steps.append(ChannelStep(first, "" if first.author in f["members"] else "the creator is not a member"))
     for record in records[1:]:
@@ -185,6 +188,17 @@ def _drop(channel: Channel, member: str, why: str, record: DeskRecord) -> None:
     channel.joined.discard(member)
     channel.gone[member] = why
     channel.cut[member] = record.order
+
+
+def relay_vias(channels: Iterable[Channel], a: str, c: str) -> set[str]:
+    """The members that may carry the stream between ``a`` and ``c`` (``core.relay``): those that have
+    joined, with both, a channel that allows relay. Everyone's own record of the channels decides
+    for itself — the sender whom it asks, the relay whether it passes frames on."""
+    vias: set[str] = set()
+    for channel in channels:
+        if channel.relay and {a, c} <= channel.joined:
+            vias |= channel.joined - {a, c}
+    return vias
 
 
 def causal_order(messages: Iterable[ChannelMessage]) -> list[ChannelMessage]:
@@ -314,6 +328,8 @@ def message_view(message: ChannelMessage) -> dict[str, Any]:
         "id": r.id, "author": r.author, "seq": f["seq"], "seen": dict(f["seen"]), "at_ns": r.at_ns,
         "lamport": r.lamport, "precedence": f["precedence"], "lang": f["lang"], "subject": f["subject"],
         "text": f["text"], "recipients": sorted(message.recipients),
+        "attachments": [{"index": i, "name": name, "size": size, "sha256": digest.hex()}
+                        for i, (name, digest, size) in enumerate(f.get("attachments", []))],
     }  # fmt: skip
 
 
@@ -322,7 +338,7 @@ def channel_view(channel: Channel, viewer: str) -> dict[str, Any]:
     everyone = sorted(channel.members | set(channel.gone))
     return {
         "id": channel.id, "name": channel.name, "creator": channel.creator, "disclosure": channel.disclosure,
-        "created_at_ns": channel.created_at_ns, "state": channel.member_state(viewer),
+        "created_at_ns": channel.created_at_ns, "state": channel.member_state(viewer), "relay": channel.relay,
         "members": [{"name": n, "state": channel.member_state(n), "why": channel.gone.get(n, "")} for n in everyone],
         "messages": [message_view(m) for m in channel.visible_to(viewer)],
         "history": [{"id": s.record.id, "type": s.record.type.value, "author": s.record.author,
@@ -330,3 +346,88 @@ def channel_view(channel: Channel, viewer: str) -> dict[str, Any]:
                      "member": s.record.fields.get("member", "")}
                     for s in channel.steps if s.record.type.is_membership],
     }  # fmt: skip
+
+
+# -- receipts: who has each message delivered, read, acknowledged ------------------------------------
+
+RECEIPT_KEYS = ("state", "delivered_at_ns", "read_at_ns", "acknowledged_at_ns", "acknowledged_by")
+
+
+def receipts_by_record(carriers: Iterable[dict[str, Any]]) -> dict[bytes, dict[str, dict[str, Any]]]:
+    """The store's carrier rows (``record_carriers``) as: signed record -> member -> its receipts."""
+    found: dict[bytes, dict[str, dict[str, Any]]] = {}
+    for row in carriers:
+        found.setdefault(row["signed"], {})[row["peer"]] = {"carrier": row["id"], **{k: row[k] for k in RECEIPT_KEYS}}
+    return found
+
+
+def not_acknowledged(receipts: dict[str, dict[str, Any]]) -> list[str]:
+    """The members a message went to that have not acknowledged it, sorted."""
+    return sorted(name for name, r in receipts.items() if not r["acknowledged_at_ns"])
+
+
+def channel_document(
+    channel: Channel, me: str, sent: Iterable[dict[str, Any]], received: Iterable[dict[str, Any]],
+    links: dict[str, str],
+) -> dict[str, Any]:  # fmt: skip
+    """A channel as this terminal shows it (``channel show``, the console): ``channel_view`` with, for
+    each of its own messages, each member's receipts (``delivery``: the carrier's state, delivered,
+    read and acknowledged at, by whom; and ``unacknowledged_by``), for each received one this
+    terminal's own (``mine``); each member's link (``links``: peer -> "up"/"down"), how many of this
+    terminal's messages it lacks, and what it had seen when it last wrote. ``sent`` and ``received``
+    are the store's carrier rows both ways."""
+    view = channel_view(channel, me)
+    out, into = receipts_by_record(sent), receipts_by_record(received)
+    by_id = {m.record.id: m for m in channel.messages}
+    behind: dict[str, int] = {}
+    for message in view["messages"]:
+        signed = by_id[message["id"]].record.signed
+        if message["author"] != me:
+            mine = into.get(signed, {}).get(message["author"])
+            message["mine"] = mine or {}
+            continue
+        receipts = dict(sorted(out.get(signed, {}).items()))
+        message["delivery"] = receipts
+        message["unacknowledged_by"] = not_acknowledged(receipts)
+        for name, r in receipts.items():
+            if r["state"] != "delivered":
+                behind[name] = behind.get(name, 0) + 1
+    # What each member had seen when it last wrote: how far behind the channel it was then.
+    held = {m["author"]: m["seq"] for m in view["messages"]}
+    for member in view["members"]:
+        name = member["name"]
+        member["link"] = "this terminal" if name == me else links.get(name, "unknown (terminal stopped)")
+        member["undelivered"] = behind.get(name, 0)
+        last = max((m for m in channel.messages if m.author == name), key=lambda m: m.seq, default=None)
+        member["had_seen"] = last.seen if last is not None else {}
+        member["last_seq"] = last.seq if last is not None else 0
+        member["missing_when_it_last_wrote"] = sum(
+            max(0, upto - last.seen.get(a, 0)) for a, upto in held.items() if a != name
+        ) if last is not None else None  # fmt: skip
+    return view
+
+
+def channel_summary(document: dict[str, Any]) -> dict[str, Any]:
+    """A channel's line in a listing, from its ``channel_document``: how many messages, and how many of
+    this terminal's wait for a member's acknowledgement and of the members' for this terminal's."""
+    summary = {k: v for k, v in document.items() if k not in ("messages", "history")}
+    messages = document["messages"]
+    summary["messages"] = len(messages)
+    summary["awaiting_their_ack"] = sum(1 for m in messages if m.get("unacknowledged_by"))
+    summary["awaiting_our_ack"] = sum(1 for m in messages if "mine" in m and not m["mine"].get("acknowledged_at_ns"))
+    return summary
+
+
+def find_message(channel: Channel, given: str) -> ChannelMessage:
+    """A message of the channel by its id (or the start of it) or as ``author#seq``; ``DeskError`` if none
+    or several match."""
+    if "#" in given:
+        author, _, seq = given.partition("#")
+        found = [m for m in channel.messages if m.author == author and str(m.seq) == seq]
+    else:
+        found = [m for m in channel.messages if len(given) >= 8 and m.record.id.startswith(given.lower())]
+    if len(found) != 1:
+        why = "no message" if not found else "several messages"
+        raise DeskError(f"{why} of #{channel.name} matches {given!r}; give its id or author#seq (`hotline channel "
+                        f"show {channel.name}`)")  # fmt: skip
+    return found[0]

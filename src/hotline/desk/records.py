@@ -30,7 +30,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hotline.core.errors import CryptoError, DeliveryError, DeskError, RemoteProtocolError
-from hotline.core.model import Precedence, validate_lang, validate_name, validate_text
+from hotline.core.model import (
+    MAX_ATTACHMENT_BYTES,
+    MAX_ATTACHMENTS,
+    Precedence,
+    validate_attachment_name,
+    validate_lang,
+    validate_name,
+    validate_text,
+)
 from hotline.core.wire import pack, unpack
 from hotline.crypto.identity import Identity, verify
 from hotline.crypto.signed import signed_map, split_signed
@@ -274,6 +282,24 @@ def _seen(value: Any) -> dict[str, int]:
     return value
 
 
+def _attachments(value: Any) -> list[list[Any]]:
+    """The files of a channel message, as its record commits to them: [name, SHA-256, size] each. The
+    files themselves ride the message that carries the record to each member (``desk.channels``)."""
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_ATTACHMENTS:
+        raise ValueError(f"must list 1 to {MAX_ATTACHMENTS} files")
+    for item in value:
+        if not isinstance(item, list) or len(item) != 3 or not isinstance(item[0], str):
+            raise ValueError("must list each file as [name, SHA-256, size]")
+        try:
+            validate_attachment_name(item[0])
+        except DeliveryError as e:
+            raise ValueError(str(e)) from None
+        _hash(item[1])
+        if not isinstance(item[2], int) or isinstance(item[2], bool) or not 0 <= item[2] <= MAX_ATTACHMENT_BYTES:
+            raise ValueError(f"must give each file's size, up to {MAX_ATTACHMENT_BYTES} bytes")
+    return value
+
+
 def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("must be true or false")
@@ -283,7 +309,8 @@ def _flag(value: Any) -> bool:
 Check = Callable[[Any], Any]
 
 # What each type of record holds: every field is required (a record is written by our own code,
-# which fills in defaults), and no other field is allowed.
+# which fills in defaults), and no other field is allowed — but for those in OPTIONAL_FIELDS, left out
+# when empty, so that a record without them is the same bytes as before they existed.
 FIELDS: dict[RecordType, dict[str, Check]] = {
     RecordType.CALL_PROPOSE: {
         "subject": _required_line, "agenda": _text, "at": _time, "duration_s": _duration, "answer_by": _time,
@@ -309,27 +336,37 @@ FIELDS: dict[RecordType, dict[str, Check]] = {
     RecordType.NOTIFICATION: {"form": _form_id, "form_hash": _hash, "data": _form_data, "answers": _uuid_or_empty},
     RecordType.NOTIFICATION_ACK: {"by": _line},
     RecordType.NOTIFICATION_REFUSED: {"reason": _required_line, "form": _form_id, "form_hash": _hash},
-    RecordType.CHANNEL_CREATE: {"name": _channel_name, "members": _members, "disclosure": _enum(Disclosure)},
+    RecordType.CHANNEL_CREATE: {"name": _channel_name, "members": _members, "disclosure": _enum(Disclosure),
+                                "relay": _flag},
     RecordType.CHANNEL_JOIN: {},
     RecordType.CHANNEL_ADD: {"member": _member},
     RecordType.CHANNEL_REMOVE: {"member": _member, "reason": _line},
     RecordType.CHANNEL_LEAVE: {"reason": _line},
     RecordType.CHANNEL_MESSAGE: {
         "text": _text, "subject": _line, "precedence": _precedence, "lang": _lang, "seq": _seq, "seen": _seen,
-        "to": _recipients,
+        "to": _recipients, "attachments": _attachments,
     },
 }  # fmt: skip
+# Fields a record may leave out (then they are absent from its signed bytes too): a channel that
+# does not allow relay says nothing of it, a message without files names none, so records written
+# before either existed still check.
+OPTIONAL_FIELDS: dict[RecordType, frozenset[str]] = {
+    RecordType.CHANNEL_CREATE: frozenset({"relay"}),
+    RecordType.CHANNEL_MESSAGE: frozenset({"attachments"}),
+}
 
 
 def check_fields(rtype: RecordType, fields: dict[str, Any]) -> dict[str, Any]:
     """The fields of a record of this type, checked; a clear error names the first wrong one."""
     expected = FIELDS[rtype]
     unknown = sorted(set(fields) - set(expected))
-    missing = sorted(set(expected) - set(fields))
+    missing = sorted(set(expected) - set(fields) - OPTIONAL_FIELDS.get(rtype, frozenset()))
     if unknown or missing:
         raise DeskError(f"{rtype} record: unknown fields {unknown}, missing fields {missing}")
     checked = {}
     for name, check in expected.items():
+        if name not in fields:
+            continue  # an optional field, left out
         try:
             checked[name] = check(fields[name])
         except ValueError as e:

@@ -20,6 +20,7 @@ the register and the time: ``_desk_alarms`` raises and clears them on the tick.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,11 +28,11 @@ from typing import Any
 
 from hotline.core.alarms import DESK_KINDS
 from hotline.core.errors import HotlineError, RemoteProtocolError
-from hotline.core.model import MessageContent, uuid7
+from hotline.core.model import Attachment, MessageContent, uuid7
 from hotline.core.supervision import Supervisor
 from hotline.crypto.identity import Identity
 from hotline.desk import acts
-from hotline.desk.channels import admission_problem, fanout
+from hotline.desk.channels import admission_problem, fanout, not_acknowledged, receipts_by_record
 from hotline.desk.forms import FormRegistry
 from hotline.desk.notices import notice_alarms
 from hotline.desk.records import DeskRecord, RecordType, decode_record, open_record, sign_record
@@ -50,6 +51,7 @@ class _DeskAct:
     record: DeskRecord
     done: Callable[[Exception | None, DeskRecord | None], None]
     by: str = ""
+    files: tuple[Attachment, ...] = ()  # a channel message's, to ride each member's carrier
 
 
 class DeskHandling:
@@ -72,6 +74,7 @@ class DeskHandling:
         self._desk_acts: list[_DeskAct] = []
         self._desk_in: dict[str, DeskRecord] = {}  # carrier message id -> record, until journaled
         self._desk_checked_ns = 0
+        self._track_channel_acks()
 
     def _reload_register(self) -> None:
         """The register as journaled (records received but not yet journaled stay in ``_desk_in``)."""
@@ -133,7 +136,7 @@ class DeskHandling:
             done(e, None)
             return
         self.desk.add(record)  # the next act is checked against this one, even before the commit
-        self._desk_acts.append(_DeskAct(record, done, by))
+        self._desk_acts.append(_DeskAct(record, done, by, acts.act_attachments(act)))
         self._request_flush()
 
     def _write_desk_acts(self, now_ns: int) -> list[tuple[_DeskAct, list[MessageContent]]]:
@@ -141,9 +144,13 @@ class DeskHandling:
         channel's to each member it goes to (one carrier per member, the same signed record)."""
         written: list[tuple[_DeskAct, list[MessageContent]]] = []
         for item in self._desk_acts:
-            messages = file_record(self.store, self.desk, item.record, now_ns, self._randbytes, item.by, self.forms)
+            messages = file_record(self.store, self.desk, item.record, now_ns, self._randbytes, item.by, self.forms,
+                                   item.files)  # fmt: skip
             for message in messages:
                 self.peers[message.recipient].queue.push(message.id, message.precedence)
+            if item.record.type is RecordType.CHANNEL_MESSAGE and messages:
+                self.supervisor.track_ack(item.record.id, _ack_subject(self.desk, item.record),
+                                          item.record.fields["precedence"], now_ns)  # fmt: skip
             written.append((item, messages))
         self._desk_acts.clear()
         return written
@@ -203,6 +210,9 @@ class DeskHandling:
             log.debug("channel record %s, forwarded by %s, is already held", record.id, peer.name)
             return
         why = admission_problem([*self.desk.thread(record.thread), *pending], record, self.name)
+        committed = record.fields.get("attachments", [])
+        if [[a.name, hashlib.sha256(a.data).digest(), len(a.data)] for a in content.attachments] != committed:
+            why = why or f"its files are not those its signed record commits to ({len(committed)} named)"
         if why:
             raise RemoteProtocolError(why)
         self._desk_in[content.id] = record
@@ -214,7 +224,68 @@ class DeskHandling:
             return None
         self.store.record_desk(record.id, record.signed, "in", content.id, now_ns)
         self.desk.add(record)
+        if record.type is RecordType.CHANNEL_MESSAGE:  # a person here acknowledges it, as any message
+            self.supervisor.track_ack(content.id, content.sender, content.precedence.label, now_ns)
         return record
+
+    # -- acknowledgements of channel messages ------------------------------------------------------
+
+    def _track_channel_acks(self) -> None:
+        """At start: the channel messages still waiting for a person's acknowledgement, both ways — ours
+        (``#channel``: until every member it went to has acknowledged) and those received here."""
+        sent = receipts_by_record(self.store.record_carriers("out"))
+        for row in self.store.record_carriers("in"):
+            record = decode_record(row["signed"])
+            if record.type is RecordType.CHANNEL_MESSAGE and not row["acknowledged_at_ns"]:
+                self.supervisor.track_ack(row["id"], row["peer"], record.fields["precedence"], row["received_at_ns"])
+        for channel in self.desk.channels():
+            for message in channel.messages:
+                receipts = sent.get(message.record.signed, {})
+                if message.author == self.name and not_acknowledged(receipts):
+                    self.supervisor.track_ack(message.record.id, f"#{channel.name}",
+                                              message.record.fields["precedence"], message.record.at_ns)  # fmt: skip
+
+    def _carried_message(self, carrier_id: str) -> DeskRecord | None:
+        """The channel message a carrier (either way) brought, or None."""
+        found = self.store.carried_record(carrier_id)
+        if found is None:
+            return None
+        record = decode_record(found[0])
+        return record if record.type is RecordType.CHANNEL_MESSAGE else None
+
+    def _waiting_for(self, record: DeskRecord) -> list[str]:
+        """The members one of this terminal's channel messages went to that have not acknowledged it."""
+        rows = [r for r in self.store.record_carriers("out") if r["signed"] == record.signed]
+        return not_acknowledged(receipts_by_record(rows).get(record.signed, {}))
+
+    def _channel_ack_due(self, record_id: str, where: str, now_ns: int) -> None:
+        """One of our messages to channel ``where`` (``#name``) reached its handling time: overdue while
+        any member it went to has not acknowledged it; the alarm names them."""
+        for channel in self.desk.channels():
+            for message in channel.messages if f"#{channel.name}" == where else ():
+                waiting = self._waiting_for(message.record) if message.record.id == record_id else []
+                if waiting:
+                    self.supervisor.raise_alarm("ack-overdue", where, record_id,
+                                                _overdue_detail(message.record, waiting), now_ns)  # fmt: skip
+
+    def _channel_acknowledged(self, carrier_id: str, member: str, by: str, now_ns: int) -> None:
+        """A member's acknowledgement of one of our channel messages came back: the message's alarm, if
+        it is overdue, clears once every member has acknowledged; until then it names those still to."""
+        found = self.store.carried_record(carrier_id)
+        if found is None or found[1] != "out":
+            return
+        record = decode_record(found[0])
+        if record.type is not RecordType.CHANNEL_MESSAGE:
+            return
+        where = _ack_subject(self.desk, record)
+        if not self.supervisor.board.is_active("ack-overdue", where, record.id):
+            return
+        waiting = self._waiting_for(record)
+        self.supervisor.clear_alarm("ack-overdue", where, record.id, f"acknowledged by {member} ({by or '?'})"
+                                    + (f"; still waiting for {', '.join(waiting)}" if waiting else
+                                       "; every member has acknowledged it"), now_ns)  # fmt: skip
+        if waiting:
+            self.supervisor.raise_alarm("ack-overdue", where, record.id, _overdue_detail(record, waiting), now_ns)
 
     def _desk_alarms(self, now_ns: int, force: bool = False) -> None:
         """Raise the desk alarms whose condition holds, and clear those whose condition ended."""
@@ -228,6 +299,17 @@ class DeskHandling:
             key = (str(alarm["kind"]), str(alarm["peer"]), str(alarm["subject"]))
             if key[0] in DESK_KINDS and key not in due:
                 self.supervisor.clear_alarm(*key, "answered, fulfilled or closed", now_ns)
+
+
+def _ack_subject(register: Register, record: DeskRecord) -> str:
+    """Where an alarm about a channel message points instead of a peer: ``#`` and the channel's name."""
+    return f"#{register.first(record.thread).fields['name']}"
+
+
+def _overdue_detail(record: DeskRecord, waiting: list[str]) -> str:
+    f = record.fields
+    return (f"{f['precedence'].upper()} message {record.id} to the channel ({f['subject'] or f['text'][:60]!r}) was "
+            f"not acknowledged within its handling time by {', '.join(waiting)}")  # fmt: skip
 
 
 def _claimed_author(signed: bytes) -> str:
@@ -256,6 +338,7 @@ def file_record(
     randbytes: Callable[[int], bytes],
     by: str = "",
     forms: FormRegistry | None = None,
+    files: tuple[Attachment, ...] = (),
 ) -> list[MessageContent]:
     """Journal one of this side's records (inside the caller's transaction): a shared one with the
     message that carries it to the peer, which is returned to be queued; a channel's with one
@@ -266,7 +349,8 @@ def file_record(
         thread = register.thread(record.thread) if record.id in register else [*register.thread(record.thread), record]
         name = str(thread[0].fields["name"])
         for member, records in fanout(thread, record, register.me):
-            messages += [acts.channel_carrier(r, member, name, randbytes, register.me) for r in records]
+            messages += [acts.channel_carrier(r, member, name, randbytes, register.me, files if r is record else ())
+                         for r in records]  # fmt: skip
     elif record.shared:
         messages.append(acts.carrier(record, register, randbytes, forms))
     for message in messages:

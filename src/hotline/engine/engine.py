@@ -49,6 +49,7 @@ from hotline.core.paths import PathSelector
 from hotline.core.protocol import (
     State,
 )
+from hotline.core.relay import is_relay_path
 from hotline.core.supervision import (
     PathTested,
     PathView,
@@ -65,6 +66,7 @@ from hotline.engine.desking import DeskHandling, desk_event
 from hotline.engine.links import LinkHandling, about
 from hotline.engine.peer import Clock, Link, PeerState, open_state, seal_state
 from hotline.engine.rekeying import RekeyHandling
+from hotline.engine.relaying import RelayHandling
 from hotline.engine.status import terminal_status
 from hotline.home.config import Config
 from hotline.home.forms import load_forms
@@ -108,7 +110,7 @@ class _Ack:
 Listener = Callable[[dict[str, Any]], None]
 
 
-class Engine(RekeyHandling, LinkHandling, DeskHandling):
+class Engine(RekeyHandling, RelayHandling, LinkHandling, DeskHandling):
     def __init__(
         self,
         *,
@@ -156,6 +158,7 @@ class Engine(RekeyHandling, LinkHandling, DeskHandling):
         )
         self.supervisor.restore(self.store.active_alarms())
         self._init_desk()
+        self._init_relay()
         for message_id, peer_name, precedence, since_ns in self.store.unacknowledged():
             self.supervisor.track_ack(message_id, peer_name, precedence, since_ns)
         self.reload_peers()
@@ -426,6 +429,7 @@ class Engine(RekeyHandling, LinkHandling, DeskHandling):
                     acked_in.append((peer_name, ack_in))
                     if ack_in.kind is ReceiptKind.ACKNOWLEDGED:
                         self.supervisor.acknowledged(ack_in.message_id, peer_name, ack_in.by, now_ns)
+                        self._channel_acknowledged(ack_in.message_id, peer_name, ack_in.by, now_ns)
                 else:
                     log.error("%s sent a %s receipt for message %s, which we never sent it", peer_name,
                               ack_in.kind, ack_in.message_id,
@@ -542,8 +546,11 @@ class Engine(RekeyHandling, LinkHandling, DeskHandling):
 
     def _record_ack(self, item: _Ack, now_ns: int) -> Exception | None:
         """Inside the flush transaction: journal the acknowledgement and queue its receipt."""
+        # A channel's message is acknowledged on the carrier that brought it, by either id (``desking``).
+        item.message_id = self.store.carrier_of(item.message_id) or item.message_id
         found = self.store.incoming(item.message_id)
-        if found is None or found["kind"] != MessageKind.MESSAGE.value:
+        channel = found is not None and found["kind"] != MessageKind.MESSAGE.value
+        if found is None or (channel and self._carried_message(item.message_id) is None):
             return DeliveryError(f"no received message with id {item.message_id}; see `hotline inbox`")
         if found["acknowledged_at_ns"] is not None or (item.kind is ReceiptKind.READ and found["read_at_ns"]):
             return None  # already said: nothing more to say
@@ -626,10 +633,14 @@ class Engine(RekeyHandling, LinkHandling, DeskHandling):
                 for seq, data in peer.outbound.handle_timer(now):
                     peer.active.conn.send_envelope(seq, data)
                 peer.active.pump()
+        self._relay_tick(now)
         now_ns = self.clock.wall_ns()
         self._desk_alarms(now_ns)
         self.supervisor.tick(now, now_ns, self._path_views())
         for message_id, peer_name in self.supervisor.acks_due(now, now_ns):
+            if peer_name.startswith("#"):  # one of this terminal's messages to a channel (``desking``)
+                self._channel_ack_due(message_id, peer_name, now_ns)
+                continue
             waiting = self.store.awaiting_ack(message_id)
             if waiting is not None:
                 direction, subject = waiting
@@ -753,6 +764,8 @@ class Engine(RekeyHandling, LinkHandling, DeskHandling):
         views = []
         for peer in self.peers.values():
             for health in peer.selector.paths.values():
+                if is_relay_path(health.name):
+                    continue  # tested end to end by its heartbeats; its carrier's paths are tested
                 link = peer.links.get(health.name)
                 if link is not None and (
                     link.handover_until is not None

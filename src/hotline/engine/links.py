@@ -29,6 +29,9 @@ from hotline.core.protocol import (
     ReceiptReceived,
     RecordInDoubt,
     RekeyReceived,
+    RelayedReceived,
+    RelayRefused,
+    RelayRequested,
     ResumeRequested,
     RttMeasured,
     State,
@@ -86,6 +89,12 @@ class LinkHandling(ABC):
     @abstractmethod
     def _on_rekey(self, peer: PeerState, link: Link, data: bytes) -> None: ...
 
+    @abstractmethod
+    def _relay_event(self, link: Link, event: RelayRequested | RelayedReceived | RelayRefused) -> None: ...
+
+    @abstractmethod
+    def _relay_refused_here(self, link: Link, reason: str) -> None: ...
+
     def refuse(self, peer_name: str, reason: str, detail: dict[str, Any]) -> None:
         """A link attempt to a known peer was refused (wrong key, TLS failure). Journal once per reason."""
         peer = self.peers.get(peer_name)
@@ -111,13 +120,7 @@ class LinkHandling(ABC):
         link = Link(
             peer=peer_name,
             io=io,
-            conn=Connection(
-                local_name=self.name,
-                peer_name=peer_name,
-                now=self.clock.monotonic(),
-                heartbeat_interval=self.config.heartbeat_ms / 1000,
-                missed_limit=self.config.missed_heartbeats,
-            ),
+            conn=self._connection(peer_name),
             dialed=dialed,
             preferred=(dialed == we_are_smaller),
             address=address,
@@ -147,12 +150,21 @@ class LinkHandling(ABC):
                                     self.clock.wall_ns())  # fmt: skip
         self._supervise()
         peer.links[path] = link
+        self._hello(peer, link)
+        return link
+
+    def _connection(self, peer_name: str) -> Connection:
+        return Connection(local_name=self.name, peer_name=peer_name, now=self.clock.monotonic(),
+                          heartbeat_interval=self.config.heartbeat_ms / 1000,
+                          missed_limit=self.config.missed_heartbeats)  # fmt: skip
+
+    def _hello(self, peer: PeerState, link: Link) -> None:
+        """The first frame on a new connection, direct or relayed: what we hold of the peer's stream."""
         if peer.restored_at is None:
             link.conn.send_hello(peer.committed_in_upto, peer.last_receipt_out, self.damage)
         else:  # restored: we hold nothing of whatever stream the peer is in now (``rekeying``)
             link.conn.send_hello(0, None, self.damage)
         link.pump()
-        return link
 
     def close_all_links(self, reason: str) -> None:
         """The terminal is stopping: close every link and journal each going down (in the next
@@ -193,8 +205,11 @@ class LinkHandling(ABC):
         health.downs += 1
         if silent:
             health.heartbeat_misses += 1
-        self.supervisor.path_down(peer.name, link.path, reason, self.clock.wall_ns())
+        if link.via is None:  # a relayed path is a stand-in, not a circuit: no path alarm of its own
+            self.supervisor.path_down(peer.name, link.path, reason, self.clock.wall_ns())
         self._apply_switch(peer, peer.selector.mark_down(link.path, now))
+        if link.via is not None:
+            del peer.selector.paths[link.path]  # opened again, if ever, as a new path
         self._supervise()
 
     def _apply_switch(self, peer: PeerState, switch: Switch | None) -> None:
@@ -276,7 +291,10 @@ class LinkHandling(ABC):
                 elif isinstance(event, LargeFrameReceived):
                     self._announce_busy(event.size)
                 elif isinstance(event, RecordInDoubt):
-                    self._peer_doubt(peer, event.text)
+                    if link.via is None:  # unsigned: over a relay, the member carrying it could forge it
+                        self._peer_doubt(peer, event.text)
+                elif isinstance(event, RelayRequested | RelayedReceived | RelayRefused):
+                    self._relay_event(link, event)
                 elif isinstance(event, TestAnswered):
                     self.supervisor.test_answered(
                         peer.name, link.path, event.id, event.text, self.clock.monotonic(), self.clock.wall_ns()
@@ -299,6 +317,8 @@ class LinkHandling(ABC):
                 # The peer sent something we refuse: close this connection with the
                 # reason; nothing of it reached the journal.
                 log.error("refusing input from %s: %s", link.peer, e, extra=about(link.peer, link.path))
+                if link.via is not None:
+                    self._relay_refused_here(link, str(e))
                 self._close_link(link, f"refused: {e}")
                 return
         link.pump()
@@ -322,7 +342,8 @@ class LinkHandling(ABC):
             raise
         link.hello_cursor = 0 if restored else hello.cursor
         peer.last_error = None
-        self._peer_doubt(peer, hello.doubt)
+        if link.via is None:  # unsigned: over a relay, the member carrying it could forge it
+            self._peer_doubt(peer, hello.doubt)
         log.info("path %s to %s up via %s (peer holds ours up to %d)", link.path, peer.name, link.address, hello.cursor,
                  extra=about(peer.name, link.path))  # fmt: skip
         self._link_events.append(
@@ -330,7 +351,8 @@ class LinkHandling(ABC):
                                     "peer_cursor": hello.cursor})
         )  # fmt: skip
         self._request_flush()
-        self.supervisor.path_up(peer.name, link.path, self.clock.wall_ns())
+        if link.via is None:
+            self.supervisor.path_up(peer.name, link.path, self.clock.wall_ns())
         switch = peer.selector.mark_up(link.path, self.clock.monotonic())
         if switch is None and peer.active is not None and peer.active.path == link.path and peer.active is not link:
             self._activate(peer, link)  # the handover on the active path: resume on the new connection

@@ -64,6 +64,9 @@ class Link:
     # yet (its handshake finishes later at our end): it keeps the path's place, and the path stays
     # up, until this monotonic time; then the path is down after all.
     handover_until: float | None = None
+    # A relayed path (``engine.relaying``): the peer whose own link carries this one; None if direct.
+    via: str | None = None
+    session: int = 0  # a relayed link's session, chosen by the end that opened it
 
     def pump(self) -> None:
         data = self.conn.data_to_send()

@@ -265,7 +265,7 @@ class MessageStore(Protocol):
 
     def message(self, message_id: str) -> dict[str, Any] | None:
         """One message (either direction, with ``direction``) and its attachments' index, name, size
-        and sha256 (hex)."""
+        and sha256 (hex); a person's, or one that carries a desk record (a channel message's files)."""
         ...
 
     def attachment(self, message_id: str, index: int) -> tuple[str, bytes] | None:
@@ -324,9 +324,22 @@ class DeskStore(Protocol):
         """Every desk record held, signed, in the order they were journaled."""
         ...
 
-    def record_carriers(self) -> list[tuple[bytes, str, str, int | None]]:
-        """Every outgoing message that carries a desk record: (the signed record, peer, state,
-        delivered at) — a channel record has one per member (``desk.channels``)."""
+    def record_carriers(self, direction: str = "out") -> list[dict[str, Any]]:
+        """Every message that carries a desk record one way ("out": sent, "in": received and taken into
+        the desk), oldest first: a dict with the signed record (``signed``), the carrier's ``id``,
+        ``peer``, ``state`` and its times and receipts (``delivered_at_ns``, ``read_at_ns``,
+        ``acknowledged_at_ns``, ``acknowledged_by``, ``received_at_ns``). A channel record sent has one
+        carrier per member (``desk.channels``): its receipts are that member's."""
+        ...
+
+    def carried_record(self, message_id: str) -> tuple[bytes, str] | None:
+        """(the signed desk record, "out" or "in") that a message carries; None if it carries none."""
+        ...
+
+    def carrier_of(self, record_id: str) -> str | None:
+        """The message that carries a desk record: the one that brought it here, or for one of ours the
+        one that took it out (for a channel's, the first of its carriers: each holds the same record and
+        files); None for a record kept here or not held."""
         ...
 
 

@@ -15,8 +15,10 @@ Operations:
     status                   -> the engine's status
     alarms                   -> {alarms}: the alarms now active
     reload                   -> re-read peers after `hotline pair`
-    desk {act, by?}          -> {id, thread, type, shared}: a call, readout or commitment act
-                                (``desk.acts``), signed and journaled, and sent if shared
+    desk {act, by?, wait?}   -> {id, thread, type, shared}: a call, readout, commitment or
+                                channel act (``desk.acts``), signed and journaled, and sent if
+                                shared; with wait="delivered", once every peer it went to (each
+                                member of a channel) has signed its delivery
     backup {path}            -> what was written (entries, size, head hash): a consistent hot
                                 backup of the home (``terminal.backup``), taken off the loop
     accept-damage {reason, by?}
@@ -100,7 +102,7 @@ async def _desk(terminal: TerminalPort, args: dict[str, Any]) -> Any:
     act, by = args.get("act"), args.get("by", "operator")
     if not isinstance(act, dict) or not isinstance(by, str):
         raise ControlError("desk needs 'act' (a map: {act: NAME, ...}) and optionally 'by' (text)")
-    record = await terminal.desk(act, by[:200])
+    record = await terminal.desk(act, by[:200], wait_delivered=args.get("wait", "accepted") == "delivered")
     return {"id": record.id, "thread": record.thread, "type": str(record.type), "shared": record.shared}
 
 

@@ -371,12 +371,18 @@ class Terminal:
         self.engine.mark_read(message_id, by, lambda error: _settle(done, error, None))
         await done
 
-    async def desk(self, act: dict[str, Any], by: str = "") -> DeskRecord:
-        done: asyncio.Future[DeskRecord | None] = asyncio.get_running_loop().create_future()
+    async def desk(self, act: dict[str, Any], by: str = "", wait_delivered: bool = False) -> DeskRecord:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[DeskRecord | None] = loop.create_future()
         self.engine.submit_desk(act, lambda error, record: _settle(done, error, record), by)
         record = await done
         if record is None:
             raise DeskError("the desk act was not recorded")
+        if wait_delivered:  # every message that carries it (one per member, for a channel's)
+            for row in [r for r in self.store.record_carriers() if r["signed"] == record.signed]:
+                delivered: asyncio.Future[None] = loop.create_future()
+                self.engine.on_delivered(row["id"], functools.partial(_settle, delivered, None, None))
+                await delivered
         return record
 
     def register(self) -> Register:

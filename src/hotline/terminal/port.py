@@ -111,10 +111,12 @@ class TerminalPort(Protocol):
         """A person opened an incoming message; a signed read receipt goes back (once)."""
         ...
 
-    async def desk(self, act: dict[str, Any], by: str = "") -> DeskRecord:
+    async def desk(self, act: dict[str, Any], by: str = "", wait_delivered: bool = False) -> DeskRecord:
         """Take a desk act (``desk.acts``: propose or answer a call, add a readout, propose or agree a
-        commitment...): checked, signed, journaled, and sent to the peer if it is shared. Returns the
-        record once journaled; ``DeskError`` says why an act is refused."""
+        commitment, write to a channel...): checked, signed, journaled, and sent to the peer (a
+        channel's: to each member) if it is shared. Returns the record once journaled — with
+        ``wait_delivered``, once every peer it went to has signed its delivery; ``DeskError`` says
+        why an act is refused."""
         ...
 
     def register(self) -> Register:

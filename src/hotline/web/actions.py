@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from hotline.core.access import Principal
 from hotline.core.compose import build_content
 from hotline.core.times import rfc3339
+from hotline.desk.records import RecordType, decode_record
 from hotline.storage import audit
 from hotline.storage.backend import open_storage
 from hotline.web.context import ApiContext
@@ -32,14 +33,21 @@ async def send_message(ctx: ApiContext, fields: dict[str, Any], by: Principal) -
 
 async def acknowledge(ctx: ApiContext, message_id: str, by: Principal, *, read_only: bool = False) -> None:
     """Acknowledge ("received and understood") an incoming message, or with ``read_only``
-    record that a person opened it; either way a signed receipt goes back to the sender."""
-    found = ctx.store.incoming(message_id)
-    if found is None or found["kind"] != "message":
+    record that a person opened it; either way a signed receipt goes back to the sender. A
+    channel's message is named by its own id or its carrier's (``web.channels``)."""
+    carrier = ctx.store.carrier_of(message_id) or message_id  # a channel's message: the one that brought it
+    found = ctx.store.incoming(carrier)
+    if found is None or (found["kind"] != "message" and not _carries_channel_message(ctx, carrier)):
         raise HTTPException(404, f"no received message with id {message_id}")
     if read_only:
         await ctx.terminal.mark_read(message_id, by.label)
     else:
         await ctx.terminal.acknowledge(message_id, by.label)
+
+
+def _carries_channel_message(ctx: ApiContext, message_id: str) -> bool:
+    carried = ctx.store.carried_record(message_id)
+    return carried is not None and decode_record(carried[0]).type is RecordType.CHANNEL_MESSAGE
 
 
 def message_view(ctx: ApiContext, message_id: str) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from hotline.crypto.identity import ContactCard, fingerprint
 from hotline.engine.pairing import peer_listing
 from hotline.storage import audit
 from hotline.storage.backend import open_storage
-from hotline.web import desk, notify
+from hotline.web import channels, desk, notify
 from hotline.web.actions import MESSAGE_FIELDS, acknowledge, message_view, send_message, status_view, verify_journal
 from hotline.web.auth import SESSION_COOKIE, authenticate, end_session, set_session_cookie, start_session
 from hotline.web.context import context
@@ -159,8 +159,10 @@ async def get_message(request: Request) -> Response:
 async def get_attachment(request: Request) -> Response:
     await authenticate(request, Permission.READ)
     index = request.path_params["index"]
+    store = context(request).store
     message_id = canonical_message_id(request.path_params["id"])
-    found = context(request).store.attachment(message_id, index) if index < MAX_ATTACHMENTS else None
+    message_id = store.carrier_of(message_id) or message_id  # a channel message's files ride its carrier
+    found = store.attachment(message_id, index) if index < MAX_ATTACHMENTS else None
     if found is None:
         raise HTTPException(404, "no such attachment")
     name, data = found
@@ -365,6 +367,7 @@ ENDPOINTS = [
              Permission.READ, events),
     *(Endpoint(*row) for row in desk.endpoints()),
     *(Endpoint(*row) for row in notify.endpoints()),
+    *(Endpoint(*row) for row in channels.endpoints()),
     Endpoint("GET", "/metrics", "Prometheus metrics: paths, round trips, queues, message counts, alarms, journal",
              Permission.METRICS, get_metrics),
 ]  # fmt: skip

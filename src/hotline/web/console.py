@@ -28,6 +28,7 @@ from hotline.core.errors import HotlineError
 from hotline.core.model import Precedence, canonical_message_id
 from hotline.web.actions import MESSAGE_FIELDS, acknowledge, message_view, send_message, status_view, verify_journal
 from hotline.web.auth import authenticate, current_session, end_session, set_session_cookie, start_session
+from hotline.web.channels import channel_flashes
 from hotline.web.context import ApiContext, context
 from hotline.web.forms import form_attachments, read_form
 from hotline.web.i18n import DEFAULT_LANG, N_, language_name, localize, negotiate, translations
@@ -48,6 +49,8 @@ WORDS = [
     N_("call.propose"), N_("call.accept"), N_("call.decline"), N_("call.counter"), N_("call.withdraw"),
     N_("call.start"), N_("call.end"), N_("call.note"), N_("readout"), N_("commitment.propose"),
     N_("commitment.agree"), N_("commitment.decline"), N_("commitment.status"), N_("commitment.round"),
+    # channels: a member's state and link
+    N_("joined"), N_("invited"), N_("left"), N_("removed"), N_("up"), N_("down"), N_("unknown (terminal stopped)"),
 ]  # fmt: skip
 
 
@@ -146,11 +149,11 @@ def _next(request: Request, default: str = "/") -> str:
 
 
 def _flashes(ctx: ApiContext) -> list[dict[str, Any]]:
-    """Incoming flash messages no person has acknowledged yet: they take over the screen."""
+    """Incoming flash messages no person has acknowledged yet, a channel's too: they take over the screen."""
     return [
         m for m in ctx.store.messages("in", None, 200)
         if m["precedence"] == "flash" and m["acknowledged_at_ns"] is None
-    ]  # fmt: skip
+    ] + channel_flashes(ctx)  # fmt: skip
 
 
 def _boxes(ctx: ApiContext) -> dict[str, Any]:

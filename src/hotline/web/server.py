@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hotline.core.access import unknown_user_hash
 from hotline.core.errors import HotlineError, NotFound
 from hotline.terminal.port import TerminalPort
-from hotline.web import api, console, deskconsole, notifyconsole
+from hotline.web import api, channelsconsole, console, deskconsole, notifyconsole
 from hotline.web.auth import clear_stale_throttles, expire_throttles
 from hotline.web.context import ApiContext
 from hotline.web.i18n import localize
@@ -102,6 +102,7 @@ def build_app(ctx: ApiContext, *, loopback: bool = True) -> Starlette:
     routes.append(Route("/openapi.json", api.get_openapi, methods=["GET"]))
     routes += deskconsole.routes()  # before the console's own: its /fragments/{name} would take theirs
     routes += notifyconsole.routes()
+    routes += channelsconsole.routes()
     routes += console.routes()
     app = Starlette(
         routes=routes,

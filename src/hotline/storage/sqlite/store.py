@@ -526,12 +526,33 @@ class Store:
     def desk_records(self) -> list[bytes]:
         return [bytes(r[0]) for r in self.journal.execute("SELECT signed FROM desk_records ORDER BY entry, id")]
 
-    def record_carriers(self) -> list[tuple[bytes, str, str, int | None]]:
-        rows = self.journal.execute(
-            "SELECT r.receipt, m.peer, m.state, m.delivered_at_ns FROM messages m JOIN receipt_items r ON r.id = m.id "
-            "WHERE m.direction = 'out' AND m.kind = 'record' ORDER BY m.order_key"
-        ).fetchall()
-        return [(bytes(r[0]), r[1], r[2], r[3]) for r in rows]
+    def record_carriers(self, direction: str = "out") -> list[dict[str, Any]]:
+        if direction == "out":
+            sql = ("SELECT r.receipt, m.id, m.peer, m.state, m.delivered_at_ns, m.read_at_ns, m.acknowledged_at_ns, "
+                   "m.acknowledged_by, m.received_at_ns FROM messages m JOIN receipt_items r ON r.id = m.id "
+                   "WHERE m.direction = 'out' AND m.kind = 'record' ORDER BY m.order_key")  # fmt: skip
+        else:
+            sql = ("SELECT d.signed, m.id, m.peer, m.state, m.delivered_at_ns, m.read_at_ns, m.acknowledged_at_ns, "
+                   "m.acknowledged_by, m.received_at_ns FROM messages m JOIN desk_records d ON d.message_id = m.id "
+                   "WHERE m.direction = 'in' AND d.direction = 'in' ORDER BY m.order_key")  # fmt: skip
+        keys = ("signed", "id", "peer", "state", "delivered_at_ns", "read_at_ns", "acknowledged_at_ns",
+                "acknowledged_by", "received_at_ns")  # fmt: skip
+        return [{**dict(zip(keys, r, strict=True)), "signed": bytes(r[0])} for r in self.journal.execute(sql)]
+
+    def carried_record(self, message_id: str) -> tuple[bytes, str] | None:
+        found = self.journal.execute(
+            "SELECT r.receipt, 'out' FROM messages m JOIN receipt_items r ON r.id = m.id "
+            "WHERE m.id = ? AND m.kind = 'record' "
+            "UNION ALL SELECT signed, 'in' FROM desk_records WHERE message_id = ? AND direction = 'in'",
+            (message_id, message_id),
+        ).fetchone()
+        return None if found is None else (bytes(found[0]), str(found[1]))
+
+    def carrier_of(self, record_id: str) -> str | None:
+        found = self.journal.execute(
+            "SELECT message_id FROM desk_records WHERE id = ? AND direction IN ('in', 'out')", (record_id,)
+        ).fetchone()
+        return None if found is None else str(found[0])
 
     def record_operator(self, action: str, detail: dict[str, Any], at_ns: int) -> None:
         self.journal.append("operator.action", {"action": action, **detail}, at_ns)
@@ -574,7 +595,9 @@ class Store:
 
     def message(self, message_id: str) -> dict[str, Any] | None:
         """One message (either direction) with its attachments' names, sizes and digests."""
-        r = self.journal.execute(self._MESSAGE_COLUMNS + "WHERE id = ? AND kind = 'message'", (message_id,)).fetchone()
+        r = self.journal.execute(
+            self._MESSAGE_COLUMNS + "WHERE id = ? AND kind IN ('message', 'record')", (message_id,)
+        ).fetchone()
         if r is None:
             return None
         found = self._message_row(r)
@@ -591,7 +614,7 @@ class Store:
     def attachment(self, message_id: str, index: int) -> tuple[str, bytes] | None:
         row = self.journal.execute(
             "SELECT a.name, a.data FROM attachments a JOIN messages m ON m.id = a.message_id "
-            "WHERE a.message_id = ? AND a.idx = ? AND m.kind = 'message'",
+            "WHERE a.message_id = ? AND a.idx = ? AND m.kind IN ('message', 'record')",
             (message_id, index),
         ).fetchone()
         return None if row is None else (row[0], bytes(row[1]))
