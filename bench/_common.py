@@ -3,6 +3,10 @@
 Not part of the test suite. Every benchmark starts its own terminals in a fresh
 temporary folder, talks to them over their control sockets, and removes the
 folder afterwards (keep it with HOTLINE_BENCH_KEEP=1).
+
+HOTLINE_BENCH_PROFILE=DIR runs each terminal under py-spy (``py-spy record -- python``: attaching
+to a running process by pid is not permitted in every container) and writes DIR/NAME.txt, collapsed
+stacks with one line per stack; ``bench/profile_top.py`` summarises them.
 """
 
 from __future__ import annotations
@@ -89,6 +93,19 @@ class Pair:
     def moscow(self) -> Path:
         return self.homes["moscow"]
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) each terminal process has used so far: on a shared machine a
+        steadier measure of the work per message than the wall clock (Linux /proc only)."""
+        found = {}
+        for name, proc in zip(self.homes, self.procs, strict=True):
+            pids = _children(proc.pid) if os.environ.get("HOTLINE_BENCH_PROFILE") else [proc.pid]
+            try:
+                fields = Path(f"/proc/{pids[0]}/stat").read_text().rpartition(")")[2].split()
+            except (OSError, IndexError):
+                continue
+            found[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        return found
+
 
 @contextmanager
 def two_terminals(
@@ -98,6 +115,7 @@ def two_terminals(
     (several paths, proxies); by default each listens on one free loopback port."""
     root = Path(tempfile.mkdtemp(prefix=f"hotline-bench-{prefix}-"))
     pair = Pair(root, {"washington": root / "washington", "moscow": root / "moscow"})
+    profile = os.environ.get("HOTLINE_BENCH_PROFILE")
     try:
         for name, home in pair.homes.items():
             flags = listen(name) if listen else ["--listen", f"127.0.0.1:{free_port()}"]
@@ -112,13 +130,21 @@ def two_terminals(
         for name, home in pair.homes.items():
             with (root / f"{name}.log").open("wb") as log:
                 cmd = [sys.executable, "-m", "hotline", "--home", str(home), "run"]
+                if profile:
+                    spy = Path(sys.executable).with_name("py-spy")
+                    cmd = [str(spy), "record", "--format", "raw", "--rate", "250", "--nonblocking",
+                           "-o", str(Path(profile) / f"{name}.txt"), "--", *cmd]  # fmt: skip
                 pair.procs.append(subprocess.Popen(cmd, stderr=log))
         for home in pair.homes.values():
             wait(functools.partial(on_path, home, path), 30, f"the {path} path from {home.name}")
         yield pair
     finally:
         for proc in pair.procs:
-            proc.send_signal(signal.SIGTERM)
+            if profile:  # stop the terminal under py-spy, which writes its file once the terminal exits
+                for pid in _children(proc.pid):
+                    os.kill(pid, signal.SIGTERM)
+            else:
+                proc.send_signal(signal.SIGTERM)
         for proc in pair.procs:
             try:
                 proc.wait(timeout=10)
@@ -128,6 +154,13 @@ def two_terminals(
             shutil.rmtree(root, ignore_errors=True)
         else:
             print(f"kept {root}", file=sys.stderr)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def loopback_round_trip_ms(rounds: int = 2000, size: int = 256) -> float:

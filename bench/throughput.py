@@ -35,6 +35,7 @@ def main() -> int:
     with two_terminals("throughput") as pair, ControlClient(pair.washington, timeout=60) as client:
         outstanding: deque[int] = deque()
         progress_every = max(1, args.messages // 10)
+        cpu_before = pair.cpu_seconds()
         start = time.perf_counter()
         for i in range(args.messages):
             if len(outstanding) >= args.window:
@@ -46,11 +47,14 @@ def main() -> int:
         while outstanding:
             client.result(outstanding.popleft())
         elapsed = time.perf_counter() - start
+        cpu = {name: spent - cpu_before.get(name, 0.0) for name, spent in pair.cpu_seconds().items()}
     rate = args.messages / elapsed
     summary = {
         "messages": args.messages, "seconds": round(elapsed, 2), "per_s": round(rate),
         "window": args.window, "loopback_rtt_ms": round(floor, 3), "target_per_s": TARGET_PER_S,
         "pass": rate >= TARGET_PER_S,
+        # CPU each terminal spent per message (user + system), steadier than the rate on a busy machine
+        "cpu_us_per_message": {name: round(spent / args.messages * 1e6) for name, spent in cpu.items()},
     }  # fmt: skip
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -58,6 +62,7 @@ def main() -> int:
         verdict = "PASS" if summary["pass"] else "MISS"
         print(f"{args.messages} messages, each delivered with a journaled receipt (fsync on), in {elapsed:.2f} s")
         print(f"{rate:,.0f} messages/s (target >= {TARGET_PER_S:,}): {verdict}")
+        print("CPU per message: " + ", ".join(f"{n} {us} µs" for n, us in summary["cpu_us_per_message"].items()))
         print(f"floor: raw loopback TCP round trip p50 {floor * 1000:.0f} µs")
     return 0
 

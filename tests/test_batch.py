@@ -184,3 +184,51 @@ def test_a_replayed_batch_is_dropped_before_any_key_is_touched(tmp_path: Path) -
     w.settle()
     assert len(w.b.inbox()) == 5
     assert w.b.engine.peers["washington"].ratchet.to_bytes() == state
+
+
+def _seal_size(envelope: bytes) -> int:
+    seal = msgpack.unpackb(msgpack.unpackb(envelope)["seal"])
+    return int(seal["n"])
+
+
+def test_a_flash_is_sealed_alone_ahead_of_the_routine_queued_with_it(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    w.connect()
+    w.a.send("moscow", 5, Precedence.ROUTINE)
+    w.a.send("moscow", 1, Precedence.FLASH)  # accepted in the same flush as the five
+    w.a.settle()
+    sealed = [e.decoded() for e in w.a.journal.entries() if e.kind == "message.sealed"]
+    flash_id = w.a.accepted[-1]
+    assert [s["id"] for s in sealed] == [flash_id, *w.a.accepted[:5]], "the FLASH first"
+    assert [_seal_size(s["envelope"]) for s in sealed] == [1, 5, 5, 5, 5, 5], (
+        "a batch of its own: it is not encrypted, journaled and sent together with the routine behind it"
+    )
+    w.deliver_all()
+    assert w.b.inbox() == [flash_id, *w.a.accepted[:5]]
+
+
+def test_the_receiver_journals_and_receipts_a_flash_before_opening_what_follows_it(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    w.connect()
+    w.deliver_all()  # the hellos: the link is up
+    assert w.links is not None and w.b.engine is not None
+    _, to_moscow, link_b, _ = w.links
+    w.a.send("moscow", 1, Precedence.FLASH)
+    w.a.settle()
+    w.a.send("moscow", 5, Precedence.ROUTINE)
+    w.a.settle()
+    stream = b"".join(to_moscow.chunks)  # the FLASH and the routine behind it, read in one go
+    to_moscow.chunks.clear()
+    w.b.engine.data_received(link_b, stream)
+    peer = w.b.engine.peers["washington"]
+    assert [a.seq for a in peer.pending_in] == [1] and peer.hold_reading, "nothing opened past the FLASH yet"
+    w.b.settle()
+    assert not peer.hold_reading and peer.inbound.upto == 6
+    journaled = [(e.kind, e.decoded().get("seq", e.decoded().get("upto"))) for e in w.b.journal.entries()]
+    arrivals = journaled[[k for k, _ in journaled].index("message.received") :]
+    assert arrivals == [("message.received", 1), ("receipt.sent", 1)] + [
+        ("message.received", n) for n in range(2, 7)
+    ] + [("receipt.sent", 6)], "the FLASH's receipt left before the routine behind it was opened"
+    w.deliver_all()
+    assert w.b.inbox() == w.a.accepted
+    assert verify(w.b.journal).ok

@@ -31,7 +31,7 @@ from hotline.core.model import EMPTY_STREAM_HASH, Attachment, MessageContent, Me
 from hotline.storage.audit import verify
 from hotline.storage.backend import Storage, open_storage
 from hotline.storage.base import AccessStore, Record, TerminalStore
-from hotline.storage.records import GENESIS_HASH, entry_hash
+from hotline.storage.records import GENESIS_HASH, Arrival, Sealed, entry_hash
 from storage_scenario import SECOND, T0, Conversation
 
 VECTOR = Path(__file__).parent / "vectors" / "journal_v1.sql"
@@ -364,6 +364,90 @@ def test_a_message_goes_from_accepted_to_queued_sealed_and_delivered(backend: Ba
     assert store.attachment(flash.id, 1) is None
     assert store.message("0190f2a0-0000-7000-8000-999999999999") is None
     assert_verifies(backend.record, signatures=3)  # the envelope and both receipts
+
+
+def test_a_batch_of_entries_is_appended_in_order_and_chained_like_single_ones(backend: Backend) -> None:
+    record = backend.record
+    with record.transaction():
+        assert record.append("operator.action", {"action": "note", "n": 1}, T0) == 1
+        assert record.append_batch([("link.up", {"path": "primary"}, "moscow"),
+                                    ("operator.action", {"action": "note", "n": 3}, "")], T0 + 1) == [2, 3]  # fmt: skip
+        assert record.append_batch([], T0 + 2) == []
+        assert record.append("operator.action", {"action": "note", "n": 4}, T0 + 3) == 4
+    entries = list(record.entries())
+    assert [(e.seq, e.kind, e.peer, e.at_ns) for e in entries] == [
+        (1, "operator.action", "", T0), (2, "link.up", "moscow", T0 + 1), (3, "operator.action", "", T0 + 1),
+        (4, "operator.action", "", T0 + 3),
+    ]  # fmt: skip
+    for before, entry in itertools.pairwise(entries):
+        assert entry.prev == before.hash
+    assert_verifies(record, signatures=0)
+
+
+def test_a_flush_of_messages_is_accepted_sealed_and_delivered_as_a_batch(backend: Backend) -> None:
+    talk = paired(backend)
+    store = backend.store
+    earlier, first, second = talk.message(1), talk.message(2), talk.message(3)
+    with backend.record.transaction():
+        assert store.accept(earlier, T0 + SECOND) is True
+    clash = dataclasses.replace(second, body="another body under the same id")
+    stranger = dataclasses.replace(talk.message(4), recipient="kyiv")
+    with backend.record.transaction():
+        results = store.accept_batch([first, earlier, second, second, clash, stranger], T0 + 2 * SECOND)
+    assert results[:4] == [True, False, True, False], "new, accepted before, new, the same again in the batch"
+    assert isinstance(results[4], DeliveryError) and "already used by a different message" in str(results[4])
+    assert isinstance(results[5], DeliveryError) and "no peer named 'kyiv'" in str(results[5])
+    assert [q[0] for q in store.queued("moscow")] == [earlier.id, first.id, second.id]
+    assert store.load_content(second.id, "washington") == second
+    assert kinds(backend.record).count("message.accepted") == 3
+
+    with backend.record.transaction():
+        rows = []
+        for seq, content in enumerate((earlier, first, second), start=1):
+            envelope, sh = talk.seal_out(content, seq)
+            rows.append(Sealed(content.id, seq, envelope, sh))
+        store.record_sealed_batch("moscow", rows, T0 + 3 * SECOND)
+        store.record_sealed_batch("moscow", [], T0 + 3 * SECOND)
+    assert store.queued("moscow") == []
+    assert store.unacked("moscow") == {row.seq: row.envelope for row in rows}
+    cursors = store.cursors("moscow")
+    assert (cursors.out_next_seq, cursors.out_stream_hash) == (4, rows[-1].stream_hash), "moved once, to the last"
+    assert [store.stream_hash_at("moscow", row.seq) for row in rows] == [row.stream_hash for row in rows]
+
+    with backend.record.transaction():
+        assert store.record_delivered("moscow", talk.their_delivery_receipt(2, T0), 2, T0 + 4 * SECOND) == [
+            earlier.id, first.id]  # fmt: skip
+    with backend.record.transaction():
+        assert store.record_delivered("moscow", talk.their_delivery_receipt(3, T0), 3, T0 + 5 * SECOND) == [
+            second.id], "only what the receipt adds, however long the stream behind it"  # fmt: skip
+    assert store.unacked("moscow") == {} and store.cursors("moscow").out_acked == 3
+    assert_verifies(backend.record, signatures=5)  # three envelopes, two receipts
+
+
+def test_a_flush_of_arrivals_is_journaled_in_stream_order_with_its_duplicates(backend: Backend) -> None:
+    talk = paired(backend)
+    store = backend.store
+    one, two, three = (talk.message(n, incoming=True) for n in (1, 2, 3))
+    sealed = [talk.seal_in(one, 1), talk.seal_in(two, 2), talk.seal_in(one, 3), talk.seal_in(three, 4)]
+    arrivals = [
+        Arrival(one, 1, *sealed[0]), Arrival(two, 2, *sealed[1]),
+        Arrival(one, 3, *sealed[2], duplicate=True),  # sent again after a re-key: journaled, not delivered twice
+        Arrival(three, 4, *sealed[3]),
+    ]  # fmt: skip
+    with backend.record.transaction():
+        store.record_received_batch("moscow", arrivals, T0 + SECOND)
+        store.record_received_batch("moscow", [], T0 + SECOND)
+    assert kinds(backend.record)[-4:] == ["message.received", "message.received", "message.duplicate",
+                                          "message.received"]  # fmt: skip
+    cursors = store.cursors("moscow")
+    assert (cursors.in_upto, cursors.in_stream_hash, cursors.last_contact_ns) == (4, sealed[3][1], T0 + SECOND)
+    assert store.received_count("moscow") == 3
+    assert [m["id"] for m in store.messages("in")] == [one.id, two.id, three.id]
+    assert store.incoming(three.id) == {
+        "peer": "moscow", "seq": 4, "stream_hash": sealed[3][1], "precedence": Precedence.ROUTINE,
+        "acknowledged_at_ns": None, "kind": "message", "read_at_ns": None,
+    }  # fmt: skip
+    assert_verifies(backend.record, signatures=4)
 
 
 def test_received_messages_receipts_and_acknowledgements(backend: Backend) -> None:

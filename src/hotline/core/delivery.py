@@ -67,6 +67,10 @@ class OutboxQueue:
         self._ids.discard(message_id)
         return message_id
 
+    def peek(self) -> Precedence | None:
+        """The precedence of the message ``pop`` would give next (None if the queue is empty)."""
+        return Precedence(-self._heap[0][0]) if self._heap else None
+
     def __len__(self) -> int:
         return len(self._heap)
 

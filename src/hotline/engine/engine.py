@@ -74,6 +74,7 @@ from hotline.home.config import Config
 from hotline.home.forms import load_forms
 from hotline.storage.base import Record, TerminalStore
 from hotline.storage.integrity import ACCEPT_ACTION, acceptance, clear_damage
+from hotline.storage.records import Arrival, Sealed
 
 log = logging.getLogger("hotline.engine")
 
@@ -276,8 +277,7 @@ class Engine(TrustHandling, RekeyHandling, RelayHandling, LinkHandling, DeskHand
             # Sent again after a re-key (the peer could not know we held it): it takes its place in
             # the stream, and is not delivered twice.
             log.info("message %s from %s is already journaled; not delivered twice", content.id, peer.name)
-            peer.duplicates.add(content.id)
-            peer.pending_in.append((seq, data, peer.inbound.accept(seq, data), content))
+            peer.pending_in.append(Arrival(content, seq, data, peer.inbound.accept(seq, data), duplicate=True))
             peer.ratchet_dirty = True
             self._request_flush()
             return
@@ -286,8 +286,11 @@ class Engine(TrustHandling, RekeyHandling, RelayHandling, LinkHandling, DeskHand
         elif content.kind is MessageKind.RECORD:
             self._check_record_item(peer, content, item_keys(peer, key))
         self._contents[content.id] = content
-        stream_hash = peer.inbound.accept(seq, data)
-        peer.pending_in.append((seq, data, stream_hash, content))
+        peer.pending_in.append(Arrival(content, seq, data, peer.inbound.accept(seq, data)))
+        if content.precedence > Precedence.ROUTINE:
+            # Journal it and send its receipt before opening what follows it in the stream: a FLASH
+            # must not wait for the routine batch behind it to be opened too (issue 11).
+            peer.hold_reading = True
         if link is not peer.active:
             # The sender has moved to a path we still think is standby (it noticed a failure
             # first): its receipt goes back where it spoke, not only into our dying path.
@@ -384,7 +387,9 @@ class Engine(TrustHandling, RekeyHandling, RelayHandling, LinkHandling, DeskHand
         self._request_flush()
 
     def on_delivered(self, message_id: str, callback: Callable[[], None]) -> None:
-        if self.store.message_state(message_id) == "delivered":
+        # A message accepted in this run is held in ``_contents`` until its receipt comes: no need
+        # to ask the journal (a statement per message sent with --wait).
+        if message_id not in self._contents and self.store.message_state(message_id) == "delivered":
             callback()
             return
         self._delivered_waiters.setdefault(message_id, []).append(callback)
@@ -415,12 +420,12 @@ class Engine(TrustHandling, RekeyHandling, RelayHandling, LinkHandling, DeskHand
             for kind, peer_name, detail in self._link_events:
                 self.store.record_link(kind, peer_name, detail, now_ns)
             self._link_events.clear()
-            for item in accepts:
-                try:
-                    created = self.store.accept(item.content, now_ns)
-                except DeliveryError as e:
-                    results.append((item, e, False))
+            accepted = self.store.accept_batch([item.content for item in accepts], now_ns) if accepts else []
+            for item, outcome in zip(accepts, accepted, strict=True):
+                if isinstance(outcome, DeliveryError):
+                    results.append((item, outcome, False))
                     continue
+                created = outcome
                 results.append((item, None, created))
                 if created and item.by:
                     self.store.record_operator("send", {"id": item.content.id, "by": item.by}, now_ns)
@@ -451,12 +456,11 @@ class Engine(TrustHandling, RekeyHandling, RelayHandling, LinkHandling, DeskHand
             self._acks_in.clear()
             for peer in self.peers.values():
                 if peer.pending_in:
-                    final = len(peer.pending_in) - 1  # the cursor moves once, with the last of them
-                    for n, (seq, data, stream_hash, content) in enumerate(peer.pending_in):
-                        if content.id in peer.duplicates:
-                            self.store.record_duplicate(peer.name, content.id, seq, data, stream_hash, now_ns)
+                    self.store.record_received_batch(peer.name, peer.pending_in, now_ns)
+                    for arrival in peer.pending_in:
+                        if arrival.duplicate:
                             continue
-                        self.store.record_received(content, seq, data, stream_hash, now_ns, last=n == final)
+                        content, seq = arrival.content, arrival.seq
                         self._contents.pop(content.id, None)
                         if content.kind is MessageKind.RECORD:
                             desk_in = self._write_desk_in(content, now_ns)
@@ -475,7 +479,6 @@ class Engine(TrustHandling, RekeyHandling, RelayHandling, LinkHandling, DeskHand
                     self.store.record_receipt_sent(peer.name, receipt, peer.inbound.upto, now_ns)
                     receipts_out[peer.name] = receipt
                     peer.pending_in.clear()
-                    peer.duplicates.clear()
                 if peer.pending_receipt is not None:
                     upto, raw = peer.pending_receipt
                     delivered_ids += [(peer.name, m) for m in self.store.record_delivered(peer.name, raw, upto, now_ns)]
@@ -548,8 +551,17 @@ class Engine(TrustHandling, RekeyHandling, RelayHandling, LinkHandling, DeskHand
             self._contents.pop(message_id, None)
             for callback in self._delivered_waiters.pop(message_id, []):
                 callback()
+        for peer in self.peers.values():
+            self._read_on(peer)  # what held its stream is journaled, receipted and told: open what follows
         if any(p.queue and p.outbound.room() and p.restored_at is None for p in self.peers.values()):
             self._request_flush()  # more to seal than one batch
+
+    def _read_on(self, peer: PeerState) -> None:
+        """Open what follows in the peer's stream, once the arrival that held it is settled."""
+        if peer.hold_reading:
+            peer.hold_reading = False
+            for link in list(peer.links.values()):
+                self._drain(link)
 
     def _record_ack(self, item: _Ack, now_ns: int) -> Exception | None:
         """Inside the flush transaction: journal the acknowledgement and queue its receipt."""
@@ -591,7 +603,10 @@ class Engine(TrustHandling, RekeyHandling, RelayHandling, LinkHandling, DeskHand
             return  # never with a restored ratchet: the re-key comes first (``rekeying``)
         budget = min(peer.outbound.room(), SEAL_BATCH)
         batch: list[tuple[str, int, bytes]] = []
-        while len(batch) < budget:
+        precedence = peer.queue.peek()
+        # One precedence per batch: a FLASH is sealed, journaled and sent without waiting for the
+        # routine messages queued behind it to be encrypted in the same batch (the next flush has them).
+        while len(batch) < budget and precedence is not None and peer.queue.peek() == precedence:
             message_id = peer.queue.pop()
             if message_id is None:
                 break
@@ -603,13 +618,13 @@ class Engine(TrustHandling, RekeyHandling, RelayHandling, LinkHandling, DeskHand
             return
         peer.ratchet_dirty = True
         sealed_batch = env.seal_batch(self.identity, self.name, peer.name, [body for _, _, body in batch])
-        final = len(batch) - 1
-        for n, ((message_id, seq, _), sealed) in enumerate(zip(batch, sealed_batch, strict=True)):
+        rows = []
+        for (message_id, seq, _), sealed in zip(batch, sealed_batch, strict=True):
             peer.out_stream_hash = next_stream_hash(peer.out_stream_hash, sealed)
-            self.store.record_sealed(message_id, peer.name, seq, sealed, peer.out_stream_hash, now_ns,
-                                     last=n == final)  # fmt: skip
+            rows.append(Sealed(message_id, seq, sealed, peer.out_stream_hash))
             peer.outbound.sealed(seq, sealed)
             peer.stream_hashes[seq] = peer.out_stream_hash
+        self.store.record_sealed_batch(peer.name, rows, now_ns)
 
     # -- time -------------------------------------------------------------------------------
 
@@ -737,6 +752,9 @@ class Engine(TrustHandling, RekeyHandling, RelayHandling, LinkHandling, DeskHand
         desk_acts, self._desk_acts = self._desk_acts, []
         # ``_acks_in`` and ``pending_in`` are kept: they arrived before the doubt and are journaled
         # after it (a peer's acknowledgement is not asked for again once its envelope is received).
+        # Links read on meanwhile (no envelope is opened while in doubt, but tests and doubts are heard).
+        for peer in self.peers.values():
+            self._read_on(peer)
         now_ns = self.clock.wall_ns()
         self._held_link_events += [(kind, peer, detail, now_ns) for kind, peer, detail in self._link_events]
         self._link_events.clear()

@@ -318,7 +318,7 @@ class LinkHandling(ABC):
     def _drain(self, link: Link) -> None:
         """Handle every event the connection has produced; write what it wants to send."""
         peer = self.peers.get(link.peer)
-        while (event := link.conn.next_event()) is not None:
+        while not (peer is not None and peer.hold_reading) and (event := link.conn.next_event()) is not None:
             if peer is None:
                 break
             try:

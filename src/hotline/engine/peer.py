@@ -11,13 +11,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from hotline.core.delivery import Inbound, Outbound, OutboxQueue
 from hotline.core.errors import JournalError
-from hotline.core.model import MessageContent
 from hotline.core.paths import PathSelector
 from hotline.core.protocol import Connection
 from hotline.crypto import envelope as env
 from hotline.crypto.identity import ContactCard
 from hotline.crypto.ratchet import Ratchet
-from hotline.storage.records import PastKey
+from hotline.storage.records import Arrival, PastKey
 
 SESSION_AD = b"hotline-session-v1\x00"
 
@@ -95,7 +94,10 @@ class PeerState:
     stream_hashes: dict[int, bytes] = field(default_factory=dict)  # unacked seq -> our running hash
     active: Link | None = None  # the link that carries our envelopes
     links: dict[str, Link] = field(default_factory=dict)  # one live link per path
-    pending_in: list[tuple[int, bytes, bytes, MessageContent]] = field(default_factory=list)
+    pending_in: list[Arrival] = field(default_factory=list)  # opened, to be journaled in the next flush
+    # An arrival above ROUTINE is in ``pending_in``: open nothing more of this peer's stream until
+    # the flush has journaled it and sent its receipt (what follows it waits in the connection).
+    hold_reading: bool = False
     pending_receipt: tuple[int, bytes] | None = None
     resend_receipt_on: set[Link] = field(default_factory=set)
     ratchet_dirty: bool = False
@@ -112,7 +114,6 @@ class PeerState:
     rekey_key: X25519PrivateKey | None = None
     rekey_offer: bytes | None = None
     answers: dict[bytes, bytes] = field(default_factory=dict)
-    duplicates: set[str] = field(default_factory=set)  # ids in pending_in already journaled (a re-send)
     paired_at_ns: int = 0  # when the pinned card was paired (for the reasons a changed key is refused)
     past: list[PastKey] = field(default_factory=list)  # keys it held before, retired or revoked (``trust``)
 

@@ -20,16 +20,17 @@ transaction of its own, which it opens itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, Self
 
 from hotline.core.access import Principal, Role, Session
 from hotline.core.alarms import AlarmChange
+from hotline.core.errors import DeliveryError
 from hotline.core.model import MessageContent, Precedence
 from hotline.crypto.envelope import Receipt
-from hotline.storage.records import Cursors, Entry, OwnStatement, PastKey, PeerRow
+from hotline.storage.records import Arrival, Cursors, Entry, OwnStatement, PastKey, PeerRow, Sealed
 
 
 class Record(Protocol):
@@ -59,6 +60,12 @@ class Record(Protocol):
 
     def append(self, kind: str, body: dict[str, Any], at_ns: int, peer: str = "") -> int:
         """Append one entry to the chain (inside a transaction); return its sequence number."""
+        ...
+
+    def append_batch(self, entries: Sequence[tuple[str, dict[str, Any], str]], at_ns: int) -> list[int]:
+        """Append several entries, each ``(kind, body, peer)``, in this order, as ``append`` would one
+        by one (inside a transaction); return their sequence numbers. One statement for all of them
+        where the backend can: a flush journals hundreds of messages at once."""
         ...
 
     def entries(self, start: int = 1) -> Iterator[Entry]:
@@ -163,6 +170,12 @@ class MessageStore(Protocol):
         taken by a different message or the recipient is not paired."""
         ...
 
+    def accept_batch(self, contents: Sequence[MessageContent], at_ns: int) -> list[bool | DeliveryError]:
+        """``accept`` for several messages at once, in this order: for each, True (journaled), False
+        (this exact message was already accepted, here or earlier in the batch) or the
+        ``DeliveryError`` that refuses it — a refused one does not hold up the others."""
+        ...
+
     def queued(self, peer: str) -> list[tuple[str, Precedence, int]]:
         """Outgoing messages not yet sealed: (id, precedence, order key), oldest first."""
         ...
@@ -172,12 +185,14 @@ class MessageStore(Protocol):
         ...
 
     def record_sealed(
-        self, message_id: str, peer: str, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int,
-        *, last: bool = True,
-    ) -> None:  # fmt: skip
-        """The message was sealed as ``seq`` of the stream (``message.sealed``, state sent). A batch
-        passes ``last=False`` for all but its last envelope, in one transaction: the stream's cursor
-        then moves once, to where the last one leaves it."""
+        self, message_id: str, peer: str, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int
+    ) -> None:
+        """The message was sealed as ``seq`` of the stream (``message.sealed``, state sent)."""
+        ...
+
+    def record_sealed_batch(self, peer: str, sealed: Sequence[Sealed], at_ns: int) -> None:
+        """``record_sealed`` for a batch, in stream order: the stream's cursor moves once, to where
+        the last envelope leaves it."""
         ...
 
     def unacked(self, peer: str) -> dict[int, bytes]:
@@ -194,11 +209,15 @@ class MessageStore(Protocol):
     # -- incoming
 
     def record_received(
-        self, content: MessageContent, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int,
-        *, last: bool = True,
-    ) -> None:  # fmt: skip
-        """A message from the peer, journaled (``message.received``); the inbound cursor moves on
-        (once per batch: ``last=False`` for all but the last of several in one transaction)."""
+        self, content: MessageContent, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int
+    ) -> None:
+        """A message from the peer, journaled (``message.received``); the inbound cursor moves on."""
+        ...
+
+    def record_received_batch(self, peer: str, arrivals: Sequence[Arrival], at_ns: int) -> None:
+        """Envelopes of the peer's stream, in stream order: each a ``message.received`` or, for
+        a message journaled already, a ``message.duplicate`` (``record_duplicate``); the inbound
+        cursor moves once, to the last of them."""
         ...
 
     def record_receipt_sent(self, peer: str, receipt: bytes, upto: int, at_ns: int) -> None: ...

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from hotline.core.errors import JournalError
 from hotline.core.model import Attachment, MessageContent
@@ -66,6 +66,26 @@ class Entry:
 def entry_hash(prev: bytes, seq: int, at_ns: int, kind: str, peer: str, body: bytes) -> bytes:
     """The chain link: SHA-256 over the previous hash and this entry's fields."""
     return hashlib.sha256(prev + pack([seq, at_ns, kind, peer, body])).digest()
+
+
+class Sealed(NamedTuple):
+    """One envelope of a batch as sealed, for ``MessageStore.record_sealed_batch``."""
+
+    message_id: str
+    seq: int
+    envelope: bytes
+    stream_hash: bytes  # our stream's running hash after this envelope
+
+
+class Arrival(NamedTuple):
+    """One envelope of the peer's stream as opened, for ``MessageStore.record_received_batch``.
+    (A named tuple, not a dataclass: a flush makes one per message, and it is only carried.)"""
+
+    content: MessageContent
+    seq: int
+    envelope: bytes
+    stream_hash: bytes  # the peer's stream's running hash after this envelope
+    duplicate: bool = False  # the message is journaled already (sent again after a re-key)
 
 
 @dataclass(frozen=True, slots=True)

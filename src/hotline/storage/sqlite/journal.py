@@ -21,7 +21,7 @@ fork the chain.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -270,7 +270,7 @@ class Journal:
         except sqlite3.Error as e:
             raise JournalError(f"journal error on {self.path}: {e}") from None
 
-    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    def executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         try:
             self._db.executemany(sql, rows)
         except sqlite3.Error as e:
@@ -280,21 +280,27 @@ class Journal:
 
     def append(self, kind: str, body: dict[str, Any], at_ns: int, peer: str = "") -> int:
         """Append one entry to the chain; return its sequence number."""
+        return self.append_batch(((kind, body, peer),), at_ns)[0]
+
+    def append_batch(self, entries: Sequence[tuple[str, dict[str, Any], str]], at_ns: int) -> list[int]:
+        """Append ``(kind, body, peer)`` entries in order, with one statement; return their numbers."""
         self._require_tx()
         if self._head is None:
             # BEGIN IMMEDIATE holds the write lock until the commit, so the head read once per
             # transaction stays the head: later appends in it follow on without asking again.
             row = self.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
             self._head = (int(row[0]), bytes(row[1])) if row else (0, GENESIS_HASH)
-        seq, prev = self._head[0] + 1, self._head[1]
-        data = pack(body)
-        digest = entry_hash(prev, seq, at_ns, kind, peer, data)
-        self.execute(
-            "INSERT INTO entries(seq, at_ns, kind, peer, body, prev, hash) VALUES (?,?,?,?,?,?,?)",
-            (seq, at_ns, kind, peer, data, prev, digest),
-        )
-        self._head = (seq, digest)
-        return seq
+        seq, prev = self._head
+        rows = []
+        for kind, body, peer in entries:
+            seq += 1
+            data = pack(body)
+            digest = entry_hash(prev, seq, at_ns, kind, peer, data)
+            rows.append((seq, at_ns, kind, peer, data, prev, digest))
+            prev = digest
+        self.executemany("INSERT INTO entries(seq, at_ns, kind, peer, body, prev, hash) VALUES (?,?,?,?,?,?,?)", rows)
+        self._head = (seq, prev)
+        return [row[0] for row in rows]
 
     def entries(self, start: int = 1) -> Iterator[Entry]:
         cur = self.execute(

@@ -11,6 +11,8 @@ changes into one commit.
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Sequence
 from typing import Any
 
 from hotline.core.alarms import AlarmChange
@@ -18,7 +20,7 @@ from hotline.core.errors import DeliveryError, JournalError
 from hotline.core.model import Attachment, MessageContent, MessageKind, MessageState, Precedence, ReceiptKind
 from hotline.core.wire import pack, unpack
 from hotline.crypto.envelope import Receipt
-from hotline.storage.records import LINK_KINDS, Cursors, PeerRow, content_fields
+from hotline.storage.records import LINK_KINDS, Arrival, Cursors, PeerRow, Sealed, content_fields
 from hotline.storage.sqlite.journal import Journal
 from hotline.storage.sqlite.keys import KeyRecords
 
@@ -189,26 +191,50 @@ class Store(KeyRecords):
         The id doubles as an idempotency key: a client that lost the answer to a
         ``send`` can repeat it with the same id and nothing is sent twice.
         """
-        if self.peer(content.recipient) is None:
-            raise DeliveryError(f"no peer named {content.recipient!r}; see `hotline peers`")
-        existing = self.journal.execute(
-            "SELECT direction, peer, subject, body, classification FROM messages WHERE id = ?", (content.id,)
-        ).fetchone()
-        if existing is not None:
-            if tuple(existing) == ("out", content.recipient, content.subject, content.body, content.classification):
-                return False
-            raise DeliveryError(f"message id {content.id} is already used by a different message")
-        entry = self.journal.append("message.accepted", content_fields(content), at_ns, peer=content.recipient)
-        self.journal.execute(
+        result = self.accept_batch([content], at_ns)[0]
+        if isinstance(result, DeliveryError):
+            raise result
+        return result
+
+    def accept_batch(self, contents: Sequence[MessageContent], at_ns: int) -> list[bool | DeliveryError]:
+        """``accept`` for a flush's worth of messages: a few statements for all of them, not several each."""
+        paired = {name for name in {c.recipient for c in contents} if self.peer(name) is not None}
+        held: dict[str, tuple[Any, ...]] = {
+            row[0]: tuple(row[1:])
+            for row in self.journal.execute(
+                "SELECT id, direction, peer, subject, body, classification FROM messages "
+                "WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps([c.id for c in contents]),),
+            )
+        }
+        results: list[bool | DeliveryError] = []
+        new: list[MessageContent] = []
+        for content in contents:
+            mine = ("out", content.recipient, content.subject, content.body, content.classification)
+            if content.recipient not in paired:
+                results.append(DeliveryError(f"no peer named {content.recipient!r}; see `hotline peers`"))
+            elif content.id not in held:
+                held[content.id] = mine  # the same id again later in this batch is a repeat of it
+                new.append(content)
+                results.append(True)
+            elif held[content.id] == mine:
+                results.append(False)
+            else:
+                results.append(DeliveryError(f"message id {content.id} is already used by a different message"))
+        if not new:
+            return results
+        entries = self.journal.append_batch([("message.accepted", content_fields(c), c.recipient) for c in new], at_ns)
+        self.journal.executemany(
             "INSERT INTO messages(id, direction, peer, precedence, lang, subject, body, created_at_ns, state, "
             "queued_at_ns, order_key, kind, classification) VALUES (?, 'out', ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
-            (content.id, content.recipient, int(content.precedence), content.lang, content.subject,
-             content.body, content.created_at_ns, at_ns, entry, content.kind.value, content.classification),
+            [(c.id, c.recipient, int(c.precedence), c.lang, c.subject, c.body, c.created_at_ns, at_ns, entry,
+              c.kind.value, c.classification) for c, entry in zip(new, entries, strict=True)],
         )  # fmt: skip
-        self._insert_attachments(content)
-        if content.kind is not MessageKind.MESSAGE:
-            self.journal.execute("INSERT INTO receipt_items(id, receipt) VALUES (?, ?)", (content.id, content.receipt))
-        return True
+        self._insert_attachments(new)
+        items = [(c.id, c.receipt) for c in new if c.kind is not MessageKind.MESSAGE]
+        if items:
+            self.journal.executemany("INSERT INTO receipt_items(id, receipt) VALUES (?, ?)", items)
+        return results
 
     def queued(self, peer: str) -> list[tuple[str, Precedence, int]]:
         rows = self.journal.execute(
@@ -247,25 +273,27 @@ class Store(KeyRecords):
         )  # fmt: skip
 
     def record_sealed(
-        self, message_id: str, peer: str, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int,
-        *, last: bool = True,
-    ) -> None:  # fmt: skip
-        self.journal.append(
-            "message.sealed",
-            {"id": message_id, "seq": seq, "envelope": envelope, "sh": stream_hash},
-            at_ns,
-            peer=peer,
-        )
-        self.journal.execute(
+        self, message_id: str, peer: str, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int
+    ) -> None:
+        self.record_sealed_batch(peer, [Sealed(message_id, seq, envelope, stream_hash)], at_ns)
+
+    def record_sealed_batch(self, peer: str, sealed: Sequence[Sealed], at_ns: int) -> None:
+        if not sealed:
+            return
+        self.journal.append_batch(
+            [("message.sealed", {"id": s.message_id, "seq": s.seq, "envelope": s.envelope, "sh": s.stream_hash}, peer)
+             for s in sealed], at_ns,
+        )  # fmt: skip
+        self.journal.executemany(
             "UPDATE messages SET seq = ?, envelope = ?, stream_hash = ?, state = 'sent', sent_at_ns = ? "
             "WHERE id = ? AND state = 'queued'",
-            (seq, envelope, stream_hash, at_ns, message_id),
+            [(s.seq, s.envelope, s.stream_hash, at_ns, s.message_id) for s in sealed],
         )
-        if last:  # the cursor moves once per batch: the batch's last envelope says where it stands
-            self.journal.execute(
-                "UPDATE cursors SET out_next_seq = ?, out_stream_hash = ? WHERE peer = ?",
-                (seq + 1, stream_hash, peer),
-            )
+        last = sealed[-1]  # the cursor moves once per batch: the batch's last envelope says where it stands
+        self.journal.execute(
+            "UPDATE cursors SET out_next_seq = ?, out_stream_hash = ? WHERE peer = ?",
+            (last.seq + 1, last.stream_hash, peer),
+        )
 
     def unacked(self, peer: str) -> dict[int, bytes]:
         rows = self.journal.execute(
@@ -289,57 +317,63 @@ class Store(KeyRecords):
             at_ns,
             peer=peer,
         )
-        ids = [
-            r[0]
-            for r in self.journal.execute(
-                "SELECT id FROM messages WHERE direction = 'out' AND peer = ? AND state = 'sent' AND seq <= ?",
-                (peer, upto),
-            )
-        ]
-        self.journal.execute(
+        # Bounded below by what was already acknowledged: ``seq <= upto`` alone walks the index over
+        # every message ever delivered to this peer on each receipt (quadratic over a long stream).
+        rows = self.journal.execute(
             "UPDATE messages SET state = 'delivered', delivered_at_ns = ? "
-            "WHERE direction = 'out' AND peer = ? AND state = 'sent' AND seq <= ?",
-            (at_ns, peer, upto),
-        )
+            "WHERE direction = 'out' AND peer = ? AND state = 'sent' "
+            "AND seq > (SELECT out_acked FROM cursors WHERE peer = ?) AND seq <= ? RETURNING seq, id",
+            (at_ns, peer, peer, upto),
+        ).fetchall()
+        ids = [r[1] for r in sorted(rows)]
         self.journal.execute(
             "UPDATE cursors SET out_acked = max(out_acked, ?), last_receipt_in = ?, last_contact_ns = ? WHERE peer = ?",
             (upto, receipt, at_ns, peer),
         )
         return ids
 
-    def _insert_attachments(self, content: MessageContent) -> None:
-        if not content.attachments:
-            return
-        self.journal.executemany(
-            "INSERT INTO attachments(message_id, idx, name, sha256, data) VALUES (?,?,?,?,?)",
-            [
-                (content.id, i, a.name, hashlib.sha256(a.data).digest(), a.data)
-                for i, a in enumerate(content.attachments)
-            ],
-        )
+    def _insert_attachments(self, contents: Sequence[MessageContent]) -> None:
+        rows = [
+            (c.id, i, a.name, hashlib.sha256(a.data).digest(), a.data)
+            for c in contents
+            for i, a in enumerate(c.attachments)
+        ]
+        if rows:
+            self.journal.executemany(
+                "INSERT INTO attachments(message_id, idx, name, sha256, data) VALUES (?,?,?,?,?)", rows
+            )
 
     # -- incoming messages ------------------------------------------------------------------
 
     def record_received(
-        self, content: MessageContent, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int,
-        *, last: bool = True,
-    ) -> None:  # fmt: skip
-        fields = content_fields(content)
-        fields.update({"seq": seq, "envelope": envelope, "sh": stream_hash})
-        entry = self.journal.append("message.received", fields, at_ns, peer=content.sender)
-        self.journal.execute(
+        self, content: MessageContent, seq: int, envelope: bytes, stream_hash: bytes, at_ns: int
+    ) -> None:
+        self.record_received_batch(content.sender, [Arrival(content, seq, envelope, stream_hash)], at_ns)
+
+    def record_received_batch(self, peer: str, arrivals: Sequence[Arrival], at_ns: int) -> None:
+        if not arrivals:
+            return
+        entries = self.journal.append_batch([self._arrival_entry(peer, a) for a in arrivals], at_ns)
+        received = [(a, entry) for a, entry in zip(arrivals, entries, strict=True) if not a.duplicate]
+        self.journal.executemany(
             "INSERT INTO messages(id, direction, peer, seq, precedence, lang, subject, body, created_at_ns, state, "
             "received_at_ns, envelope, stream_hash, order_key, kind, classification) "
             "VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?, 'received', ?, ?, ?, ?, ?, ?)",
-            (content.id, content.sender, seq, int(content.precedence), content.lang, content.subject, content.body,
-             content.created_at_ns, at_ns, envelope, stream_hash, entry, content.kind.value, content.classification),
+            [(c.id, peer, a.seq, int(c.precedence), c.lang, c.subject, c.body, c.created_at_ns, at_ns, a.envelope,
+              a.stream_hash, entry, c.kind.value, c.classification) for a, entry in received for c in (a.content,)],
         )  # fmt: skip
-        self._insert_attachments(content)
-        if last:
-            self.journal.execute(
-                "UPDATE cursors SET in_upto = ?, in_stream_hash = ?, last_contact_ns = ? WHERE peer = ?",
-                (seq, stream_hash, at_ns, content.sender),
-            )
+        self._insert_attachments([a.content for a, _ in received])
+        last = arrivals[-1]  # the cursor moves once per batch, to the last envelope of it
+        self._move_in_cursor(peer, last.seq, last.stream_hash, at_ns)
+
+    @staticmethod
+    def _arrival_entry(peer: str, arrival: Arrival) -> tuple[str, dict[str, Any], str]:
+        if arrival.duplicate:
+            body = _duplicate_body(arrival.content.id, arrival.seq, arrival.envelope, arrival.stream_hash)
+            return ("message.duplicate", body, peer)
+        fields = content_fields(arrival.content)
+        fields.update({"seq": arrival.seq, "envelope": arrival.envelope, "sh": arrival.stream_hash})
+        return ("message.received", fields, peer)
 
     def record_receipt_sent(self, peer: str, receipt: bytes, upto: int, at_ns: int) -> None:
         self.journal.append(
@@ -352,10 +386,11 @@ class Store(KeyRecords):
 
     def record_duplicate(self, peer: str, message_id: str, seq: int, envelope: bytes, stream_hash: bytes,
                          at_ns: int) -> None:  # fmt: skip
-        self.journal.append(
-            "message.duplicate", {"id": message_id, "seq": seq, "envelope": envelope, "sh": stream_hash}, at_ns,
-            peer=peer,
-        )  # fmt: skip
+        self.journal.append("message.duplicate", _duplicate_body(message_id, seq, envelope, stream_hash), at_ns,
+                            peer=peer)  # fmt: skip
+        self._move_in_cursor(peer, seq, stream_hash, at_ns)
+
+    def _move_in_cursor(self, peer: str, seq: int, stream_hash: bytes, at_ns: int) -> None:
         self.journal.execute(
             "UPDATE cursors SET in_upto = ?, in_stream_hash = ?, last_contact_ns = ? WHERE peer = ?",
             (seq, stream_hash, at_ns, peer),
@@ -618,3 +653,7 @@ class Store(KeyRecords):
                 "SELECT count(*) FROM messages WHERE direction = 'in' AND peer = ?", (peer,)
             ).fetchone()[0]
         )
+
+
+def _duplicate_body(message_id: str, seq: int, envelope: bytes, stream_hash: bytes) -> dict[str, Any]:
+    return {"id": message_id, "seq": seq, "envelope": envelope, "sh": stream_hash}
