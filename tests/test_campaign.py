@@ -31,7 +31,15 @@ def test_fuzz_every_target_briefly(tmp_path: Path) -> None:
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr[-5000:]
     summaries = json.loads(run.stdout[run.stdout.index("\n[") :])
-    assert [s["target"] for s in summaries] == ["wire", "protocol", "envelope", "receipt", "desk-record", "form"]
+    assert [s["target"] for s in summaries] == [
+        "wire",
+        "protocol",
+        "envelope",
+        "receipt",
+        "desk-record",
+        "form",
+        "key-statement",
+    ]
     assert all(s["inputs"] == 2000 and s["crashes"] == [] for s in summaries), summaries
     assert list(tmp_path.iterdir()) == []
 

@@ -37,7 +37,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus"
-TARGETS = ["wire", "protocol", "envelope", "receipt", "desk-record", "form"]
+TARGETS = ["wire", "protocol", "envelope", "receipt", "desk-record", "form", "key-statement"]
 MAX_LEN = 4096
 
 

@@ -30,11 +30,12 @@ from typing import Any
 import msgpack
 
 from hotline.core.errors import HotlineError
-from hotline.core.model import MessageContent, MessageKind, Precedence, ReceiptKind
+from hotline.core.model import Address, MessageContent, MessageKind, Precedence, ReceiptKind
 from hotline.core.protocol import Connection, ConnectionClosed
 from hotline.core.wire import FrameDecoder, encode_frame, pack, unpack
 from hotline.crypto import envelope as env
-from hotline.crypto.identity import Identity
+from hotline.crypto import succession as succ
+from hotline.crypto.identity import Identity, make_card
 from hotline.crypto.ratchet import Ratchet, initial_secret, is_initiator
 from hotline.desk import records
 from hotline.desk.forms import FormRegistry, FormType
@@ -203,7 +204,25 @@ def wire_seeds() -> list[bytes]:
 
 # -- protocol: the per-connection state machine, after a real hello ------------------------------
 
-_KINDS = ["hello", "env", "rcpt", "resume", "ping", "pong", "test", "test-ok", "doubt", "bye", "zzz"]
+_KINDS = [
+    "hello",
+    "env",
+    "rcpt",
+    "resume",
+    "ping",
+    "pong",
+    "test",
+    "test-ok",
+    "doubt",
+    "bye",
+    "zzz",
+    "rekey",
+    "relay",
+    "relayed",
+    "relay-bad",
+    "succ",
+    "revoke",
+]
 
 
 def protocol(data: bytes) -> None:
@@ -276,7 +295,23 @@ def protocol_seeds() -> list[bytes]:
         seeds.append(bytes([0, min(255, len(frame) - 1)]) + frame[:256])
         seeds.append(bytes([4, min(255, len(frame) - 1), len(frame) // 2]) + frame[:256])
     for kind in range(len(_KINDS)):
-        fields = raw_pack({"seq": 1, "e": b"x", "cursor": 3, "n": 2, "id": "a", "text": "b", "reason": "c"})
+        fields = raw_pack(
+            {
+                "seq": 1,
+                "e": b"x",
+                "cursor": 3,
+                "n": 2,
+                "id": "a",
+                "text": "b",
+                "reason": "c",
+                "to": "kyiv",
+                "from": "kyiv",
+                "s": 1,
+                "f": b"y",
+                "r": b"z",
+                "upto": 4,
+            }
+        )
         seeds.append(bytes([1, kind, len(fields) - 1]) + fields)
     seeds.append(bytes([2, 50, 2, 50, 2, 50, 2, 50]))  # silence: the heartbeat deadline
     seeds.append(bytes([3, 0, 3, 3, 3, 5, 2, 80, 3, 7]))
@@ -500,6 +535,36 @@ def form_seeds() -> list[bytes]:
     return seeds
 
 
+# -- key statements: a succession or a revocation opened with the real key ------------------------
+
+
+def key_statement(data: bytes) -> None:
+    """The first byte picks a succession or a revocation; the rest as ``_signed`` makes it, signed by
+    washington's real key under that statement's context; ``signer_of``, then the opener."""
+    washington, _ = identities()
+    inp = Input(data)
+    revocation = inp.byte() % 2 == 1
+    signed = _signed(inp.rest(), succ.REVOCATION_CONTEXT if revocation else succ.SUCCESSION_CONTEXT, washington)
+    with contextlib.suppress(HotlineError):
+        succ.signer_of(signed)
+    if revocation:
+        succ.open_revocation(signed, washington.public_key)
+    else:
+        succ.open_succession(signed, washington.public_key)
+
+
+def key_statement_seeds() -> list[bytes]:
+    washington, _ = identities()
+    successor = Identity.generate("washington", randbytes=_seeded(b"fuzz washington, rotated"))
+    card = make_card(successor, [Address("primary", "127.0.0.1", 7401)], "2026-12-04T00:00:00Z")
+    seeds = []
+    for kind, signed in ((0, succ.make_succession(washington, card, n=1, at_ns=T0)),
+                         (1, succ.make_revocation(washington, at_ns=T0, reason="key believed stolen"))):  # fmt: skip
+        body = unpack(signed)["b"]
+        seeds += [bytes([kind, 0]) + signed, bytes([kind, 1]) + body, bytes([kind, 2, 1]) + body]
+    return seeds
+
+
 TARGETS: dict[str, tuple[Harness, Callable[[], list[bytes]]]] = {
     "wire": (wire, wire_seeds),
     "protocol": (protocol, protocol_seeds),
@@ -507,4 +572,5 @@ TARGETS: dict[str, tuple[Harness, Callable[[], list[bytes]]]] = {
     "receipt": (receipt, receipt_seeds),
     "desk-record": (desk_record, desk_record_seeds),
     "form": (form, form_seeds),
+    "key-statement": (key_statement, key_statement_seeds),
 }
