@@ -13,6 +13,7 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
 from hotline.core.access import LANGUAGES
+from hotline.core.alarms import KINDS
 from hotline.web.console import environment
 from hotline.web.i18n import REFUSALS, catalogue_languages, localize, negotiate, placeholders
 
@@ -107,3 +108,10 @@ def test_every_refusal_template_has_distinct_placeholders() -> None:
     for template in REFUSALS:
         names = placeholders(template)
         assert len(names) == len(set(names)), template
+
+
+def test_every_alarm_kind_has_a_label_on_the_alarms_page() -> None:
+    """A new alarm kind shows in the operator's language, not as its code name."""
+    template = (ROOT / "src/hotline/web/templates/_alarms.html").read_text()
+    unlabelled = [kind for kind in KINDS if f'"{kind}": _(' not in template]
+    assert unlabelled == [], f"alarm kinds without a label in _alarms.html: {unlabelled}"
