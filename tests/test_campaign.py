@@ -131,3 +131,12 @@ def test_a_deeply_nested_form_is_a_field_error_not_a_crash() -> None:
     assert [e.text for e in form.validate(deep)] == [f"{form.title('en')}: nested too deeply"]
     assert "вложенность" in form.validate(deep, "ru")[0].text
     assert form.validate({"exercise": _nested("NAVAL", 3)})  # shallow: the schema's own errors
+
+
+def test_a_form_with_a_key_that_is_not_text_is_a_field_error_not_a_crash() -> None:
+    """Found by tools/fuzz.py (form, after the merges of 2026-12-04): a peer's signed notification may
+    carry msgpack data with a bytes map key, which json.dumps in FormType.validate refused with
+    TypeError — not a project error, so it escaped the receiver's checks."""
+    form = load_forms(None).types["exercise"]
+    for data in ({b"exercise": "NAVAL"}, {"exercise": {b"kind": "NAVAL"}}):
+        assert [e.text for e in form.validate(data)] == ["the form's data is not JSON: every map key must be text"]

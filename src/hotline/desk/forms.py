@@ -191,7 +191,11 @@ class FormType:
         if isinstance(data, dict | list) and nested_deeper_than(data, MAX_NESTING):
             # before json.dumps and the validator, which recurse (found by tools/fuzz.py)
             return [FieldError("", self._words(lang, "depth").format(field=self.title(lang)))]
-        if len(json.dumps(data, ensure_ascii=False, default=str).encode()) > MAX_FORM_BYTES:
+        try:
+            size = len(json.dumps(data, ensure_ascii=False, default=str).encode())
+        except (TypeError, ValueError):  # a map key that is not text, from msgpack (found by tools/fuzz.py)
+            return [FieldError("", "the form's data is not JSON: every map key must be text")]
+        if size > MAX_FORM_BYTES:
             return [FieldError("", f"the form is over {MAX_FORM_BYTES // 1024} KiB")]
         validator = Draft202012Validator(self.schema, format_checker=_FORMATS)
         errors = [self._error(e, lang) for e in validator.iter_errors(data)]
