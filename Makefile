@@ -64,7 +64,7 @@ bench-peers: setup $(PEERS_VENV)/.installed
 
 # The standing fuzz and crash campaign (not tests; tests/test_campaign.py runs a short version of each).
 # FUZZ_COUNT inputs per decoder under atheris; SOAK_CYCLES SIGKILL cycles of SOAK_MESSAGES each way.
-FUZZ_COUNT ?= 100000
+FUZZ_COUNT ?= 143000
 SOAK_CYCLES ?= 100
 SOAK_MESSAGES ?= 1000
 fuzz: setup
