@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import json
@@ -172,6 +173,16 @@ class Terminal:
 
     def client(self, timeout: float = 30) -> ControlClient:
         return ControlClient(self.home, timeout=timeout)
+
+    def send_many(self, to: str, bodies: list[str]) -> None:
+        """Submit every body at once over the control socket, then wait for each to be journaled."""
+        with self.client(timeout=60) as c:
+            for p in [c.submit("send", to=to, body=body) for body in bodies]:
+                c.result(p)
+
+    def inbox_bodies(self) -> collections.Counter[str]:
+        """How many times each body is in the inbox (up to 5,000 messages)."""
+        return collections.Counter(m["body"] for m in self.cli_json("inbox", "--limit", "5000")["messages"])
 
     def status(self) -> dict[str, Any]:
         with self.client() as c:

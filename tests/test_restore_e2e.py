@@ -15,16 +15,6 @@ from conftest import Terminal, wait_for
 pytestmark = pytest.mark.e2e
 
 
-def _send(t: Terminal, to: str, bodies: list[str]) -> None:
-    with t.client(timeout=60) as c:
-        for p in [c.submit("send", to=to, body=body) for body in bodies]:
-            c.result(p)
-
-
-def _bodies(t: Terminal) -> collections.Counter[str]:
-    return collections.Counter(m["body"] for m in t.cli_json("inbox", "--limit", "5000")["messages"])
-
-
 def test_backup_mid_stream_then_restore_in_place_delivers_everything_once(
     paired: tuple[Terminal, Terminal], make_terminal: Callable[..., Terminal], tmp_path: Path
 ) -> None:
@@ -35,9 +25,11 @@ def test_backup_mid_stream_then_restore_in_place_delivers_everything_once(
     b.wait_link("washington")
     a_bodies = [f"washington message {n}" for n in range(15)]
     b_bodies = [f"moscow message {n}" for n in range(18)]
-    _send(a, "moscow", a_bodies[:10])
-    _send(b, "washington", b_bodies[:10])
-    wait_for(lambda: sum(_bodies(b).values()) == 10 and sum(_bodies(a).values()) == 10, 30, "the first exchange")
+    a.send_many("moscow", a_bodies[:10])
+    b.send_many("washington", b_bodies[:10])
+    wait_for(
+        lambda: sum(b.inbox_bodies().values()) == 10 and sum(a.inbox_bodies().values()) == 10, 30, "the first exchange"
+    )
 
     backup = tmp_path / "washington.backup"
     said = a.cli("backup", "-o", str(backup)).stdout
@@ -45,11 +37,13 @@ def test_backup_mid_stream_then_restore_in_place_delivers_everything_once(
     info = json.loads(a.cli("backup", "-o", str(tmp_path / "second.backup"), "--json").stdout)
     assert info["entries"] > 0 and len(info["head_hash"]) == 64
 
-    _send(a, "moscow", a_bodies[10:])  # after the backup: in moscow's journal, lost to washington's
-    _send(b, "washington", b_bodies[10:15])
-    wait_for(lambda: sum(_bodies(b).values()) == 15 and sum(_bodies(a).values()) == 15, 30, "the second exchange")
+    a.send_many("moscow", a_bodies[10:])  # after the backup: in moscow's journal, lost to washington's
+    b.send_many("washington", b_bodies[10:15])
+    wait_for(
+        lambda: sum(b.inbox_bodies().values()) == 15 and sum(a.inbox_bodies().values()) == 15, 30, "the second exchange"
+    )
     a.kill()
-    _send(b, "washington", b_bodies[15:])  # while washington is dead
+    b.send_many("washington", b_bodies[15:])  # while washington is dead
 
     restored = make_terminal("washington-restored", port=a.port)
     restored.name = "washington"  # the same terminal, in a fresh home
@@ -60,15 +54,15 @@ def test_backup_mid_stream_then_restore_in_place_delivers_everything_once(
     assert "journal OK" in restored.cli("journal", "verify").stdout
     restored.start()
     restored.wait_link("moscow")
-    wait_for(lambda: sum(_bodies(b).values()) >= 15 and sum(_bodies(restored).values()) >= 18, 60,
+    wait_for(lambda: sum(b.inbox_bodies().values()) >= 15 and sum(restored.inbox_bodies().values()) >= 18, 60,
              "everything after the re-key")  # fmt: skip
     wait_for(
         lambda: all(m["state"] == "delivered" for t in (restored, b)
                     for m in t.cli_json("outbox", "--limit", "5000")["messages"]),
         30, "every receipt",
     )  # fmt: skip
-    assert _bodies(b) == collections.Counter(a_bodies), "moscow holds each of washington's messages once"
-    assert _bodies(restored) == collections.Counter(b_bodies), "washington holds each of moscow's messages once"
+    assert b.inbox_bodies() == collections.Counter(a_bodies), "moscow holds each of washington's messages once"
+    assert restored.inbox_bodies() == collections.Counter(b_bodies), "washington holds each of moscow's messages once"
     log = restored.log()
     assert "messages 11..15 that washington sent after it are held by moscow only" in log, log[-3000:]
     assert "Traceback" not in log and "Traceback" not in b.log()

@@ -30,16 +30,6 @@ from hotline.terminal.tls import client_context
 pytestmark = pytest.mark.e2e
 
 
-def _send(t: Terminal, to: str, bodies: list[str]) -> None:
-    with t.client(timeout=60) as c:
-        for p in [c.submit("send", to=to, body=body) for body in bodies]:
-            c.result(p)
-
-
-def _bodies(t: Terminal) -> collections.Counter[str]:
-    return collections.Counter(m["body"] for m in t.cli_json("inbox", "--limit", "5000")["messages"])
-
-
 def _all_delivered(*terminals: Terminal) -> bool:
     return all(
         m["state"] == "delivered" for t in terminals for m in t.cli_json("outbox", "--limit", "5000")["messages"]
@@ -82,16 +72,16 @@ def test_rotate_key_on_a_running_pair_while_messages_flow(paired: tuple[Terminal
 
     a_bodies = [f"washington message {n}" for n in range(40)]
     b_bodies = [f"moscow message {n}" for n in range(40)]
-    _send(a, "moscow", a_bodies[:20])  # accepted, on their way: the rotation comes in the middle
-    _send(b, "washington", b_bodies[:20])
+    a.send_many("moscow", a_bodies[:20])  # accepted, on their way: the rotation comes in the middle
+    b.send_many("washington", b_bodies[:20])
     out = a.cli("rotate-key").stdout
     assert "identity key rotated" in out and "every peer on a live link has been told" in out, out
-    _send(a, "moscow", a_bodies[20:])
-    _send(b, "washington", b_bodies[20:])
-    wait_for(lambda: sum(_bodies(b).values()) == 40 and sum(_bodies(a).values()) == 40, 60, "every message")
+    a.send_many("moscow", a_bodies[20:])
+    b.send_many("washington", b_bodies[20:])
+    wait_for(lambda: sum(b.inbox_bodies().values()) == 40 and sum(a.inbox_bodies().values()) == 40, 60, "every message")
     wait_for(lambda: _all_delivered(a, b), 30, "every receipt")
-    assert _bodies(b) == collections.Counter(a_bodies), "moscow holds each of washington's messages once"
-    assert _bodies(a) == collections.Counter(b_bodies), "washington holds each of moscow's messages once"
+    assert b.inbox_bodies() == collections.Counter(a_bodies), "moscow holds each of washington's messages once"
+    assert a.inbox_bodies() == collections.Counter(b_bodies), "washington holds each of moscow's messages once"
 
     new = load_keys(a.home / "keys.json", None)
     assert new.public_key != old.public_key and new.name == "washington"
@@ -116,8 +106,8 @@ def test_rotate_key_on_a_running_pair_while_messages_flow(paired: tuple[Terminal
     a.stop()
     a.start()
     a.wait_link("moscow")
-    _send(a, "moscow", ["after the restart"])
-    wait_for(lambda: _bodies(b)["after the restart"] == 1, 30, "a message after the restart")
+    a.send_many("moscow", ["after the restart"])
+    wait_for(lambda: b.inbox_bodies()["after the restart"] == 1, 30, "a message after the restart")
     assert len(_alarms(b, "peer-key-rotated")) == 1, "the alarm is raised once, not per link"
     b.cli("verify", "washington", after["safety_number"])  # the operators read the new digits aloud
     wait_for(lambda: not _alarms(b, "peer-key-rotated"), 10, "the alarm to clear once confirmed")
@@ -147,16 +137,18 @@ def test_rotate_key_on_a_stopped_terminal_is_accepted_when_the_link_comes_up(
     a.start()
     b.start()
     a.wait_link("moscow")
-    _send(a, "moscow", ["before"])
-    wait_for(lambda: _bodies(b)["before"] == 1, 30, "the first message")
+    a.send_many("moscow", ["before"])
+    wait_for(lambda: b.inbox_bodies()["before"] == 1, 30, "the first message")
     a.stop()
     out = a.cli("rotate-key", "--json").stdout
     assert json.loads(out)["running"] is False
     a.start()
     wait_for(lambda: a.link_up("moscow") and b.link_up("washington"), 30, "the link with the new key")
-    _send(a, "moscow", ["after"])
-    _send(b, "washington", ["answer"])
-    wait_for(lambda: _bodies(b)["after"] == 1 and _bodies(a)["answer"] == 1, 30, "messages under the new key")
+    a.send_many("moscow", ["after"])
+    b.send_many("washington", ["answer"])
+    wait_for(
+        lambda: b.inbox_bodies()["after"] == 1 and a.inbox_bodies()["answer"] == 1, 30, "messages under the new key"
+    )
     assert len(_alarms(b, "peer-key-rotated")) == 1
     assert not _alarms(b, "peer-key-changed"), "a succession is not a changed key"
     assert _peer(b, "washington")["fingerprint"] == fingerprint(load_keys(a.home / "keys.json", None).public_key)
@@ -188,7 +180,7 @@ def test_revoke_refuses_the_key_until_paired_afresh(paired: tuple[Terminal, Term
     assert again.returncode != 0 and "revoked" in again.stderr, again.stderr
 
     # Nothing passes until moscow pairs the new card and both read the new safety number.
-    _send(a, "moscow", ["after the revocation"])
+    a.send_many("moscow", ["after the revocation"])
     assert not b.link_up("washington")
     b.pair_with(a)
     digits = _peer(b, "washington")["safety_number"]
@@ -196,9 +188,9 @@ def test_revoke_refuses_the_key_until_paired_afresh(paired: tuple[Terminal, Term
     b.cli("verify", "washington", digits)
     a.cli("verify", "moscow", digits)
     assert not _alarms(b, "peer-key-revoked"), "paired afresh: the alarm has done its work"
-    wait_for(lambda: _bodies(b)["after the revocation"] == 1, 30, "the message after the fresh pairing")
-    _send(b, "washington", ["welcome back"])
-    wait_for(lambda: _bodies(a)["welcome back"] == 1, 30, "the answer")
+    wait_for(lambda: b.inbox_bodies()["after the revocation"] == 1, 30, "the message after the fresh pairing")
+    b.send_many("washington", ["welcome back"])
+    wait_for(lambda: a.inbox_bodies()["welcome back"] == 1, 30, "the answer")
     for t in (a, b):
         t.stop()
         assert "journal OK" in t.cli("journal", "verify").stdout
@@ -245,11 +237,11 @@ def test_an_operator_revokes_trust_in_a_peer_key_locally(paired: tuple[Terminal,
     assert _peer(b, "washington")["revoked"]
     refused = b.cli("pair", str(card), check=False)
     assert refused.returncode != 0 and "revoked" in refused.stderr
-    _send(a, "moscow", ["not through"])
+    a.send_many("moscow", ["not through"])
     b.stop()
     b.start()  # washington dials it again, and is refused by name
     wait_for(lambda: "of 'washington' was revoked" in b.log(), 20, "washington's next dial to be refused")
-    assert not b.link_up("washington") and _bodies(b)["not through"] == 0
+    assert not b.link_up("washington") and b.inbox_bodies()["not through"] == 0
     b.stop()
     assert "journal OK" in b.cli("journal", "verify").stdout
 
