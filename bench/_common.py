@@ -12,6 +12,7 @@ stacks with one line per stack; ``bench/profile_top.py`` summarises them.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import shutil
@@ -28,7 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hotline.core.errors import ControlError
 from hotline.terminal.control import ControlClient
@@ -221,3 +222,23 @@ def machine_reference(seconds: float = 1.0) -> dict[str, float]:
         commits_per_s = commits / (time.perf_counter() - start)
         db.close()
     return {"ed25519_verifies_per_s": round(verifies_per_s), "fsync_commits_per_s": round(commits_per_s)}
+
+
+def run_bench(script: str, *args: str) -> dict[str, Any]:
+    """Run another benchmark of this folder with --json in a fresh interpreter; its figures."""
+    print(f"running bench/{script} ...", file=sys.stderr, flush=True)
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve().parent / script), "--json", *args],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def write_readme_block(name: str, block: str) -> None:
+    """Replace what stands between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in README.md."""
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = readme.read_text()
+    if start not in text or end not in text:
+        raise SystemExit(f"{readme} has no {start} ... {end} block to replace")
+    head, rest = text.split(start, 1)
+    readme.write_text(f"{head}{start}\n{block}\n{end}{rest.split(end, 1)[1]}")
+    print(f"wrote the figures into {readme}", file=sys.stderr)

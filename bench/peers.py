@@ -39,11 +39,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _common import free_port, loopback_round_trip_ms, percentile
+from _common import free_port, loopback_round_trip_ms, percentile, run_bench, write_readme_block
 
 BENCH = Path(__file__).resolve().parent
-README = BENCH.parent / "README.md"
-START, END = "<!-- peers:start -->", "<!-- peers:end -->"
 SERVER = "bench.localhost"
 SENDERS = 16
 _VERSION = "from importlib.metadata import version; print(version('matrix-synapse'))"
@@ -230,13 +228,8 @@ def measure_synapse(python: str, latency_messages: int, throughput_messages: int
 
 
 def measure_hotline(latency_messages: int, throughput_messages: int) -> dict[str, Any]:
-    def run(script: str, *args: str) -> dict[str, Any]:
-        out = subprocess.run([sys.executable, str(BENCH / script), "--json", *args],
-                             capture_output=True, text=True, check=True)  # fmt: skip
-        return json.loads(out.stdout)  # type: ignore[no-any-return]
-
-    lat = run("latency.py", "--messages", str(latency_messages))
-    thr = run("throughput.py", "--messages", str(throughput_messages))
+    lat = run_bench("latency.py", "--messages", str(latency_messages))
+    thr = run_bench("throughput.py", "--messages", str(throughput_messages))
     return {"p50_ms": lat["p50_ms"], "p99_ms": lat["p99_ms"], "per_s": thr["per_s"],
             "latency_messages": lat["messages"], "throughput_messages": thr["messages"]}  # fmt: skip
 
@@ -288,12 +281,7 @@ def main() -> int:
     block = render(hot, syn, floor)
     print(block)
     if args.write:
-        text = README.read_text()
-        if START not in text or END not in text:
-            raise SystemExit(f"{README} has no {START} ... {END} block to replace")
-        head, rest = text.split(START, 1)
-        README.write_text(f"{head}{START}\n{block}\n{END}{rest.split(END, 1)[1]}")
-        print(f"wrote the figures into {README}", file=sys.stderr)
+        write_readme_block("peers", block)
     return 0
 
 

@@ -9,26 +9,13 @@ measured in the same run, the target, and the machine. ``--no-write`` only print
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import subprocess
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from _common import machine_reference
-
-BENCH = Path(__file__).resolve().parent
-README = BENCH.parent / "README.md"
-START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-
-
-def run(script: str) -> dict[str, Any]:
-    print(f"running bench/{script} ...", file=sys.stderr, flush=True)
-    out = subprocess.run([sys.executable, str(BENCH / script), "--json"], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)  # type: ignore[no-any-return]
+from _common import machine_reference, run_bench, write_readme_block
 
 
 def verdict(ok: bool) -> str:
@@ -92,17 +79,12 @@ def main() -> int:
     args = parser.parse_args()
     print("measuring this machine's Ed25519 and fsync rates ...", file=sys.stderr, flush=True)
     ref = machine_reference()
-    block = render(run("latency.py"), run("throughput.py"), run("failover.py"), run("flash.py"), run("restart.py"),
+    block = render(run_bench("latency.py"), run_bench("throughput.py"), run_bench("failover.py"), run_bench("flash.py"),
+                   run_bench("restart.py"),
                    ref)  # fmt: skip
     print(block)
     if not args.no_write:
-        text = README.read_text()
-        if START not in text or END not in text:
-            raise SystemExit(f"{README} has no {START} ... {END} block to replace")
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        README.write_text(f"{head}{START}\n{block}\n{END}{tail}")
-        print(f"wrote the figures into {README}", file=sys.stderr)
+        write_readme_block("bench", block)
     return 0
 
 
