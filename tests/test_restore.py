@@ -8,6 +8,7 @@ journaled ends up exactly once at the other.
 
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 
@@ -115,6 +116,12 @@ def test_restore_rekeys_before_any_envelope_and_loses_nothing(tmp_path: Path) ->
     assert "restored-messages-lost" in [x["kind"] for x in a.engine.alarms()]
     assert b.engine is not None and "restored-messages-lost" not in [x["kind"] for x in b.engine.alarms()]
     assert not any(e.kind == "message.duplicate" for e in b.journal.entries())
+    for side in (a, b):  # `send --wait` on any of them returns at once: each is delivered
+        assert side.engine is not None
+        woken: list[str] = []
+        for message_id in _ids(side, "out"):
+            side.engine.on_delivered(message_id, functools.partial(woken.append, message_id))
+        assert sorted(woken) == sorted(_ids(side, "out")), side.name
 
 
 def backup_entries(backup: Path) -> int:

@@ -394,6 +394,15 @@ class Engine(TrustHandling, RekeyHandling, RelayHandling, LinkHandling, DeskHand
             return
         self._delivered_waiters.setdefault(message_id, []).append(callback)
 
+    def _wake_delivered(self) -> None:
+        """The journal marked messages delivered without a receipt here (a restarted stream counts what
+        the peer holds): forget their contents and answer their waiters, as a receipt would have."""
+        held = [m for m in {*self._contents, *self._delivered_waiters} if self.store.message_state(m) == "delivered"]
+        for message_id in held:
+            self._contents.pop(message_id, None)
+            for callback in self._delivered_waiters.pop(message_id, []):
+                callback()
+
     def wake(self) -> None:
         """Another process journaled messages (``hotline send`` racing the start): pick them up."""
         for peer in self.peers.values():

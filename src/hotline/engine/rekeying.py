@@ -75,6 +75,9 @@ class RekeyHandling(ABC):
     @abstractmethod
     def _supervise(self) -> None: ...
 
+    @abstractmethod
+    def _wake_delivered(self) -> None: ...
+
     def _offer_rekey(self, peer: PeerState, link: Link) -> None:
         """A link to a peer we must re-key with is up: (re)send our offer on it."""
         if peer.rekey_offer is None:
@@ -173,6 +176,7 @@ class RekeyHandling(ABC):
             self.supervisor.raise_alarm("restored-messages-lost", peer.name, "", lost_text, now_ns)
             self._supervise()
         self._fresh_stream(peer, ratchet)
+        self._wake_delivered()  # what the peer was found to hold is delivered, though no receipt said so
 
     def _fresh_stream(self, peer: PeerState, ratchet: Ratchet) -> None:
         """Memory follows the journal: the new stream from sequence 1, the queue as journaled."""
