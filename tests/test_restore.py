@@ -204,3 +204,41 @@ def test_plan_restart() -> None:
     unconfirmed = plan_restart(our_out_upto=5, our_hash_at_peer_cursor=None, peer_in_upto=9, peer_in_sh=h,
                                we_were_restored=True, our_out_sh=h, peer_hash_at_our_out=None)  # fmt: skip
     assert (unconfirmed.held, unconfirmed.same_stream) == (0, False)
+
+
+def test_a_message_the_restored_peer_held_unreceipted_wakes_its_waiter_at_the_re_key(tmp_path: Path) -> None:
+    """moscow's two messages reached washington and were journaled there, but the receipt was lost
+    and washington was then restored from a backup holding them: the re-key counts them delivered
+    (the restored journal has them), and moscow's `--wait` on each returns then, as a receipt's would."""
+    w = World(tmp_path)
+    a, b = w.a, w.b
+    w.connect()
+    w.deliver_all()
+    assert w.links is not None and a.engine is not None and b.engine is not None
+    la, pa, _, pb = w.links
+    b.send("washington", 2, Precedence.ROUTINE)
+    b.settle()
+    while pb.chunks:  # moscow -> washington only
+        a.engine.data_received(la, pb.chunks.pop(0))
+    a.settle()
+    assert len(_ids(a, "in")) == 2
+    pa.chunks.clear()  # washington's receipt is lost on the way
+    woken: list[str] = []
+    for message_id in _ids(b, "out"):
+        b.engine.on_delivered(message_id, functools.partial(woken.append, message_id))
+    assert woken == []
+    backup = tmp_path / "backup.sqlite"
+    a.journal.reader().snapshot(backup)
+    backup_ns = w.clock.wall_ns()
+
+    w.disconnect()
+    a.crash()
+    _restore(a, backup, backup_ns, w.clock.wall_ns())
+    a.start()
+    w.connect()
+    w.deliver_all()
+    w.tick(3)
+    w.deliver_all()
+    assert any(e.kind == "peer.rekeyed" for e in b.journal.entries())
+    assert sorted(woken) == sorted(_ids(b, "out")), "each waiter answered at the re-key"
+    assert sorted(_ids(a, "in")) == sorted(_ids(b, "out")), "washington holds each once"
