@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 from hotline.core.errors import ControlError
 from hotline.terminal.control import ControlClient
+from hotline.testing.waiting import wait_until
 
 T = TypeVar("T")
 
@@ -50,16 +51,7 @@ def hotline(home: Path, *args: str) -> str:
 
 
 def wait(predicate: Callable[[], T | None], deadline_s: float, what: str) -> T:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        try:
-            value = predicate()
-        except ControlError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.01)
-    raise SystemExit(f"timed out waiting for {what}")
+    return wait_until(predicate, deadline_s, what, interval=0.01, failure=SystemExit, not_yet=(ControlError,))
 
 
 def active_path(home: Path) -> str | None:

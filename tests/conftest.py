@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import collections
 import functools
-import hashlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,23 +19,12 @@ from hypothesis import settings
 
 from hotline.core.errors import ControlError
 from hotline.terminal.control import ControlClient
+from hotline.testing.waiting import wait_until
 
 # Examples are judged by what they find, not by how fast they run: one stall on a loaded two-core
 # machine must not fail a property test for "unreliable timing".
 settings.register_profile("hotline", deadline=None)
 settings.load_profile("hotline")
-
-
-def seeded(seed: bytes) -> Callable[[int], bytes]:
-    """A deterministic stand-in for os.urandom (keys, nonces and ids repeatable in a test)."""
-    counter = 0
-
-    def randbytes(n: int) -> bytes:
-        nonlocal counter
-        counter += 1
-        return hashlib.shake_256(seed + counter.to_bytes(4, "big")).digest(n)
-
-    return randbytes
 
 
 def _listen_ports() -> Iterator[int]:
@@ -74,14 +61,7 @@ def free_port() -> int:
 
 def wait_for(predicate: Callable[[], Any], deadline_s: float, what: str) -> Any:
     """Poll a condition until it holds or the deadline passes (then fail, naming it)."""
-    end = time.monotonic() + deadline_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {deadline_s}s waiting for {what}")
-        time.sleep(0.02)
+    return wait_until(predicate, deadline_s, what)
 
 
 class Terminal:

@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import seeded
 from hotline.core.errors import DeskError, RemoteProtocolError
 from hotline.core.wire import pack, unpack
 from hotline.crypto.identity import Identity
@@ -31,6 +30,7 @@ from hotline.desk.records import (
     sign_record,
 )
 from hotline.desk.register import Register
+from hotline.testing.waiting import seeded
 
 NOW = 1_760_623_200_000_000_000  # 2025-10-16T14:00:00Z, a fake clock
 CALL_ID = "0199ed3a-0000-7000-8000-000000000001"

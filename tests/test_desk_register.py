@@ -23,12 +23,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import seeded
 from hotline.core.errors import DeskError
 from hotline.crypto.identity import Identity
 from hotline.desk.acts import make_record
 from hotline.desk.records import DeskRecord, RecordType, sign_record
 from hotline.desk.register import Register, call_view, commitment_view
+from hotline.testing.waiting import seeded
 
 T0 = 1_742_256_000_000_000_000  # 2025-03-18T00:00:00Z: the fake clock starts here
 SECOND = 1_000_000_000

@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 from playwright.sync_api import sync_playwright
 
-from conftest import Terminal, seeded
+from conftest import Terminal
 from hotline.core.times import parse_time
 from hotline.crypto.identity import Identity
 from hotline.desk.acts import make_record
 from hotline.desk.register import Register
 from hotline.desk.report import Audience, Format, Period, render
 from hotline.home.forms import load_forms
+from hotline.testing.waiting import seeded
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

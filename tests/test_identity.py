@@ -22,7 +22,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import seeded
 from hotline.core.errors import CardError, ConfigError, IdentityError, PassphraseError, SignatureError
 from hotline.core.model import Address
 from hotline.crypto.identity import (
@@ -38,6 +37,7 @@ from hotline.crypto.identity import (
     verify,
 )
 from hotline.home.keyfile import load_keys, save_keys
+from hotline.testing.waiting import seeded
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "signal_fingerprint.json").read_text())
 SAFETY_RE = re.compile(r"^\d{5}( \d{5}){11}$")

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import seeded
 from hotline.core.errors import (
     CardError,
     CryptoError,
@@ -32,6 +31,7 @@ from hotline.crypto.succession import (
     open_succession,
     signer_of,
 )
+from hotline.testing.waiting import seeded
 
 CREATED = "2026-12-04T18:00:00Z"
 AT = 1_796_000_000_000_000_000

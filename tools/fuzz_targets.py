@@ -41,6 +41,7 @@ from hotline.desk import records
 from hotline.desk.forms import FormRegistry, FormType
 from hotline.desk.records import DeskRecord, RecordType, open_record, sign_record
 from hotline.home.forms import load_forms
+from hotline.testing.waiting import seeded
 
 Harness = Callable[[bytes], None]
 T0 = 1_800_000_000_000_000_000
@@ -74,23 +75,12 @@ class Input:
         return self.take(len(self.data))
 
 
-def _seeded(seed: bytes) -> Callable[[int], bytes]:
-    counter = 0
-
-    def randbytes(n: int) -> bytes:
-        nonlocal counter
-        counter += 1
-        return hashlib.shake_256(seed + counter.to_bytes(4, "big")).digest(n)
-
-    return randbytes
-
-
 @cache
 def identities() -> tuple[Identity, Identity]:
     """washington and moscow, with fixed keys: the seed corpus is signed with them."""
     return (
-        Identity.generate("washington", randbytes=_seeded(b"fuzz washington")),
-        Identity.generate("moscow", randbytes=_seeded(b"fuzz moscow")),
+        Identity.generate("washington", randbytes=seeded(b"fuzz washington")),
+        Identity.generate("moscow", randbytes=seeded(b"fuzz moscow")),
     )
 
 
@@ -555,7 +545,7 @@ def key_statement(data: bytes) -> None:
 
 def key_statement_seeds() -> list[bytes]:
     washington, _ = identities()
-    successor = Identity.generate("washington", randbytes=_seeded(b"fuzz washington, rotated"))
+    successor = Identity.generate("washington", randbytes=seeded(b"fuzz washington, rotated"))
     card = make_card(successor, [Address("primary", "127.0.0.1", 7401)], "2026-12-04T00:00:00Z")
     seeds = []
     for kind, signed in ((0, succ.make_succession(washington, card, n=1, at_ns=T0)),

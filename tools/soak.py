@@ -45,6 +45,7 @@ from hotline.core.errors import ControlError
 from hotline.core.wire import unpack
 from hotline.terminal.control import ControlClient
 from hotline.testing.faultproxy import Proxy
+from hotline.testing.waiting import wait_until
 
 NAMES = ("washington", "moscow")
 
@@ -119,14 +120,7 @@ class Side:
 
 
 def wait(predicate: Callable[[], Any], deadline_s: float, what: str) -> Any:
-    end = time.monotonic() + deadline_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise SystemExit(f"timed out after {deadline_s:.0f} s waiting for {what}")
-        time.sleep(0.05)
+    return wait_until(predicate, deadline_s, what, interval=0.05, failure=SystemExit)
 
 
 class Sender(threading.Thread):

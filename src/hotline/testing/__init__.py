@@ -1,1 +1,2 @@
-"""Tools for tests and benchmarks (the fault proxy); nothing in the product imports them."""
+"""Tools for tests, benchmarks and the campaign (the fault proxy, waiting, seeded randomness); nothing
+in the product imports them."""
