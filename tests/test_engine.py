@@ -189,6 +189,38 @@ class World:
         while self.deliver(100):
             pass
 
+    def play(self, kind: str, who: str, n: int) -> bool:
+        """One step of a property test's script, by side ``who`` ("a" or "b"); False if ``kind`` is
+        not one of the steps every such test shares (the test plays its own)."""
+        side = self.a if who == "a" else self.b
+        if kind in ("send", "flash"):
+            other = "moscow" if who == "a" else "washington"
+            side.send(other, n, Precedence.FLASH if kind == "flash" else Precedence.ROUTINE)
+            self.settle()
+        elif kind == "deliver":
+            self.deliver(n)
+        elif kind == "connect":
+            self.connect()
+        elif kind == "drop":
+            self.disconnect()
+        elif kind == "crash":
+            self.crash(side)
+        elif kind == "tick":
+            self.tick(n / 10)
+        else:
+            return False
+        return True
+
+    def drain(self) -> None:
+        """Reconnect and move everything, with time passing for probes and heartbeats, until
+        nothing is left in flight."""
+        self.connect()
+        for _ in range(10_000):
+            if not self.deliver(100):
+                self.tick(2.5)
+                if not self.deliver(100):
+                    break
+
     def assert_line_never_went_down(self) -> None:
         """No open alarm, and neither journal holds a link.down or a raised alarm."""
         for side in (self.a, self.b):
@@ -240,30 +272,8 @@ def test_engines_deliver_exactly_once_in_order_through_crashes(script: list[tupl
         w = World(Path(tmp))
         w.connect()
         for kind, who, n in script:
-            side = w.a if who == "a" else w.b
-            other = "moscow" if who == "a" else "washington"
-            if kind == "send":
-                side.send(other, n, Precedence.ROUTINE)
-                w.settle()
-            elif kind == "flash":
-                side.send(other, n, Precedence.FLASH)
-                w.settle()
-            elif kind == "deliver":
-                w.deliver(n)
-            elif kind == "connect":
-                w.connect()
-            elif kind == "drop":
-                w.disconnect()
-            elif kind == "crash":
-                w.crash(side)
-            elif kind == "tick":
-                w.tick(n / 10)
-        w.connect()
-        for _ in range(10_000):
-            if not w.deliver(100):
-                w.tick(2.5)  # probes and heartbeats
-                if not w.deliver(100):
-                    break
+            assert w.play(kind, who, n), kind
+        w.drain()
         for sender, receiver in ((w.a, w.b), (w.b, w.a)):
             assert receiver.inbox() == sender.sealed_order()  # exactly once, in the order sealed
             assert set(sender.sealed_order()) == set(sender.accepted)  # nothing accepted was lost
