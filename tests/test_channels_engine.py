@@ -4,6 +4,7 @@ causal order at every member, nothing after a removal, and refusals of forged or
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -26,7 +27,7 @@ from hotline.storage.audit import verify
 from hotline.storage.sqlite.journal import Journal
 from hotline.storage.sqlite.store import Store
 from test_desk_engine import act
-from test_engine import FakeClock, Pipe, Side
+from test_engine import FakeClock, Pipe, Side, move_chunks
 
 NAMES = ("kyiv", "moscow", "washington")
 
@@ -90,12 +91,9 @@ class Mesh:
         moved = False
         for key, (la, pa, lb, pb) in list(self.links.items()):
             x, y = la.peer, lb.peer  # each link names the peer at its far end
-            for src, dst_side, dst_link in ((pa, self.sides[x], lb), (pb, self.sides[y], la)):
-                for _ in range(max_chunks):
-                    if not src.chunks or dst_side.engine is None or key not in self.links:
-                        break
-                    dst_side.engine.data_received(dst_link, src.chunks.pop(0))
-                    moved = True
+            linked = functools.partial(self.links.__contains__, key)  # a delivery may cut it
+            moved |= move_chunks(pa, self.sides[x], lb, max_chunks, linked)
+            moved |= move_chunks(pb, self.sides[y], la, max_chunks, linked)
         self.settle()
         return moved
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,6 +123,20 @@ class Side:
         return [r[0] for r in rows]
 
 
+def move_chunks(
+    src: Pipe, dst: Side, dst_link: Link, max_chunks: int, open_: Callable[[], bool] = lambda: True
+) -> bool:
+    """Hand up to ``max_chunks`` writes of ``src`` to ``dst``'s end of the link, while ``dst`` runs and
+    the link is ``open_``; whether anything moved."""
+    moved = False
+    for _ in range(max_chunks):
+        if not src.chunks or dst.engine is None or not open_():
+            break
+        dst.engine.data_received(dst_link, src.chunks.pop(0))
+        moved = True
+    return moved
+
+
 class World:
     def __init__(self, root: Path) -> None:
         self.clock = FakeClock()
@@ -174,13 +189,7 @@ class World:
         if self.links is None:
             return False
         la, pa, lb, pb = self.links
-        moved = False
-        for src, dst_side, dst_link in ((pa, self.b, lb), (pb, self.a, la)):
-            for _ in range(max_chunks):
-                if not src.chunks or dst_side.engine is None:
-                    break
-                dst_side.engine.data_received(dst_link, src.chunks.pop(0))
-                moved = True
+        moved = move_chunks(pa, self.b, lb, max_chunks) | move_chunks(pb, self.a, la, max_chunks)
         self.settle()
         return moved
 
