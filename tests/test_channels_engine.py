@@ -178,6 +178,10 @@ def test_a_removed_member_receives_nothing_after_its_removal_and_carriers_are_tr
         (r["peer"], r["state"]) for r in s["moscow"].engine.store.record_carriers() if r["signed"] == after.signed
     }
     assert carriers == {("washington", "delivered")}
+    store = s["moscow"].engine.store
+    assert store.record_carriers("out", after.signed) == [
+        r for r in store.record_carriers() if r["signed"] == after.signed
+    ]
     with pytest.raises(DeskError, match="not a joined member"):
         act(s["kyiv"], {"act": "channel.message", "channel": "ceasefire", "text": "still here?"})
 

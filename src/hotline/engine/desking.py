@@ -257,7 +257,7 @@ class DeskHandling:
 
     def _waiting_for(self, record: DeskRecord) -> list[str]:
         """The members one of this terminal's channel messages went to that have not acknowledged it."""
-        rows = [r for r in self.store.record_carriers("out") if r["signed"] == record.signed]
+        rows = self.store.record_carriers("out", record.signed)
         return not_acknowledged(receipts_by_record(rows).get(record.signed, {}))
 
     def _channel_ack_due(self, record_id: str, where: str, now_ns: int) -> None:

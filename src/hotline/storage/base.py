@@ -332,12 +332,13 @@ class DeskStore(Protocol):
         """Every desk record held, signed, in the order they were journaled."""
         ...
 
-    def record_carriers(self, direction: str = "out") -> list[dict[str, Any]]:
+    def record_carriers(self, direction: str = "out", signed: bytes | None = None) -> list[dict[str, Any]]:
         """Every message that carries a desk record one way ("out": sent, "in": received and taken into
-        the desk), oldest first: a dict with the signed record (``signed``), the carrier's ``id``,
-        ``peer``, ``state`` and its times and receipts (``delivered_at_ns``, ``read_at_ns``,
-        ``acknowledged_at_ns``, ``acknowledged_by``, ``received_at_ns``). A channel record sent has one
-        carrier per member (``desk.channels``): its receipts are that member's."""
+        the desk), or only those that carry the record ``signed``, oldest first: a dict with the signed
+        record (``signed``), the carrier's ``id``, ``peer``, ``state`` and its times and receipts
+        (``delivered_at_ns``, ``read_at_ns``, ``acknowledged_at_ns``, ``acknowledged_by``,
+        ``received_at_ns``). A channel record sent has one carrier per member (``desk.channels``): its
+        receipts are that member's."""
         ...
 
     def carried_record(self, message_id: str) -> tuple[bytes, str] | None:

@@ -405,7 +405,7 @@ class Terminal:
         if record is None:
             raise DeskError("the desk act was not recorded")
         if wait_delivered:  # every message that carries it (one per member, for a channel's)
-            for row in [r for r in self.store.record_carriers() if r["signed"] == record.signed]:
+            for row in self.store.record_carriers("out", record.signed):
                 delivered: asyncio.Future[None] = loop.create_future()
                 self.engine.on_delivered(row["id"], functools.partial(_settle, delivered, None, None))
                 await delivered

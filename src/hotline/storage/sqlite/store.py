@@ -531,18 +531,24 @@ class Store(KeyRecords):
     def desk_records(self) -> list[bytes]:
         return [bytes(r[0]) for r in self.journal.execute("SELECT signed FROM desk_records ORDER BY entry, id")]
 
-    def record_carriers(self, direction: str = "out") -> list[dict[str, Any]]:
+    def record_carriers(self, direction: str = "out", signed: bytes | None = None) -> list[dict[str, Any]]:
         if direction == "out":
             sql = ("SELECT r.receipt, m.id, m.peer, m.state, m.delivered_at_ns, m.read_at_ns, m.acknowledged_at_ns, "
                    "m.acknowledged_by, m.received_at_ns FROM messages m JOIN receipt_items r ON r.id = m.id "
-                   "WHERE m.direction = 'out' AND m.kind = 'record' ORDER BY m.order_key")  # fmt: skip
+                   "WHERE m.direction = 'out' AND m.kind = 'record'")  # fmt: skip
+            only = " AND r.receipt = ?"
         else:
             sql = ("SELECT d.signed, m.id, m.peer, m.state, m.delivered_at_ns, m.read_at_ns, m.acknowledged_at_ns, "
                    "m.acknowledged_by, m.received_at_ns FROM messages m JOIN desk_records d ON d.message_id = m.id "
-                   "WHERE m.direction = 'in' AND d.direction = 'in' ORDER BY m.order_key")  # fmt: skip
+                   "WHERE m.direction = 'in' AND d.direction = 'in'")  # fmt: skip
+            only = " AND d.signed = ?"
+        args: tuple[bytes, ...] = ()
+        if signed is not None:
+            sql, args = sql + only, (signed,)
         keys = ("signed", "id", "peer", "state", "delivered_at_ns", "read_at_ns", "acknowledged_at_ns",
                 "acknowledged_by", "received_at_ns")  # fmt: skip
-        return [{**dict(zip(keys, r, strict=True)), "signed": bytes(r[0])} for r in self.journal.execute(sql)]
+        rows = self.journal.execute(sql + " ORDER BY m.order_key", args)
+        return [{**dict(zip(keys, r, strict=True)), "signed": bytes(r[0])} for r in rows]
 
     def carried_record(self, message_id: str) -> tuple[bytes, str] | None:
         found = self.journal.execute(
